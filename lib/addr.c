@@ -1,0 +1,578 @@
+/* lib/addr.c - envelope address, domain and IP address parsing
+ *
+ * Contract in addr.h.  Everything here is pure and reentrant: no allocation,
+ * no static result buffers and no <ctype.h> (its answers for bytes >= 0x80
+ * depend on the locale), so any milter thread may call it at any time.
+ *
+ * Input is read only up to its NUL.  Output fields are always terminated and
+ * bounded, and never hold a control or 8-bit byte: on input flagged
+ * ADDR_BAD_SYNTAX such bytes are copied as '?', so a best-effort copy can be
+ * logged (still through enc_log()) without surprises.  .reason is the first
+ * problem found, as a static string.
+ *
+ * Address literals are kept as given (validated, so only "[", "]", "IPv6:",
+ * hex digits, ':' and '.'); compare them with ip_parse_literal(), not as
+ * text.  Domain labels over 63 octets and a trailing dot are syntax errors
+ * in an envelope address even though RFC 5321's grammar alone allows them.
+ *
+ * See also: RFC 5321 4.1.2, 4.1.3 and 4.5.3.1; RFC 1035 2.3.1; RFC 1123 2.1.
+ */
+#include "addr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define LABEL_MAX 63
+#define DNS_NAME_MAX 253
+/* "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255" */
+#define IP_TEXT_MAX 45
+/* "[IPv6:" IP_TEXT_MAX "]" */
+#define LITERAL_MAX (6 + IP_TEXT_MAX + 1)
+
+/* Returned as .reason; addr_is_postmaster() compares against the pointer. */
+static const char r_no_domain[] = "missing domain";
+
+/* ASCII letter, locale-independent. */
+static int is_alpha(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* ASCII decimal digit. */
+static int is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* RFC 5321 Let-dig. */
+static int is_letdig(int c)
+{
+	return is_alpha(c) || is_digit(c);
+}
+
+/* RFC 5321 atext (RFC 5322 3.2.3): the bytes of an unquoted local part. */
+static int is_atext(int c)
+{
+	return is_letdig(c) ||
+	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* RFC 5321 qtextSMTP: printable ASCII except '"' and '\\'. */
+static int is_qtext(int c)
+{
+	return c >= 32 && c <= 126 && c != '"' && c != '\\';
+}
+
+/* ASCII lower case. */
+static int to_lower(int c)
+{
+	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+/* Record a syntax error; the first reason found is the one reported. */
+static void bad(struct mailaddr *out, const char *reason)
+{
+	out->flags |= ADDR_BAD_SYNTAX;
+	if (out->reason == NULL)
+		out->reason = reason;
+}
+
+/* Bounded copy of the span [s, s+n) into dst (size dstsize > 0), control and
+ * 8-bit bytes as '?', optionally lower-cased.  Returns the length copied. */
+static size_t copy_span(char *dst, size_t dstsize, const char *s, size_t n,
+			int lower)
+{
+	size_t i;
+
+	if (n > dstsize - 1)
+		n = dstsize - 1;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f)
+			c = '?';
+		dst[i] = (char)(lower ? to_lower(c) : c);
+	}
+	dst[n] = '\0';
+	return n;
+}
+
+/* Check the span [s, s+n) as sub-domain *("." sub-domain) with labels of at
+ * most 63 octets, no trailing dot.  Returns NULL or a static reason. */
+static const char *check_domain(const char *s, size_t n)
+{
+	size_t i, label = 0;
+
+	if (n == 0)
+		return "empty domain";
+	/* Characters first, so that hostile bytes get the clearest reason. */
+	for (i = 0; i < n; i++)
+		if (!is_letdig((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+			return "invalid character in domain";
+	for (i = 0; i <= n; i++) {
+		if (i < n && s[i] != '.') {
+			label++;
+			continue;
+		}
+		/* s[i - label .. i - 1] is one label */
+		if (label == 0)
+			return "empty label in domain";
+		if (label > LABEL_MAX)
+			return "domain label too long";
+		if (s[i - label] == '-' || s[i - 1] == '-')
+			return "hyphen at start or end of domain label";
+		label = 0;
+	}
+	return NULL;
+}
+
+/* Check the span [s, s+n) as an RFC 5321 Dot-string.  Returns NULL or a
+ * static reason. */
+static const char *check_dot_string(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return "empty local part";
+	for (i = 0; i < n; i++)
+		if (!is_atext((unsigned char)s[i]) && s[i] != '.')
+			return "invalid character in local part";
+	for (i = 0; i < n; i++)
+		if (s[i] == '.' && (i == 0 || i == n - 1 || s[i + 1] == '.'))
+			return "misplaced dot in local part";
+	return NULL;
+}
+
+/* Check the span [s, e) as A-d-l: At-domain *( "," At-domain ).  Returns
+ * NULL or a static reason. */
+static const char *check_route(const char *s, const char *e)
+{
+	while (s < e) {
+		const char *comma = memchr(s, ',', (size_t)(e - s));
+		const char *next = comma ? comma : e;
+
+		if (*s != '@' || check_domain(s + 1, (size_t)(next - s - 1)))
+			return "invalid source route";
+		if (comma && comma + 1 == e)
+			return "invalid source route";
+		s = comma ? comma + 1 : e;
+	}
+	return NULL;
+}
+
+/* Parse the quoted-string local part starting at *pp (which points at '"')
+ * and ending before e; leaves *pp after the closing quote. */
+static void parse_quoted(struct mailaddr *out, const char **pp, const char *e)
+{
+	const char *p = *pp + 1;
+
+	out->flags |= ADDR_QUOTED;
+	while (p < e && *p != '"') {
+		if (*p == '\\') {
+			/* quoted-pairSMTP = "\" followed by printable ASCII */
+			if (p + 1 < e && p[1] >= 32 && p[1] <= 126) {
+				p += 2;
+				continue;
+			}
+			bad(out, "invalid quoted pair in local part");
+		} else if (!is_qtext((unsigned char)*p)) {
+			bad(out, "invalid character in local part");
+		}
+		p++;
+	}
+	if (p == e)
+		bad(out, "unterminated quoted local part");
+	else
+		p++;
+	*pp = p;
+}
+
+/* Parse the domain part [d, e) (after '@') into out. */
+static void parse_domain(struct mailaddr *out, const char *d, const char *e)
+{
+	size_t n = (size_t)(e - d);
+
+	if (n > 0 && *d == '[') {
+		char lit[LITERAL_MAX + 1];
+		struct ipaddr ip;
+
+		out->flags |= ADDR_DOMAIN_LITERAL;
+		if (n > LITERAL_MAX) {
+			bad(out, "invalid address literal");
+		} else {
+			memcpy(lit, d, n);
+			lit[n] = '\0';
+			if (ip_parse_literal(lit, &ip) != 0)
+				bad(out, "invalid address literal");
+		}
+		copy_span(out->domain, sizeof(out->domain), d, n, 0);
+		return;
+	}
+	if (n > ADDR_DOMAIN_MAX) {
+		out->flags |= ADDR_TOO_LONG;
+		bad(out, "domain too long");
+	} else {
+		const char *r = check_domain(d, n);
+
+		if (r != NULL)
+			bad(out, r);
+	}
+	copy_span(out->domain, sizeof(out->domain), d, n, 1);
+	if (!domain_is_fqdn(out->domain))
+		out->flags |= ADDR_NON_FQDN;
+}
+
+/* Fill out->full from local and domain; "local@domain" fits by size. */
+static void make_full(struct mailaddr *out, int have_at)
+{
+	size_t l = strlen(out->local);
+	size_t d = strlen(out->domain);
+
+	memcpy(out->full, out->local, l);
+	if (have_at) {
+		out->full[l++] = '@';
+		memcpy(out->full + l, out->domain, d);
+		l += d;
+	}
+	out->full[l] = '\0';
+}
+
+/* Parse an envelope address; see addr.h.  Never fails: problems are flags. */
+void addr_parse(const char *in, struct mailaddr *out)
+{
+	const char *p, *e, *lp, *le;
+	int have_at = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (in == NULL) {
+		bad(out, "no address");
+		return;
+	}
+	p = in;
+	e = in + strlen(in);
+	/* The MTA strips ESMTP parameters but may leave the separating space. */
+	while (p < e && *p == ' ')
+		p++;
+	while (e > p && e[-1] == ' ')
+		e--;
+
+	if (p < e && *p == '<') {
+		p++;
+		if (e > p && e[-1] == '>')
+			e--;
+		else if (memchr(p, '>', (size_t)(e - p)) != NULL)
+			bad(out, "text after address");
+		else
+			bad(out, "missing closing bracket");
+	} else {
+		out->flags |= ADDR_NO_BRACKETS;
+	}
+
+	if (p == e) {
+		if (out->flags & (ADDR_NO_BRACKETS | ADDR_BAD_SYNTAX))
+			bad(out, "empty address");
+		else
+			out->flags |= ADDR_NULL;
+		return;
+	}
+
+	/* Source route: "@a,@b:" before the mailbox; RFC 5321 says to ignore
+	 * it, so it is checked and dropped. */
+	if (*p == '@') {
+		const char *colon = memchr(p, ':', (size_t)(e - p));
+
+		out->flags |= ADDR_SOURCE_ROUTE;
+		if (colon == NULL) {
+			bad(out, "invalid source route");
+		} else {
+			const char *r = check_route(p, colon);
+
+			if (r != NULL)
+				bad(out, r);
+			p = colon + 1;
+		}
+	}
+
+	/* Local part: Dot-string / Quoted-string. */
+	lp = p;
+	if (p < e && *p == '"') {
+		parse_quoted(out, &p, e);
+		if (p < e && *p != '@') {
+			const char *at = memchr(p, '@', (size_t)(e - p));
+
+			bad(out, "invalid character in local part");
+			p = at ? at : e;
+		}
+		le = p;
+	} else {
+		const char *at = memchr(p, '@', (size_t)(e - p));
+		const char *r;
+
+		le = at ? at : e;
+		r = check_dot_string(lp, (size_t)(le - lp));
+		if (r != NULL)
+			bad(out, r);
+		p = le;
+	}
+	if ((size_t)(le - lp) > ADDR_LOCAL_MAX) {
+		out->flags |= ADDR_TOO_LONG;
+		bad(out, "local part too long");
+	}
+	copy_span(out->local, sizeof(out->local), lp, (size_t)(le - lp), 0);
+
+	/* Domain, or none: only "<Postmaster>" may omit it (RFC 5321 4.1.1.3). */
+	if (p == e) {
+		out->flags |= ADDR_NO_DOMAIN;
+		if ((out->flags & ADDR_QUOTED) ||
+		    strcasecmp(out->local, "postmaster") != 0)
+			bad(out, r_no_domain);
+	} else {
+		have_at = 1;
+		parse_domain(out, p + 1, e);
+	}
+	make_full(out, have_at);
+}
+
+/* "postmaster" or "abuse", unquoted, any case, any or no domain.  Returns 0
+ * for a null or syntactically bad address, except that a missing domain is
+ * tolerated ("<abuse>"). */
+int addr_is_postmaster(const struct mailaddr *a)
+{
+	if (a == NULL || (a->flags & (ADDR_NULL | ADDR_QUOTED)))
+		return 0;
+	/* The missing-domain check runs last, so when it is the reported
+	 * reason it is the only problem. */
+	if ((a->flags & ADDR_BAD_SYNTAX) && a->reason != r_no_domain)
+		return 0;
+	return strcasecmp(a->local, "postmaster") == 0 ||
+	       strcasecmp(a->local, "abuse") == 0;
+}
+
+/* RFC 1035 host name syntax; see addr.h. */
+int domain_valid(const char *name)
+{
+	size_t n;
+
+	if (name == NULL)
+		return 0;
+	n = strnlen(name, DNS_NAME_MAX + 2);
+	if (n > 0 && name[n - 1] == '.')
+		n--;
+	if (n == 0 || n > DNS_NAME_MAX)
+		return 0;
+	return check_domain(name, n) == NULL;
+}
+
+/* Valid, at least two labels, top label not all digits. */
+int domain_is_fqdn(const char *name)
+{
+	size_t n, i;
+	int numeric = 1;
+
+	if (!domain_valid(name))
+		return 0;
+	n = strlen(name);
+	if (name[n - 1] == '.')
+		n--;
+	for (i = n; i > 0 && name[i - 1] != '.'; i--)
+		if (!is_digit((unsigned char)name[i - 1]))
+			numeric = 0;
+	return i > 0 && !numeric;
+}
+
+/* Parse a bare IPv4 or IPv6 address; see addr.h. */
+int ip_parse(const char *s, struct ipaddr *ip)
+{
+	size_t n;
+
+	if (s == NULL || ip == NULL)
+		return -1;
+	memset(ip, 0, sizeof(*ip));
+	n = strnlen(s, IP_TEXT_MAX + 1);
+	if (n == 0 || n > IP_TEXT_MAX)
+		return -1;
+	if (memchr(s, ':', n) != NULL) {
+		struct in6_addr a6;
+
+		if (inet_pton(AF_INET6, s, &a6) != 1)
+			return -1;
+		memcpy(ip->a, &a6, 16);
+		ip->family = AF_INET6;
+	} else {
+		struct in_addr a4;
+
+		/* glibc's inet_pton() takes only four decimal octets without
+		 * leading zeros: no "1.2.3", no octal "010.0.0.1". */
+		if (inet_pton(AF_INET, s, &a4) != 1)
+			return -1;
+		memcpy(ip->a, &a4, 4);
+		ip->family = AF_INET;
+	}
+	return 0;
+}
+
+/* Parse "addr/len" or "addr"; see addr.h.  The host bits are kept. */
+int ip_parse_cidr(const char *s, struct ipaddr *net, int *len)
+{
+	char buf[IP_TEXT_MAX + 1];
+	const char *slash;
+	size_t n;
+	int bits = 0, max;
+
+	if (s == NULL || net == NULL || len == NULL)
+		return -1;
+	n = strnlen(s, IP_TEXT_MAX + 5);
+	slash = memchr(s, '/', n);
+	if (slash == NULL) {
+		if (ip_parse(s, net) != 0)
+			return -1;
+		*len = net->family == AF_INET ? 32 : 128;
+		return 0;
+	}
+	if ((size_t)(slash - s) > IP_TEXT_MAX)
+		return -1;
+	memcpy(buf, s, (size_t)(slash - s));
+	buf[slash - s] = '\0';
+	if (ip_parse(buf, net) != 0)
+		return -1;
+	max = net->family == AF_INET ? 32 : 128;
+	/* one to three digits, nothing after them */
+	n -= (size_t)(slash + 1 - s);
+	if (n == 0 || n > 3 || slash[1 + n] != '\0')
+		return -1;
+	for (s = slash + 1; *s != '\0'; s++) {
+		if (!is_digit((unsigned char)*s))
+			return -1;
+		bits = bits * 10 + (*s - '0');
+	}
+	if (bits > max)
+		return -1;
+	*len = bits;
+	return 0;
+}
+
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as IPv4; others unchanged.
+ * A mapped network shorter than /96 stays IPv6 (it is not an IPv4 net). */
+static void unmap(const struct ipaddr *in, int len, struct ipaddr *out,
+		  int *outlen)
+{
+	static const unsigned char prefix[12] = { 0, 0, 0, 0, 0, 0,
+						  0, 0, 0, 0, 0xff, 0xff };
+
+	*out = *in;
+	*outlen = len;
+	if (in->family == AF_INET6 && len >= 96 &&
+	    memcmp(in->a, prefix, sizeof(prefix)) == 0) {
+		memset(out, 0, sizeof(*out));
+		out->family = AF_INET;
+		memcpy(out->a, in->a + 12, 4);
+		*outlen = len - 96;
+	}
+}
+
+/* Prefix match; see addr.h. */
+int ip_in_net(const struct ipaddr *ip, const struct ipaddr *net, int len)
+{
+	struct ipaddr i, n;
+	int ilen, nlen, bytes, rest;
+
+	if (ip == NULL || net == NULL || len < 0)
+		return 0;
+	if ((net->family == AF_INET && len > 32) ||
+	    (net->family == AF_INET6 && len > 128))
+		return 0;
+	unmap(ip, 128, &i, &ilen);
+	unmap(net, len, &n, &nlen);
+	if (i.family == 0 || i.family != n.family)
+		return 0;
+	bytes = nlen / 8;
+	rest = nlen % 8;
+	if (memcmp(i.a, n.a, (size_t)bytes) != 0)
+		return 0;
+	if (rest != 0) {
+		unsigned char mask = (unsigned char)(0xff << (8 - rest));
+
+		if ((i.a[bytes] & mask) != (n.a[bytes] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+/* inet_ntop() form; "" for no address or when dst is too small, so a cut
+ * address is never mistaken for a whole one. */
+void ip_format(const struct ipaddr *ip, char *dst, size_t dstsize)
+{
+	char buf[INET6_ADDRSTRLEN];
+	size_t n;
+
+	if (dst == NULL || dstsize == 0)
+		return;
+	dst[0] = '\0';
+	if (ip == NULL)
+		return;
+	if (ip->family == AF_INET) {
+		struct in_addr a4;
+
+		memcpy(&a4, ip->a, 4);
+		if (inet_ntop(AF_INET, &a4, buf, sizeof(buf)) == NULL)
+			return;
+	} else if (ip->family == AF_INET6) {
+		struct in6_addr a6;
+
+		memcpy(&a6, ip->a, 16);
+		if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf)) == NULL)
+			return;
+	} else {
+		return;
+	}
+	n = strlen(buf);
+	if (n < dstsize)
+		memcpy(dst, buf, n + 1);
+}
+
+/* 127.0.0.0/8 (also IPv4-mapped) and ::1. */
+int ip_is_loopback(const struct ipaddr *ip)
+{
+	static const unsigned char one[16] = { [15] = 1 };
+	struct ipaddr i;
+	int len;
+
+	if (ip == NULL)
+		return 0;
+	unmap(ip, 128, &i, &len);
+	if (i.family == AF_INET)
+		return i.a[0] == 127;
+	if (i.family == AF_INET6)
+		return memcmp(i.a, one, 16) == 0;
+	return 0;
+}
+
+/* "[a.b.c.d]" or "[IPv6:...]" (tag case-insensitive, RFC 5234 strings). */
+int ip_parse_literal(const char *s, struct ipaddr *ip)
+{
+	char buf[LITERAL_MAX + 1];
+	size_t n;
+
+	if (s == NULL || ip == NULL)
+		return -1;
+	memset(ip, 0, sizeof(*ip));
+	n = strnlen(s, LITERAL_MAX + 1);
+	if (n < 3 || n > LITERAL_MAX || s[0] != '[' || s[n - 1] != ']')
+		return -1;
+	memcpy(buf, s + 1, n - 2);
+	buf[n - 2] = '\0';
+	if (strncasecmp(buf, "IPv6:", 5) == 0) {
+		if (ip_parse(buf + 5, ip) != 0 || ip->family != AF_INET6)
+			goto fail;
+	} else {
+		if (ip_parse(buf, ip) != 0 || ip->family != AF_INET)
+			goto fail;
+	}
+	return 0;
+fail:
+	memset(ip, 0, sizeof(*ip));
+	return -1;
+}

@@ -1,0 +1,100 @@
+/* lib/check.c - the verdict calls check modules use to state decisions
+ *
+ * A hook may state several decisions (e.g. two HELO sub-checks in different
+ * modes); beyond VERDICTS_MAX the rest are dropped with a warning, which
+ * never turns a reject into an accept for the stage: the first ones kept
+ * are the ones the module found first.
+ */
+#include "check.h"
+#include "log.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int check_find(const char *name)
+{
+	for (int i = 0; i < check_registry_count; i++)
+		if (strcmp(check_registry[i]->name, name) == 0)
+			return i;
+	return -1;
+}
+
+static struct verdict *verdict_new(struct verdicts *out, enum action a, enum mode mode,
+				   const char *symbol)
+{
+	struct verdict *v;
+
+	if (out->n >= VERDICTS_MAX) {
+		log_msg(LOG_LVL_WARN, "too many verdicts in one stage; dropped %s", symbol);
+		return NULL;
+	}
+	v = &out->v[out->n++];
+	memset(v, 0, sizeof(*v));
+	v->action = a;
+	v->mode = mode;
+	bcopy_str(v->symbol, sizeof(v->symbol), symbol);
+	return v;
+}
+
+void verdict_ok(struct verdicts *out, const char *symbol)
+{
+	verdict_new(out, ACT_OK, MODE_REJECT, symbol);
+}
+
+void verdict_score(struct verdicts *out, enum mode mode, const char *symbol, double score,
+		   const char *fmt, ...)
+{
+	struct verdict *v = verdict_new(out, ACT_SCORE, mode, symbol);
+	va_list ap;
+
+	if (v == NULL)
+		return;
+	v->score = score;
+	va_start(ap, fmt);
+	vsnprintf(v->text, sizeof(v->text), fmt, ap);
+	va_end(ap);
+}
+
+static void verdict_fail(struct verdicts *out, enum action a, enum mode mode,
+			 const char *symbol, const char *code, const char *xcode,
+			 const char *fmt, va_list ap)
+{
+	struct verdict *v = verdict_new(out, a, mode, symbol);
+
+	if (v == NULL)
+		return;
+	bcopy_str(v->code, sizeof(v->code), code);
+	bcopy_str(v->xcode, sizeof(v->xcode), xcode);
+	vsnprintf(v->text, sizeof(v->text), fmt, ap);
+}
+
+void verdict_reject(struct verdicts *out, enum mode mode, const char *symbol,
+		    const char *code, const char *xcode, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verdict_fail(out, ACT_REJECT, mode, symbol, code, xcode, fmt, ap);
+	va_end(ap);
+}
+
+void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol,
+		   const char *code, const char *xcode, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verdict_fail(out, ACT_DEFER, mode, symbol, code, xcode, fmt, ap);
+	va_end(ap);
+}
+
+int check_retry(struct verdicts *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out->error, sizeof(out->error), fmt, ap);
+	va_end(ap);
+	return CHECK_RETRY;
+}

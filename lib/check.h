@@ -1,0 +1,117 @@
+/* lib/check.h - the check module interface
+ *
+ * A check module is a constant struct check_module: a name, a table of its
+ * parameters (struct conf_param, keys "NAME.param", offsets into its own
+ * settings struct of conf_size bytes), optional init/fini, and one optional
+ * hook per SMTP stage.  Every module also gets two automatic parameters,
+ * NAME.mode (reject|defer|monitor|off) and NAME.on_error (defer|skip).
+ *
+ * A hook returns whether it WORKED:
+ *   CHECK_DONE   it ran; its decisions (if any) are in *out
+ *   CHECK_RETRY  a temporary problem (DNS timeout, locked store...): the
+ *                engine applies NAME.on_error (defer or skip)
+ * Its DECISIONS go through the verdict_* calls below, zero or more per call.
+ * Hooks see the connection and transaction read only, never SMFICTX, never
+ * exit, never block without a deadline.  Hooks run on libmilter's threads:
+ * module state outside the settings struct must be thread-safe.
+ *
+ * See also: engine.h (the state hooks read), registry.c (the one list).
+ */
+#ifndef PORTCULLIS_CHECK_H
+#define PORTCULLIS_CHECK_H
+
+#include <stddef.h>
+
+#include "conf.h"
+
+enum stage {
+	STAGE_CONNECT,
+	STAGE_HELO,
+	STAGE_MAIL,
+	STAGE_RCPT,
+	STAGE_HEADER,
+	STAGE_EOH,
+	STAGE_BODY,
+	STAGE_EOM,
+	STAGE_COUNT
+};
+
+enum check_status { CHECK_DONE = 0, CHECK_RETRY = 1 };
+
+enum action { ACT_DUNNO, ACT_OK, ACT_SCORE, ACT_DEFER, ACT_REJECT };
+
+#define VERDICT_TEXT_MAX 400
+#define VERDICTS_MAX 16
+
+struct verdict {
+	enum action action;
+	enum mode mode;	   /* the sub-check's own mode (MODE_REJECT if none) */
+	double score;
+	char symbol[48];   /* "helo.bare_ip": module.subcheck */
+	char code[4];	   /* "550" */
+	char xcode[10];	   /* "5.7.1" */
+	char text[VERDICT_TEXT_MAX]; /* raw; encoded by the engine per sink */
+	int module;	   /* filled in by the engine */
+	enum stage stage;  /* filled in by the engine */
+};
+
+struct verdicts {
+	int n;
+	struct verdict v[VERDICTS_MAX];
+	char error[200]; /* reason for CHECK_RETRY, for the log */
+};
+
+struct conn;
+struct txn;
+struct rcpt;
+
+struct check_ctx {
+	const struct conf *conf;
+	const void *mconf;	  /* the module's settings struct */
+	const struct conn *conn;
+	const struct txn *txn;	  /* NULL before MAIL */
+	const struct rcpt *rcpt;  /* STAGE_RCPT only */
+	const char *hdr_name;	  /* STAGE_HEADER only */
+	const char *hdr_value;
+	const unsigned char *body; /* STAGE_BODY only */
+	size_t body_len;
+};
+
+typedef int (*check_hook)(const struct check_ctx *cx, struct verdicts *out);
+
+struct check_module {
+	const char *name;
+	const char *doc;
+	const struct conf_param *params;
+	size_t conf_size;
+	const char *default_mode;     /* "reject" unless said otherwise */
+	const char *default_on_error; /* "defer" or "skip" */
+	/* Prepare settings after parsing (compile, cross-check).  Returns 0,
+	 * or -1 with "KEY: reason" in err. */
+	int (*init)(void *mconf, const struct conf *c, char *err, size_t errsize);
+	void (*fini)(void *mconf);
+	check_hook hook[STAGE_COUNT];
+};
+
+/* The registry: every module, in one table (registry.c). */
+extern const struct check_module *const check_registry[];
+extern const int check_registry_count;
+int check_find(const char *name); /* index or -1 */
+
+/* Decisions.  text is a printf format built by the module (never from
+ * network input); network strings go in as "%s" arguments. */
+void verdict_ok(struct verdicts *out, const char *symbol);
+void verdict_score(struct verdicts *out, enum mode mode, const char *symbol,
+		   double score, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+void verdict_reject(struct verdicts *out, enum mode mode, const char *symbol,
+		    const char *code, const char *xcode, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol,
+		   const char *code, const char *xcode, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+/* Record a temporary failure of the check itself (returns CHECK_RETRY). */
+int check_retry(struct verdicts *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,850 @@
+/* lib/conf.c - configuration parsing, snapshots, -n/-d dumps
+ *
+ * See conf.h for the file format and the snapshot contract.  Values are
+ * parsed by one function per type (set_value), used alike for the built-in
+ * defaults and for the file, so a default can never be something the file
+ * could not say.  Errors are written as "FILE:LINE: KEY: reason"; a failed
+ * load frees everything it built and leaves the running snapshot alone.
+ */
+#include "conf.h"
+#include "check.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define CORE(field) offsetof(struct core_conf, field)
+
+/* The core parameters.  Keep in step with portcullis.conf(5): a test checks
+ * that every key printed by `portcullis -d` is documented there. */
+const struct conf_param core_params[] = {
+	{ "checks", "access, helo, envelope", CONF_LIST, CORE(checks), 0, 0,
+	  "check modules to run, in this order" },
+	{ "socket", "unix:/run/portcullis/portcullis.sock", CONF_STR, CORE(socket), 0, 0,
+	  "milter socket: unix:PATH, inet:PORT@HOST or inet6:PORT@HOST" },
+	{ "socket_mode", "0660", CONF_OCTAL, CORE(socket_mode), 0, 0777,
+	  "permissions of a unix socket" },
+	{ "socket_group", "", CONF_STR, CORE(socket_group), 0, 0,
+	  "group of a unix socket (e.g. postfix); empty: unchanged" },
+	{ "user", "", CONF_STR, CORE(user), 0, 0,
+	  "drop privileges to this user after opening the socket; empty: stay" },
+	{ "pidfile", "", CONF_STR, CORE(pidfile), 0, 0,
+	  "write the daemon's process id here; empty: none" },
+	{ "state_dir", "/var/lib/portcullis", CONF_STR, CORE(state_dir), 0, 0,
+	  "directory of the state databases; must exist" },
+	{ "hostname", "", CONF_STR, CORE(hostname), 0, 0,
+	  "this host's name for headers and HELO checks; empty: gethostname()" },
+	{ "contact", "", CONF_STR, CORE(contact), 0, 0,
+	  "contact named in every reject text; empty: postmaster@HOSTNAME" },
+	{ "log_target", "syslog", CONF_STR, CORE(log_target), 0, 0,
+	  "where to log: syslog or stderr" },
+	{ "log_facility", "mail", CONF_STR, CORE(log_facility), 0, 0,
+	  "syslog facility" },
+	{ "debug", "no", CONF_BOOL, CORE(debug), 0, 0, "log debug messages" },
+	{ "milter_timeout", "7210s", CONF_TIME, CORE(milter_timeout), 1, 86400,
+	  "libmilter I/O timeout towards the MTA" },
+	{ "trusted_networks", "127.0.0.0/8, ::1/128", CONF_NETS, CORE(trusted_networks), 0, 0,
+	  "clients that skip all checks (like Postfix mynetworks)" },
+	{ "auth_whitelist", "yes", CONF_BOOL, CORE(auth_whitelist), 0, 0,
+	  "SMTP-authenticated clients skip all checks" },
+	{ "score.reject", "10", CONF_SCORE, CORE(score_reject), 0, 1000,
+	  "reject when the score reaches this (0: never)" },
+	{ "score.defer", "0", CONF_SCORE, CORE(score_defer), 0, 1000,
+	  "defer when the score reaches this (0: never)" },
+	{ "score.tag", "5", CONF_SCORE, CORE(score_tag), 0, 1000,
+	  "add the spam status header when the score reaches this (0: never)" },
+	{ "header_prefix", "X-Portcullis", CONF_STR, CORE(header_prefix), 0, 0,
+	  "prefix of the headers portcullis adds (-Status, -Monitor)" },
+	CONF_END
+};
+
+/* The two automatic parameters of every module, stored in struct modconf. */
+static const struct conf_param mod_auto_params[] = {
+	{ ".mode", NULL, CONF_MODE, offsetof(struct modconf, mode), 0, 0,
+	  "what the check does when it fires: reject, defer, monitor or off" },
+	{ ".on_error", NULL, CONF_ONERR, offsetof(struct modconf, on_error), 0, 0,
+	  "when the check cannot decide (DNS timeout...): defer or skip" },
+};
+
+static const char *const mode_names[] = { "off", "monitor", "defer", "reject" };
+static const char *const onerr_names[] = { "defer", "skip" };
+
+const char *mode_name(enum mode m)
+{
+	return mode_names[m];
+}
+
+/* Where a key was set in the file: for -n and for errors found later. */
+struct keyline {
+	char *key;
+	int line;
+};
+
+struct conf_priv {
+	struct keyline *set;
+	int nset;
+};
+
+/* --- value parsing, one function per type ------------------------------- */
+
+static int parse_list(const char *val, struct strlist *out)
+{
+	char *copy = xstrdup(val), *save = NULL;
+
+	out->n = 0;
+	out->v = NULL;
+	for (char *tok = strtok_r(copy, ", \t\n", &save); tok;
+	     tok = strtok_r(NULL, ", \t\n", &save)) {
+		out->v = xrealloc(out->v, sizeof(*out->v) * (size_t)(out->n + 1));
+		out->v[out->n++] = xstrdup(tok);
+	}
+	free(copy);
+	return 0;
+}
+
+static void free_list(struct strlist *l)
+{
+	for (int i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static void free_maps(struct maplist *m)
+{
+	for (int i = 0; i < m->n; i++)
+		table_free(m->t[i]);
+	free(m->t);
+	m->t = NULL;
+	m->n = 0;
+}
+
+static int parse_time(const char *val, long *out)
+{
+	char *end;
+	long mult = 1;
+	long v;
+
+	errno = 0;
+	v = strtol(val, &end, 10);
+	if (end == val || errno || v < 0)
+		return -1;
+	switch (tolower((unsigned char)*end)) {
+	case '\0':
+	case 's': mult = 1; break;
+	case 'm': mult = 60; break;
+	case 'h': mult = 3600; break;
+	case 'd': mult = 86400; break;
+	case 'w': mult = 604800; break;
+	default: return -1;
+	}
+	if (*end && end[1])
+		return -1;
+	if (v > LONG_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+static int word_index(const char *val, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcasecmp(val, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Parse val as p's type into base+p->off, freeing a previous value.
+ * Returns 0, or -1 with the reason (without file/line/key) in err. */
+static int set_value(void *base, const struct conf_param *p, const char *val,
+		     char *err, size_t errsize)
+{
+	void *slot = (char *)base + p->off;
+	char *end;
+
+	switch (p->type) {
+	case CONF_STR:
+		free(*(char **)slot);
+		*(char **)slot = xstrdup(val);
+		return 0;
+	case CONF_INT:
+	case CONF_OCTAL: {
+		long v;
+
+		errno = 0;
+		v = strtol(val, &end, p->type == CONF_OCTAL ? 8 : 10);
+		if (end == val || *end || errno) {
+			snprintf(err, errsize, "invalid %snumber '%.60s'",
+				 p->type == CONF_OCTAL ? "octal " : "", val);
+			return -1;
+		}
+		if ((p->min || p->max) && (v < p->min || v > p->max)) {
+			snprintf(err, errsize, "%ld out of range %.0f..%.0f", v, p->min, p->max);
+			return -1;
+		}
+		*(long *)slot = v;
+		return 0;
+	}
+	case CONF_TIME: {
+		long v;
+
+		if (parse_time(val, &v) < 0) {
+			snprintf(err, errsize,
+				 "invalid time '%.60s' (a number with s, m, h, d or w)", val);
+			return -1;
+		}
+		if ((p->min || p->max) && (v < p->min || v > p->max)) {
+			snprintf(err, errsize, "%lds out of range %.0fs..%.0fs", v, p->min, p->max);
+			return -1;
+		}
+		*(long *)slot = v;
+		return 0;
+	}
+	case CONF_SCORE: {
+		double v;
+
+		errno = 0;
+		v = strtod(val, &end);
+		if (end == val || *end || errno || !isfinite(v)) {
+			snprintf(err, errsize, "invalid number '%.60s'", val);
+			return -1;
+		}
+		if ((p->min || p->max) && (v < p->min || v > p->max)) {
+			snprintf(err, errsize, "%g out of range %g..%g", v, p->min, p->max);
+			return -1;
+		}
+		*(double *)slot = v;
+		return 0;
+	}
+	case CONF_BOOL: {
+		static const char *const yes[] = { "yes", "true", "on", "1" };
+		static const char *const no[] = { "no", "false", "off", "0" };
+
+		if (word_index(val, yes, 4) >= 0)
+			*(int *)slot = 1;
+		else if (word_index(val, no, 4) >= 0)
+			*(int *)slot = 0;
+		else {
+			snprintf(err, errsize, "invalid boolean '%.60s' (yes or no)", val);
+			return -1;
+		}
+		return 0;
+	}
+	case CONF_MODE: {
+		int i = word_index(val, mode_names, 4);
+
+		if (i < 0) {
+			snprintf(err, errsize,
+				 "invalid mode '%.60s' (reject, defer, monitor or off)", val);
+			return -1;
+		}
+		*(enum mode *)slot = (enum mode)i;
+		return 0;
+	}
+	case CONF_ONERR: {
+		int i = word_index(val, onerr_names, 2);
+
+		if (i < 0) {
+			snprintf(err, errsize, "invalid on_error '%.60s' (defer or skip)", val);
+			return -1;
+		}
+		*(enum on_error *)slot = (enum on_error)i;
+		return 0;
+	}
+	case CONF_LIST:
+		free_list(slot);
+		return parse_list(val, slot);
+	case CONF_NETS: {
+		struct strlist l;
+		struct netlist nl = { 0, NULL };
+
+		parse_list(val, &l);
+		nl.v = xcalloc((size_t)l.n + 1, sizeof(*nl.v));
+		for (int i = 0; i < l.n; i++) {
+			char *s = l.v[i];
+			size_t len = strlen(s);
+
+			/* Accept Postfix's [::1]/128 spelling as well. */
+			if (s[0] == '[') {
+				char *close = strchr(s, ']');
+
+				if (close) {
+					memmove(close, close + 1, strlen(close + 1) + 1);
+					memmove(s, s + 1, len);
+				}
+			}
+			if (ip_parse_cidr(s, &nl.v[i].ip, &nl.v[i].len) < 0) {
+				snprintf(err, errsize, "invalid network '%.60s'", l.v[i]);
+				free(nl.v);
+				free_list(&l);
+				return -1;
+			}
+			nl.n++;
+		}
+		free_list(&l);
+		free(((struct netlist *)slot)->v);
+		*(struct netlist *)slot = nl;
+		return 0;
+	}
+	case CONF_MAPS: {
+		struct strlist l;
+		struct maplist m = { 0, NULL };
+
+		parse_list(val, &l);
+		m.t = xcalloc((size_t)l.n + 1, sizeof(*m.t));
+		for (int i = 0; i < l.n; i++) {
+			m.t[i] = table_open(l.v[i], err, errsize);
+			if (m.t[i] == NULL) {
+				free_maps(&m);
+				free_list(&l);
+				return -1;
+			}
+			m.n++;
+		}
+		free_list(&l);
+		free_maps(slot);
+		*(struct maplist *)slot = m;
+		return 0;
+	}
+	}
+	snprintf(err, errsize, "internal error: unknown type");
+	return -1;
+}
+
+static void free_value(void *base, const struct conf_param *p)
+{
+	void *slot = (char *)base + p->off;
+
+	switch (p->type) {
+	case CONF_STR:
+		free(*(char **)slot);
+		*(char **)slot = NULL;
+		break;
+	case CONF_LIST:
+		free_list(slot);
+		break;
+	case CONF_NETS:
+		free(((struct netlist *)slot)->v);
+		((struct netlist *)slot)->v = NULL;
+		((struct netlist *)slot)->n = 0;
+		break;
+	case CONF_MAPS:
+		free_maps(slot);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Format a value back to the file syntax (for -n/-d). */
+static void format_value(const void *base, const struct conf_param *p, char *dst,
+			 size_t dstsize)
+{
+	const void *slot = (const char *)base + p->off;
+
+	dst[0] = '\0';
+	switch (p->type) {
+	case CONF_STR:
+		bcopy_str(dst, dstsize, *(char *const *)slot ? *(char *const *)slot : "");
+		break;
+	case CONF_INT:
+		snprintf(dst, dstsize, "%ld", *(const long *)slot);
+		break;
+	case CONF_OCTAL:
+		snprintf(dst, dstsize, "0%lo", *(const long *)slot);
+		break;
+	case CONF_TIME: {
+		long v = *(const long *)slot;
+
+		if (v && v % 86400 == 0)
+			snprintf(dst, dstsize, "%ldd", v / 86400);
+		else if (v && v % 3600 == 0)
+			snprintf(dst, dstsize, "%ldh", v / 3600);
+		else if (v && v % 60 == 0)
+			snprintf(dst, dstsize, "%ldm", v / 60);
+		else
+			snprintf(dst, dstsize, "%lds", v);
+		break;
+	}
+	case CONF_SCORE:
+		snprintf(dst, dstsize, "%g", *(const double *)slot);
+		break;
+	case CONF_BOOL:
+		bcopy_str(dst, dstsize, *(const int *)slot ? "yes" : "no");
+		break;
+	case CONF_MODE:
+		bcopy_str(dst, dstsize, mode_names[*(const enum mode *)slot]);
+		break;
+	case CONF_ONERR:
+		bcopy_str(dst, dstsize, onerr_names[*(const enum on_error *)slot]);
+		break;
+	case CONF_LIST: {
+		const struct strlist *l = slot;
+
+		for (int i = 0; i < l->n; i++)
+			bappend(dst, dstsize, "%s%s", i ? ", " : "", l->v[i]);
+		break;
+	}
+	case CONF_NETS: {
+		const struct netlist *l = slot;
+
+		for (int i = 0; i < l->n; i++) {
+			char ip[64];
+
+			ip_format(&l->v[i].ip, ip, sizeof(ip));
+			bappend(dst, dstsize, "%s%s/%d", i ? ", " : "", ip, l->v[i].len);
+		}
+		break;
+	}
+	case CONF_MAPS: {
+		const struct maplist *m = slot;
+
+		for (int i = 0; i < m->n; i++)
+			bappend(dst, dstsize, "%s%s", i ? ", " : "", table_spec(m->t[i]));
+		break;
+	}
+	}
+}
+
+/* --- parameter lookup ---------------------------------------------------- */
+
+/* Find key; sets *base to the struct holding its value in c. */
+static const struct conf_param *find_param(struct conf *c, const char *key, void **base,
+					   struct conf_param *tmp)
+{
+	const char *dot;
+	char modname[64];
+	int idx;
+
+	for (const struct conf_param *p = core_params; p->key; p++)
+		if (strcmp(p->key, key) == 0) {
+			*base = &c->core;
+			return p;
+		}
+	dot = strchr(key, '.');
+	if (dot == NULL || (size_t)(dot - key) >= sizeof(modname))
+		return NULL;
+	memcpy(modname, key, (size_t)(dot - key));
+	modname[dot - key] = '\0';
+	idx = check_find(modname);
+	if (idx < 0)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(mod_auto_params); i++)
+		if (strcmp(dot, mod_auto_params[i].key) == 0) {
+			*tmp = mod_auto_params[i];
+			tmp->key = key;
+			tmp->def = i == 0 ? check_registry[idx]->default_mode
+					  : check_registry[idx]->default_on_error;
+			*base = &c->mod[idx];
+			return tmp;
+		}
+	for (const struct conf_param *p = check_registry[idx]->params; p && p->key; p++)
+		if (strcmp(p->key, key) == 0) {
+			*base = c->mod[idx].data;
+			return p;
+		}
+	return NULL;
+}
+
+void conf_foreach_param(void (*fn)(const struct conf_param *p, void *arg), void *arg)
+{
+	for (const struct conf_param *p = core_params; p->key; p++)
+		fn(p, arg);
+	for (int i = 0; i < check_registry_count; i++) {
+		const struct check_module *m = check_registry[i];
+
+		for (size_t j = 0; j < ARRAY_SIZE(mod_auto_params); j++) {
+			struct conf_param tmp = mod_auto_params[j];
+			char key[96];
+
+			snprintf(key, sizeof(key), "%s%s", m->name, tmp.key);
+			tmp.key = key;
+			tmp.def = j == 0 ? m->default_mode : m->default_on_error;
+			fn(&tmp, arg);
+		}
+		for (const struct conf_param *p = m->params; p && p->key; p++)
+			fn(p, arg);
+	}
+}
+
+/* --- snapshots ----------------------------------------------------------- */
+
+static void set_default(const struct conf_param *p, void *arg)
+{
+	struct conf *c = arg;
+	struct conf_param tmp;
+	void *base;
+	const struct conf_param *q = find_param(c, p->key, &base, &tmp);
+	char err[256];
+
+	if (q == NULL || set_value(base, q, q->def ? q->def : "", err, sizeof(err)) < 0)
+		log_msg(LOG_LVL_ERR, "internal error: default of %s: %s", p->key,
+			q ? err : "not found");
+}
+
+static struct conf *conf_new(void)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+
+	c->refs = 1;
+	c->mod = xcalloc((size_t)check_registry_count, sizeof(*c->mod));
+	for (int i = 0; i < check_registry_count; i++)
+		c->mod[i].data = xcalloc(1, check_registry[i]->conf_size ? check_registry[i]->conf_size : 1);
+	c->priv = xcalloc(1, sizeof(struct conf_priv));
+	conf_foreach_param(set_default, c);
+	return c;
+}
+
+static void free_param(const struct conf_param *p, void *arg)
+{
+	struct conf *c = arg;
+	struct conf_param tmp;
+	void *base;
+	const struct conf_param *q = find_param(c, p->key, &base, &tmp);
+
+	if (q)
+		free_value(base, q);
+}
+
+static void conf_free(struct conf *c)
+{
+	struct conf_priv *priv = c->priv;
+
+	for (int i = 0; i < c->norder; i++) {
+		const struct check_module *m = check_registry[c->order[i]];
+
+		if (m->fini)
+			m->fini(c->mod[c->order[i]].data);
+	}
+	conf_foreach_param(free_param, c);
+	for (int i = 0; i < check_registry_count; i++)
+		free(c->mod[i].data);
+	free(c->mod);
+	free(c->order);
+	for (int i = 0; i < priv->nset; i++)
+		free(priv->set[i].key);
+	free(priv->set);
+	free(priv);
+	free(c->path);
+	free(c);
+}
+
+static void remember_line(struct conf *c, const char *key, int line)
+{
+	struct conf_priv *priv = c->priv;
+
+	for (int i = 0; i < priv->nset; i++)
+		if (strcmp(priv->set[i].key, key) == 0) {
+			priv->set[i].line = line;
+			return;
+		}
+	priv->set = xrealloc(priv->set, sizeof(*priv->set) * (size_t)(priv->nset + 1));
+	priv->set[priv->nset].key = xstrdup(key);
+	priv->set[priv->nset].line = line;
+	priv->nset++;
+}
+
+static int line_of(const struct conf *c, const char *key)
+{
+	const struct conf_priv *priv = c->priv;
+
+	for (int i = 0; i < priv->nset; i++)
+		if (strcmp(priv->set[i].key, key) == 0)
+			return priv->set[i].line;
+	return 0;
+}
+
+int conf_set(struct conf *c, const char *key, const char *value, char *err, size_t errsize)
+{
+	struct conf_param tmp;
+	void *base;
+	const struct conf_param *p = find_param(c, key, &base, &tmp);
+	char why[512];
+
+	if (p == NULL) {
+		snprintf(err, errsize, "unknown parameter '%.80s'", key);
+		return -1;
+	}
+	if (set_value(base, p, value, why, sizeof(why)) < 0) {
+		snprintf(err, errsize, "%s: %s", key, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Prefix err with "FILE:LINE: " when the key it starts with was set in the
+ * file, or "FILE: " otherwise. */
+static void locate_error(const struct conf *c, const char *key, char *err, size_t errsize)
+{
+	char buf[1024];
+	int line = key ? line_of(c, key) : 0;
+
+	if (line)
+		snprintf(buf, sizeof(buf), "%s:%d: %s", c->path, line, err);
+	else
+		snprintf(buf, sizeof(buf), "%s: %s", c->path, err);
+	bcopy_str(err, errsize, buf);
+}
+
+int conf_finish(struct conf *c, char *err, size_t errsize)
+{
+	const struct core_conf *core = &c->core;
+
+	if (strcmp(core->log_target, "syslog") && strcmp(core->log_target, "stderr")) {
+		snprintf(err, errsize, "log_target: invalid value '%.60s' (syslog or stderr)",
+			 core->log_target);
+		locate_error(c, "log_target", err, errsize);
+		return -1;
+	}
+	if (log_facility(core->log_facility) < 0) {
+		snprintf(err, errsize, "log_facility: unknown facility '%.60s'", core->log_facility);
+		locate_error(c, "log_facility", err, errsize);
+		return -1;
+	}
+	if (strncmp(core->socket, "unix:", 5) && strncmp(core->socket, "local:", 6) &&
+	    strncmp(core->socket, "inet:", 5) && strncmp(core->socket, "inet6:", 6) &&
+	    core->socket[0] != '/') {
+		snprintf(err, errsize,
+			 "socket: invalid '%.80s' (unix:PATH, inet:PORT@HOST or inet6:PORT@HOST)",
+			 core->socket);
+		locate_error(c, "socket", err, errsize);
+		return -1;
+	}
+	if (core->hostname[0])
+		bcopy_str(c->hostname, sizeof(c->hostname), core->hostname);
+	else if (gethostname(c->hostname, sizeof(c->hostname) - 1) < 0)
+		bcopy_str(c->hostname, sizeof(c->hostname), "localhost");
+	if (core->contact[0])
+		bcopy_str(c->contact, sizeof(c->contact), core->contact);
+	else
+		snprintf(c->contact, sizeof(c->contact), "postmaster@%.200s", c->hostname);
+
+	free(c->order);
+	c->order = xcalloc((size_t)core->checks.n + 1, sizeof(*c->order));
+	c->norder = 0;
+	for (int i = 0; i < core->checks.n; i++) {
+		int idx = check_find(core->checks.v[i]);
+
+		if (idx < 0) {
+			snprintf(err, errsize, "checks: unknown check '%.60s' (known:", core->checks.v[i]);
+			for (int k = 0; k < check_registry_count; k++)
+				bappend(err, errsize, " %s", check_registry[k]->name);
+			bappend(err, errsize, ")");
+			goto fail;
+		}
+		for (int k = 0; k < c->norder; k++)
+			if (c->order[k] == idx) {
+				snprintf(err, errsize, "checks: '%s' listed twice",
+					 check_registry[idx]->name);
+				goto fail;
+			}
+		c->order[c->norder++] = idx;
+	}
+	for (int i = 0; i < c->norder; i++) {
+		const struct check_module *m = check_registry[c->order[i]];
+		char why[768];
+
+		if (m->init && m->init(c->mod[c->order[i]].data, c, why, sizeof(why)) < 0) {
+			char key[96] = "";
+			const char *colon = strchr(why, ':');
+
+			if (colon && (size_t)(colon - why) < sizeof(key))
+				memcpy(key, why, (size_t)(colon - why)), key[colon - why] = '\0';
+			bcopy_str(err, errsize, why);
+			c->norder = i; /* fini only for modules whose init ran */
+			locate_error(c, key[0] ? key : NULL, err, errsize);
+			return -1;
+		}
+	}
+	return 0;
+fail:
+	c->norder = 0;
+	locate_error(c, "checks", err, errsize);
+	return -1;
+}
+
+/* Read one logical line (with continuation lines) from fp.  Returns NULL at
+ * EOF.  *lineno is the number of the first physical line. */
+static char *read_logical(FILE *fp, int *phys, int *lineno, char **pending)
+{
+	char *acc = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	char *buf = NULL;
+
+	for (;;) {
+		if (*pending) {
+			buf = *pending;
+			*pending = NULL;
+		} else {
+			cap = 0;
+			buf = NULL;
+			n = getline(&buf, &cap, fp);
+			if (n < 0) {
+				free(buf);
+				return acc;
+			}
+			(*phys)++;
+		}
+		{
+			char *t = str_trim(buf);
+
+			if (*t == '\0' || *t == '#') {
+				free(buf);
+				continue;
+			}
+			if (acc && (buf[0] == ' ' || buf[0] == '\t')) {
+				char *joined = xasprintf("%s %s", acc, t);
+
+				free(acc);
+				free(buf);
+				acc = joined;
+				continue;
+			}
+			if (acc) {
+				*pending = buf; /* starts the next logical line */
+				(*phys)--;
+				return acc;
+			}
+			*lineno = *phys;
+			acc = xstrdup(t);
+			free(buf);
+		}
+	}
+}
+
+struct conf *conf_load(const char *path, char *err, size_t errsize)
+{
+	struct conf *c = conf_new();
+	FILE *fp = NULL;
+	char *line, *pending = NULL;
+	int phys = 0, lineno = 0;
+
+	c->path = xstrdup(path ? path : "(defaults)");
+	if (path == NULL)
+		goto finish;
+	fp = fopen(path, "r");
+	if (fp == NULL) {
+		snprintf(err, errsize, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	while ((line = read_logical(fp, &phys, &lineno, &pending)) != NULL) {
+		char *eq = strchr(line, '=');
+		char *key, *val, why[1024];
+
+		if (pending)
+			phys++; /* the pending line was counted back */
+		if (eq == NULL) {
+			snprintf(err, errsize, "%s:%d: missing '=' in '%.60s'", path, lineno, line);
+			free(line);
+			goto fail;
+		}
+		*eq = '\0';
+		key = str_trim(line);
+		val = str_trim(eq + 1);
+		if (conf_set(c, key, val, why, sizeof(why)) < 0) {
+			snprintf(err, errsize, "%s:%d: %s", path, lineno, why);
+			free(line);
+			goto fail;
+		}
+		remember_line(c, key, lineno);
+		free(line);
+	}
+	fclose(fp);
+	fp = NULL;
+finish:
+	if (conf_finish(c, err, errsize) < 0)
+		goto fail;
+	return c;
+fail:
+	free(pending);
+	if (fp)
+		fclose(fp);
+	conf_free(c);
+	return NULL;
+}
+
+struct conf *conf_ref(struct conf *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void conf_unref(struct conf *c)
+{
+	if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		conf_free(c);
+}
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conf *current;
+
+struct conf *conf_current(void)
+{
+	struct conf *c;
+
+	pthread_mutex_lock(&current_lock);
+	c = current ? conf_ref(current) : NULL;
+	pthread_mutex_unlock(&current_lock);
+	return c;
+}
+
+void conf_install(struct conf *c)
+{
+	struct conf *old;
+
+	pthread_mutex_lock(&current_lock);
+	old = current;
+	current = c;
+	pthread_mutex_unlock(&current_lock);
+	conf_unref(old);
+}
+
+struct dump_arg {
+	const struct conf *c;
+	struct conf *defaults;
+	enum conf_dump what;
+	FILE *fp;
+};
+
+static void dump_one(const struct conf_param *p, void *arg)
+{
+	struct dump_arg *d = arg;
+	struct conf_param tmp;
+	void *base, *dbase;
+	const struct conf_param *q = find_param((struct conf *)d->c, p->key, &base, &tmp);
+	char val[2048], def[2048];
+
+	if (q == NULL)
+		return;
+	format_value(base, q, val, sizeof(val));
+	if (d->what == CONF_DUMP_CHANGED) {
+		q = find_param(d->defaults, p->key, &dbase, &tmp);
+		format_value(dbase, q, def, sizeof(def));
+		if (strcmp(val, def) == 0)
+			return;
+	}
+	fprintf(d->fp, "%s = %s\n", p->key, val);
+}
+
+void conf_dump(const struct conf *c, enum conf_dump what, void *fp)
+{
+	char err[256];
+	struct dump_arg d = { c, NULL, what, fp };
+
+	if (what == CONF_DUMP_CHANGED)
+		d.defaults = conf_load(NULL, err, sizeof(err));
+	conf_foreach_param(dump_one, &d);
+	if (d.defaults)
+		conf_unref(d.defaults);
+}

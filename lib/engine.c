@@ -1,0 +1,648 @@
+/* lib/engine.c - the check engine; see engine.h for the decision rules
+ *
+ * Threading: a struct conn is only touched by the thread libmilter runs the
+ * connection's current callback on; the snapshot it holds is immutable.  The
+ * only process-wide state is the reference id generator (arc4random).
+ */
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* --- reference ids ------------------------------------------------------- */
+
+void engine_make_ref(char ref[REF_LEN + 1])
+{
+	static const char alphabet[] =
+		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	unsigned char rnd[REF_LEN];
+
+	arc4random_buf(rnd, sizeof(rnd));
+	for (int i = 0; i < REF_LEN; i++)
+		ref[i] = alphabet[rnd[i] % 62];
+	ref[REF_LEN] = '\0';
+}
+
+/* --- small helpers ------------------------------------------------------- */
+
+static void add_note(struct note **notes, int *n, const struct verdict *v, int monitor)
+{
+	struct note *x;
+
+	/* Bounded: a hostile client cannot grow this past a few hundred. */
+	if (*n >= 256)
+		return;
+	*notes = xrealloc(*notes, sizeof(**notes) * (size_t)(*n + 1));
+	x = &(*notes)[(*n)++];
+	bcopy_str(x->symbol, sizeof(x->symbol), v->symbol);
+	x->action = v->action;
+	x->score = v->score;
+	x->monitor = monitor;
+	x->stage = v->stage;
+}
+
+static void hold(struct verdict **held, int *n, const struct verdict *v)
+{
+	if (*n >= 64)
+		return;
+	*held = xrealloc(*held, sizeof(**held) * (size_t)(*n + 1));
+	(*held)[(*n)++] = *v;
+}
+
+static enum mode mode_min(enum mode a, enum mode b)
+{
+	return a < b ? a : b;
+}
+
+/* A reject stated in defer mode becomes a temporary failure. */
+static void soften(struct verdict *v)
+{
+	if (v->action != ACT_REJECT)
+		return;
+	v->action = ACT_DEFER;
+	if (v->code[0] == '5')
+		bcopy_str(v->code, sizeof(v->code), v->code[1] == '5' ? "450" : "451");
+	if (v->xcode[0] == '5')
+		v->xcode[0] = '4';
+}
+
+/* The scope a stage's OK whitelists and where its verdicts are kept. */
+struct scope {
+	int *whitelisted;
+	struct verdict **held;
+	int *nheld;
+	double *score;
+	struct note **notes;
+	int *nnotes;
+};
+
+static void scope_of(struct conn *c, enum stage st, struct rcpt *rc, struct verdict **rheld,
+		     int *nrheld, struct scope *s)
+{
+	if (st == STAGE_CONNECT || st == STAGE_HELO) {
+		*s = (struct scope){ &c->whitelisted, &c->held, &c->nheld, &c->score,
+				     &c->notes, &c->nnotes };
+	} else if (st == STAGE_RCPT) {
+		*s = (struct scope){ &rc->whitelisted, rheld, nrheld, &rc->score,
+				     &c->txn->notes, &c->txn->nnotes };
+	} else {
+		*s = (struct scope){ &c->txn->whitelisted, &c->txn->held, &c->txn->nheld,
+				     &c->txn->score, &c->txn->notes, &c->txn->nnotes };
+	}
+}
+
+static int skipping(const struct conn *c, enum stage st)
+{
+	if (c->whitelisted)
+		return 1;
+	return st >= STAGE_MAIL && c->txn && c->txn->whitelisted;
+}
+
+/* Run the enabled modules' hooks for one stage in `checks` order and sort
+ * their decisions into the stage's scope. */
+static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx,
+		      struct rcpt *rc, struct verdict **rheld, int *nrheld)
+{
+	const struct conf *conf = c->conf;
+	struct scope s;
+	struct verdicts out;
+
+	if (skipping(c, st))
+		return;
+	scope_of(c, st, rc, rheld, nrheld, &s);
+	cx->conf = conf;
+	cx->conn = c;
+	cx->txn = c->txn;
+	cx->rcpt = rc;
+	for (int i = 0; i < conf->norder && !*s.whitelisted; i++) {
+		int idx = conf->order[i];
+		const struct check_module *m = check_registry[idx];
+		const struct modconf *mc = &conf->mod[idx];
+
+		if (mc->mode == MODE_OFF || m->hook[st] == NULL)
+			continue;
+		cx->mconf = mc->data;
+		out.n = 0;
+		out.error[0] = '\0';
+		if (m->hook[st](cx, &out) == CHECK_RETRY) {
+			char why[256];
+
+			enc_log(why, sizeof(why), out.error, 200);
+			log_msg(LOG_LVL_WARN, "%s%s%s check failed: %s (on_error=%s)",
+				c->txn ? "ref=" : "", c->txn ? c->txn->ref : "", c->txn ? " " : "",
+				m->name, mc->on_error == ONERR_DEFER ? "defer" : "skip");
+			if (mc->on_error == ONERR_DEFER && out.n < VERDICTS_MAX) {
+				struct verdict *v = &out.v[out.n++];
+
+				memset(v, 0, sizeof(*v));
+				v->action = ACT_DEFER;
+				v->mode = MODE_REJECT;
+				snprintf(v->symbol, sizeof(v->symbol), "%s.error", m->name);
+				bcopy_str(v->code, sizeof(v->code), "451");
+				bcopy_str(v->xcode, sizeof(v->xcode), "4.3.0");
+				snprintf(v->text, sizeof(v->text),
+					 "Temporary failure in the %s check, try again later",
+					 m->name);
+			}
+		}
+		for (int k = 0; k < out.n; k++) {
+			struct verdict *v = &out.v[k];
+			enum mode eff = mode_min(mc->mode, v->mode);
+
+			v->module = idx;
+			v->stage = st;
+			if (eff == MODE_OFF || v->action == ACT_DUNNO)
+				continue;
+			if (eff == MODE_MONITOR) {
+				add_note(s.notes, s.nnotes, v, 1);
+				continue;
+			}
+			add_note(s.notes, s.nnotes, v, 0);
+			switch (v->action) {
+			case ACT_OK:
+				/* Whitelists beat everything held in this scope. */
+				*s.whitelisted = 1;
+				*s.nheld = 0;
+				break;
+			case ACT_SCORE:
+				*s.score += v->score;
+				break;
+			case ACT_DEFER:
+			case ACT_REJECT:
+				if (eff == MODE_DEFER)
+					soften(v);
+				hold(s.held, s.nheld, v);
+				break;
+			default:
+				break;
+			}
+			if (*s.whitelisted)
+				break;
+		}
+	}
+}
+
+/* The strongest of held verdicts with stage in [lo, hi]: reject beats defer,
+ * earlier beats later.  NULL if none. */
+static const struct verdict *strongest(const struct verdict *held, int n, enum stage lo,
+				       enum stage hi, const struct verdict *best)
+{
+	for (int i = 0; i < n; i++) {
+		const struct verdict *v = &held[i];
+
+		if (v->stage < lo || v->stage > hi)
+			continue;
+		if (best == NULL || (v->action == ACT_REJECT && best->action != ACT_REJECT))
+			best = v;
+	}
+	return best;
+}
+
+/* Compose the reply for a reject or defer: "TEXT (ref ID); contact C". */
+static void make_reply(const struct conn *c, const struct verdict *v, struct reply *r)
+{
+	char raw[VERDICT_TEXT_MAX + 400];
+
+	r->action = v->action == ACT_REJECT ? REPLY_REJECT : REPLY_TEMPFAIL;
+	bcopy_str(r->code, sizeof(r->code), v->code[0] ? v->code
+				     : v->action == ACT_REJECT ? "550" : "451");
+	bcopy_str(r->xcode, sizeof(r->xcode), v->xcode[0] ? v->xcode
+				       : v->action == ACT_REJECT ? "5.7.1" : "4.7.1");
+	snprintf(raw, sizeof(raw), "%s (ref %s); contact %s", v->text,
+		 c->txn ? c->txn->ref : "-", c->conf->contact);
+	enc_reply(r->text, sizeof(r->text), raw);
+}
+
+static void reply_continue(struct reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->action = REPLY_CONTINUE;
+}
+
+/* Score thresholds: fills *v and returns it when a threshold is reached. */
+static const struct verdict *score_verdict(const struct conf *conf, double score,
+					   struct verdict *v)
+{
+	const struct core_conf *core = &conf->core;
+
+	memset(v, 0, sizeof(*v));
+	if (core->score_reject > 0 && score >= core->score_reject) {
+		v->action = ACT_REJECT;
+		bcopy_str(v->code, sizeof(v->code), "550");
+		bcopy_str(v->xcode, sizeof(v->xcode), "5.7.1");
+		bcopy_str(v->symbol, sizeof(v->symbol), "score.reject");
+	} else if (core->score_defer > 0 && score >= core->score_defer) {
+		v->action = ACT_DEFER;
+		bcopy_str(v->code, sizeof(v->code), "451");
+		bcopy_str(v->xcode, sizeof(v->xcode), "4.7.1");
+		bcopy_str(v->symbol, sizeof(v->symbol), "score.defer");
+	} else {
+		return NULL;
+	}
+	snprintf(v->text, sizeof(v->text), "Message scored %.1f, threshold %.1f", score,
+		 v->action == ACT_REJECT ? core->score_reject : core->score_defer);
+	return v;
+}
+
+/* --- log line ------------------------------------------------------------ */
+
+static void notes_append(char *dst, size_t dstsize, const struct note *notes, int n,
+			 int monitor, int *first)
+{
+	for (int i = 0; i < n; i++) {
+		if (notes[i].monitor != monitor)
+			continue;
+		bappend(dst, dstsize, "%s%s", *first ? "" : ",", notes[i].symbol);
+		if (notes[i].action == ACT_SCORE)
+			bappend(dst, dstsize, "(%g)", notes[i].score);
+		*first = 0;
+	}
+}
+
+static void log_txn(struct conn *c, const char *verdict)
+{
+	struct txn *t = c->txn;
+	char line[4096], buf[600];
+	int first;
+
+	if (t == NULL || t->logged)
+		return;
+	t->logged = 1;
+	snprintf(line, sizeof(line), "ref=%s", t->ref);
+	if (t->queue_id[0])
+		bappend(line, sizeof(line), " qid=%s", enc_log(buf, sizeof(buf), t->queue_id, 40));
+	bappend(line, sizeof(line), " client=%s", enc_log(buf, sizeof(buf), c->client_name, 100));
+	bappend(line, sizeof(line), "[%s]", c->client_addr[0] ? c->client_addr : "unknown");
+	bappend(line, sizeof(line), " helo=<%s>", enc_log(buf, sizeof(buf), c->helo, 100));
+	bappend(line, sizeof(line), " from=<%s>", enc_log(buf, sizeof(buf), t->sender.full, 100));
+	if (t->auth_authen[0])
+		bappend(line, sizeof(line), " auth=%s", enc_log(buf, sizeof(buf), t->auth_authen, 60));
+	first = 1;
+	for (struct rcpt *rc = t->rcpts; rc; rc = rc->next) {
+		if (rc->outcome != RCPT_ACCEPTED)
+			continue;
+		bappend(line, sizeof(line), "%s<%s>", first ? " to=" : ",",
+			enc_log(buf, sizeof(buf), rc->addr.full, 100));
+		first = 0;
+	}
+	first = 1;
+	for (struct rcpt *rc = t->rcpts; rc; rc = rc->next) {
+		if (rc->outcome == RCPT_ACCEPTED)
+			continue;
+		bappend(line, sizeof(line), "%s<%s>:%s:%s",
+			first ? " refused=" : ",", enc_log(buf, sizeof(buf), rc->addr.full, 100),
+			rc->outcome == RCPT_REJECTED ? "reject" : "defer", rc->symbol);
+		first = 0;
+	}
+	bappend(line, sizeof(line), " verdict=%s score=%.1f", verdict, c->score + t->score);
+	first = 1;
+	buf[0] = '\0';
+	notes_append(buf, sizeof(buf), c->notes, c->nnotes, 0, &first);
+	notes_append(buf, sizeof(buf), t->notes, t->nnotes, 0, &first);
+	if (buf[0])
+		bappend(line, sizeof(line), " symbols=%s", buf);
+	first = 1;
+	buf[0] = '\0';
+	notes_append(buf, sizeof(buf), c->notes, c->nnotes, 1, &first);
+	notes_append(buf, sizeof(buf), t->notes, t->nnotes, 1, &first);
+	if (buf[0])
+		bappend(line, sizeof(line), " monitor=%s", buf);
+	bappend(line, sizeof(line), " ms=%lld", now_ms() - t->start_ms);
+	log_msg(LOG_LVL_INFO, "%s", line);
+}
+
+/* --- connection and transaction lifetime ---------------------------------- */
+
+struct conn *engine_conn_new(struct conf *conf)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->conf = conf_ref(conf);
+	bcopy_str(c->client_name, sizeof(c->client_name), "unknown");
+	bcopy_str(c->our_name, sizeof(c->our_name), conf->hostname);
+	return c;
+}
+
+static void txn_free(struct txn *t)
+{
+	struct rcpt *rc, *next;
+
+	if (t == NULL)
+		return;
+	for (rc = t->rcpts; rc; rc = next) {
+		next = rc->next;
+		free(rc);
+	}
+	free(t->held);
+	free(t->notes);
+	free(t->headers);
+	free(t);
+}
+
+/* The message's outcome for the log line when it ended without EOM. */
+static const char *aborted_verdict(const struct txn *t)
+{
+	int rejected = 0, deferred = 0;
+
+	if (t->naccepted > 0)
+		return "aborted";
+	for (const struct rcpt *rc = t->rcpts; rc; rc = rc->next) {
+		rejected += rc->outcome == RCPT_REJECTED;
+		deferred += rc->outcome == RCPT_DEFERRED;
+	}
+	if (rejected)
+		return "reject";
+	return deferred ? "defer" : "none";
+}
+
+void engine_abort(struct conn *c)
+{
+	if (c->txn == NULL)
+		return;
+	log_txn(c, aborted_verdict(c->txn));
+	txn_free(c->txn);
+	c->txn = NULL;
+}
+
+void engine_txn_end(struct conn *c, const struct reply *eom)
+{
+	if (c->txn == NULL)
+		return;
+	log_txn(c, eom->action == REPLY_REJECT ? "reject"
+		   : eom->action == REPLY_TEMPFAIL ? "defer" : "accept");
+	txn_free(c->txn);
+	c->txn = NULL;
+}
+
+void engine_conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	engine_abort(c);
+	if (c->ntxn == 0 && c->nheld > 0) {
+		char buf[300];
+
+		log_msg(LOG_LVL_INFO, "client=%s[%s] helo=<%s> verdict=none held=%s "
+			"(disconnected before MAIL)",
+			enc_log(buf, sizeof(buf), c->client_name, 100),
+			c->client_addr[0] ? c->client_addr : "unknown", c->helo,
+			c->held[0].symbol);
+	}
+	free(c->held);
+	free(c->notes);
+	conf_unref(c->conf);
+	free(c);
+}
+
+void engine_set_macros(struct conn *c, const char *our_name, const char *daemon_name,
+		       const char *if_addr)
+{
+	if (our_name && *our_name)
+		bcopy_str(c->our_name, sizeof(c->our_name), our_name);
+	if (daemon_name)
+		bcopy_str(c->daemon_name, sizeof(c->daemon_name), daemon_name);
+	if (if_addr)
+		bcopy_str(c->if_addr, sizeof(c->if_addr), if_addr);
+}
+
+void engine_set_queue_id(struct conn *c, const char *qid)
+{
+	if (c->txn && qid && *qid)
+		bcopy_str(c->txn->queue_id, sizeof(c->txn->queue_id), qid);
+}
+
+void engine_set_auth(struct conn *c, const char *authen)
+{
+	if (c->txn && authen && *authen)
+		bcopy_str(c->txn->auth_authen, sizeof(c->txn->auth_authen), authen);
+}
+
+unsigned engine_stages_needed(const struct conf *conf)
+{
+	unsigned need = 1u << STAGE_CONNECT | 1u << STAGE_HELO | 1u << STAGE_MAIL |
+			1u << STAGE_RCPT | 1u << STAGE_EOM;
+
+	for (int i = 0; i < conf->norder; i++) {
+		const struct check_module *m = check_registry[conf->order[i]];
+
+		if (conf->mod[conf->order[i]].mode == MODE_OFF)
+			continue;
+		for (int st = 0; st < STAGE_COUNT; st++)
+			if (m->hook[st])
+				need |= 1u << st;
+	}
+	return need;
+}
+
+/* --- stages -------------------------------------------------------------- */
+
+void engine_connect(struct conn *c, const char *hostname, const char *addr, struct reply *r)
+{
+	struct check_ctx cx = { 0 };
+	const struct netlist *trusted = &c->conf->core.trusted_networks;
+
+	reply_continue(r);
+	if (hostname && *hostname && hostname[0] != '[')
+		bcopy_str(c->client_name, sizeof(c->client_name), hostname);
+	if (addr && *addr && ip_parse(addr, &c->client_ip) == 0)
+		ip_format(&c->client_ip, c->client_addr, sizeof(c->client_addr));
+	for (int i = 0; c->client_ip.family && i < trusted->n; i++)
+		if (ip_in_net(&c->client_ip, &trusted->v[i].ip, trusted->v[i].len)) {
+			c->trusted = c->whitelisted = 1;
+			break;
+		}
+	run_stage(c, STAGE_CONNECT, &cx, NULL, NULL, NULL);
+}
+
+/* Drop what an earlier HELO of this connection decided (a client sends EHLO
+ * again after STARTTLS; the new name is the one that counts). */
+static void forget_helo(struct conn *c)
+{
+	int k = 0;
+
+	for (int i = 0; i < c->nheld; i++)
+		if (c->held[i].stage != STAGE_HELO)
+			c->held[k++] = c->held[i];
+	c->nheld = k;
+	k = 0;
+	for (int i = 0; i < c->nnotes; i++) {
+		const struct note *x = &c->notes[i];
+
+		if (x->stage != STAGE_HELO)
+			c->notes[k++] = *x;
+		else if (x->action == ACT_SCORE && !x->monitor)
+			c->score -= x->score;
+	}
+	c->nnotes = k;
+}
+
+void engine_helo(struct conn *c, const char *helo, struct reply *r)
+{
+	struct check_ctx cx = { 0 };
+
+	reply_continue(r);
+	if (c->helo_seen)
+		forget_helo(c);
+	c->helo_seen = 1;
+	c->helo_truncated = bcopy_str(c->helo, sizeof(c->helo), helo ? helo : "") >=
+			    sizeof(c->helo);
+	run_stage(c, STAGE_HELO, &cx, NULL, NULL, NULL);
+}
+
+void engine_mail(struct conn *c, const char *from, struct reply *r)
+{
+	struct check_ctx cx = { 0 };
+	struct txn *t;
+
+	reply_continue(r);
+	engine_abort(c); /* a transaction the MTA did not end */
+	t = xcalloc(1, sizeof(*t));
+	engine_make_ref(t->ref);
+	t->start_ms = now_ms();
+	addr_parse(from ? from : "<>", &t->sender);
+	c->txn = t;
+	c->ntxn++;
+	run_stage(c, STAGE_MAIL, &cx, NULL, NULL, NULL);
+}
+
+void engine_rcpt(struct conn *c, const char *to, struct reply *r)
+{
+	struct check_ctx cx = { 0 };
+	struct verdict *rheld = NULL, sv;
+	const struct verdict *best = NULL;
+	int nrheld = 0;
+	struct rcpt *rc;
+	struct txn *t;
+
+	reply_continue(r);
+	if (c->txn == NULL)
+		engine_mail(c, "<>", r);
+	t = c->txn;
+	rc = xcalloc(1, sizeof(*rc));
+	addr_parse(to ? to : "", &rc->addr);
+	if (t->last_rcpt)
+		t->last_rcpt->next = rc;
+	else
+		t->rcpts = rc;
+	t->last_rcpt = rc;
+	t->nrcpt++;
+
+	if (addr_is_postmaster(&rc->addr))
+		rc->whitelisted = 1;
+	else
+		run_stage(c, STAGE_RCPT, &cx, rc, &rheld, &nrheld);
+
+	if (!rc->whitelisted && !skipping(c, STAGE_RCPT)) {
+		best = strongest(rheld, nrheld, STAGE_RCPT, STAGE_RCPT, NULL);
+		best = strongest(t->held, t->nheld, STAGE_MAIL, STAGE_MAIL, best);
+		best = strongest(c->held, c->nheld, STAGE_CONNECT, STAGE_HELO, best);
+		if (best == NULL)
+			best = score_verdict(c->conf, c->score + t->score + rc->score, &sv);
+	}
+	if (best) {
+		make_reply(c, best, r);
+		rc->outcome = r->action == REPLY_REJECT ? RCPT_REJECTED : RCPT_DEFERRED;
+		bcopy_str(rc->symbol, sizeof(rc->symbol), best->symbol);
+	} else {
+		rc->outcome = RCPT_ACCEPTED;
+		t->naccepted++;
+	}
+	free(rheld);
+}
+
+void engine_header(struct conn *c, const char *name, const char *value, struct reply *r)
+{
+	struct check_ctx cx = { 0 };
+
+	reply_continue(r);
+	if (c->txn == NULL)
+		return;
+	c->txn->nhdr++;
+	cx.hdr_name = name;
+	cx.hdr_value = value;
+	run_stage(c, STAGE_HEADER, &cx, NULL, NULL, NULL);
+}
+
+void engine_eoh(struct conn *c, struct reply *r)
+{
+	struct check_ctx cx = { 0 };
+
+	reply_continue(r);
+	if (c->txn)
+		run_stage(c, STAGE_EOH, &cx, NULL, NULL, NULL);
+}
+
+void engine_body(struct conn *c, const unsigned char *buf, size_t len, struct reply *r)
+{
+	struct check_ctx cx = { 0 };
+
+	reply_continue(r);
+	if (c->txn == NULL)
+		return;
+	c->txn->body_bytes += len;
+	cx.body = buf;
+	cx.body_len = len;
+	run_stage(c, STAGE_BODY, &cx, NULL, NULL, NULL);
+}
+
+static void add_header(struct txn *t, const char *name, const char *value, int top)
+{
+	struct add_header *h;
+
+	t->headers = xrealloc(t->headers, sizeof(*t->headers) * (size_t)(t->nheaders + 1));
+	h = &t->headers[t->nheaders++];
+	bcopy_str(h->name, sizeof(h->name), name);
+	enc_header(h->value, sizeof(h->value), value);
+	h->top = top;
+}
+
+void engine_eom(struct conn *c, struct reply *r)
+{
+	struct check_ctx cx = { 0 };
+	const struct core_conf *core = &c->conf->core;
+	const struct verdict *best = NULL;
+	struct verdict sv;
+	struct txn *t;
+	double score;
+	char name[96], value[1024];
+	int first = 1;
+
+	reply_continue(r);
+	if (c->txn == NULL)
+		return;
+	t = c->txn;
+	run_stage(c, STAGE_EOM, &cx, NULL, NULL, NULL);
+	score = c->score + t->score;
+	if (!skipping(c, STAGE_EOM)) {
+		best = strongest(t->held, t->nheld, STAGE_HEADER, STAGE_EOM, NULL);
+		if (best == NULL)
+			best = score_verdict(c->conf, score, &sv);
+	}
+	if (best) {
+		make_reply(c, best, r);
+		return;
+	}
+	value[0] = '\0';
+	notes_append(value, sizeof(value), c->notes, c->nnotes, 1, &first);
+	notes_append(value, sizeof(value), t->notes, t->nnotes, 1, &first);
+	if (value[0]) {
+		snprintf(name, sizeof(name), "%s-Monitor", core->header_prefix);
+		bappend(value, sizeof(value), " (ref %s)", t->ref);
+		add_header(t, name, value, 0);
+	}
+	if (core->score_tag > 0 && score >= core->score_tag && !skipping(c, STAGE_EOM)) {
+		snprintf(name, sizeof(name), "%s-Status", core->header_prefix);
+		snprintf(value, sizeof(value), "Yes, score=%.1f tag=%.1f", score, core->score_tag);
+		first = 1;
+		bappend(value, sizeof(value), " symbols=");
+		notes_append(value, sizeof(value), c->notes, c->nnotes, 0, &first);
+		notes_append(value, sizeof(value), t->notes, t->nnotes, 0, &first);
+		bappend(value, sizeof(value), " (ref %s)", t->ref);
+		add_header(t, name, value, 0);
+	}
+}
+

@@ -1,0 +1,157 @@
+/* lib/engine.h - the check engine: connection and transaction state,
+ * running the enabled modules per stage, and the decisions
+ *
+ * Driven by milter/ (one libmilter callback -> one engine_* call) and by
+ * portcullisctl check / the unit tests, without an MTA.  A struct conn is
+ * used by one thread at a time (libmilter serialises a connection's
+ * callbacks); nothing here is shared between connections except the
+ * immutable config snapshot.
+ *
+ * Decisions (DESIGN.md "The flow"):
+ *  - verdicts from connect, HELO and MAIL are held and applied at RCPT, so
+ *    the log line has the whole envelope and recipient whitelists apply;
+ *  - OK at a stage whitelists its scope: connect/HELO -> the connection,
+ *    MAIL and content -> the transaction, RCPT -> that recipient; a whitelist
+ *    beats every held reject of the same or a wider scope;
+ *  - postmaster@ and abuse@ are always accepted at RCPT;
+ *  - the effective mode of a verdict is min(module mode, sub-check mode):
+ *    off ignores it, monitor logs it and adds a header, defer turns a reject
+ *    into a temporary failure;
+ *  - scores add up per transaction (plus the recipient's own) and are
+ *    compared with score.reject / score.defer at RCPT and EOM, score.tag at
+ *    EOM;
+ *  - every reject/defer text ends with "(ref ID); contact CONTACT", and the
+ *    same ID is in the one summary log line of the transaction.
+ */
+#ifndef PORTCULLIS_ENGINE_H
+#define PORTCULLIS_ENGINE_H
+
+#include <stddef.h>
+
+#include "addr.h"
+#include "check.h"
+#include "conf.h"
+#include "encode.h"
+
+#define HELO_MAX 255
+#define HOSTNAME_MAX 255
+#define REF_LEN 10
+
+enum reply_action { REPLY_CONTINUE, REPLY_ACCEPT, REPLY_TEMPFAIL, REPLY_REJECT };
+
+/* What the MTA is told.  text is already encoded for an SMTP reply. */
+struct reply {
+	enum reply_action action;
+	char code[4];
+	char xcode[10];
+	char text[ENC_REPLY_MAX + 200];
+};
+
+/* A header the engine wants added at end of message. */
+struct add_header {
+	char name[64];
+	char value[ENC_HEADER_MAX + 1];
+	int top; /* insert at the top (trace-like) instead of appending */
+};
+
+enum rcpt_outcome { RCPT_ACCEPTED, RCPT_REJECTED, RCPT_DEFERRED };
+
+struct rcpt {
+	struct mailaddr addr;
+	enum rcpt_outcome outcome;
+	int whitelisted;   /* OK verdict or postmaster@ */
+	double score;	   /* this recipient's own score */
+	char symbol[48];   /* what decided a reject/defer */
+	struct rcpt *next;
+};
+
+struct note { /* a monitor-mode hit or a fired symbol */
+	char symbol[48];
+	enum action action;
+	double score;
+	int monitor;
+	enum stage stage;
+};
+
+struct txn {
+	char ref[REF_LEN + 1];
+	char queue_id[64];
+	struct mailaddr sender;
+	char auth_authen[128]; /* {auth_authen}: SASL login, "" if none */
+	int whitelisted;
+	struct rcpt *rcpts, *last_rcpt;
+	int nrcpt;	    /* RCPT commands seen */
+	int naccepted;
+	double score;	    /* MAIL + content score */
+	struct verdict *held; /* verdicts of MAIL */
+	int nheld;
+	struct note *notes;
+	int nnotes;
+	struct add_header *headers;
+	int nheaders;
+	long long start_ms;
+	int logged;
+	unsigned long nhdr;  /* headers seen */
+	unsigned long long body_bytes;
+};
+
+struct conn {
+	struct conf *conf; /* the snapshot taken at connect (one reference) */
+	char client_addr[64];	 /* text form, "" if unknown (e.g. sendmail -bs) */
+	struct ipaddr client_ip; /* family 0 if unknown */
+	char client_name[HOSTNAME_MAX + 1]; /* verified name or "unknown" */
+	char helo[HELO_MAX + 1];
+	int helo_seen;
+	int helo_truncated;
+	char daemon_name[64];
+	char if_addr[64];
+	char our_name[HOSTNAME_MAX + 1]; /* macro j, else conf hostname */
+	int whitelisted;
+	int trusted;	   /* in trusted_networks */
+	struct verdict *held;  /* verdicts of connect and HELO */
+	int nheld;
+	double score;	   /* connect + HELO score */
+	struct note *notes;
+	int nnotes;
+	struct txn *txn;
+	unsigned long ntxn;
+};
+
+/* Create a connection bound to snapshot conf (takes a new reference). */
+struct conn *engine_conn_new(struct conf *conf);
+void engine_conn_free(struct conn *c); /* logs an unfinished transaction */
+
+/* Macros from the MTA; any may be NULL. */
+void engine_set_macros(struct conn *c, const char *our_name,
+		       const char *daemon_name, const char *if_addr);
+void engine_set_queue_id(struct conn *c, const char *qid);
+void engine_set_auth(struct conn *c, const char *authen);
+
+/* Stages.  Each fills *r (REPLY_CONTINUE when nothing is to be said). */
+void engine_connect(struct conn *c, const char *hostname, const char *addr,
+		    struct reply *r);
+void engine_helo(struct conn *c, const char *helo, struct reply *r);
+void engine_mail(struct conn *c, const char *from, struct reply *r);
+void engine_rcpt(struct conn *c, const char *to, struct reply *r);
+void engine_header(struct conn *c, const char *name, const char *value,
+		   struct reply *r);
+void engine_eoh(struct conn *c, struct reply *r);
+void engine_body(struct conn *c, const unsigned char *buf, size_t len,
+		 struct reply *r);
+/* End of message: *r is the final answer; c->txn->headers are to be added
+ * when r->action is REPLY_CONTINUE or REPLY_ACCEPT. */
+void engine_eom(struct conn *c, struct reply *r);
+/* The transaction ended without EOM (RSET, QUIT, lost connection, MTA
+ * reject).  Logs it and frees it. */
+void engine_abort(struct conn *c);
+/* After eom (and after the headers were added): log the transaction with
+ * the end-of-message answer *eom and free it. */
+void engine_txn_end(struct conn *c, const struct reply *eom);
+
+/* Which stages the enabled modules of conf need (bit 1<<STAGE_x). */
+unsigned engine_stages_needed(const struct conf *conf);
+
+/* A fresh reference id: REF_LEN characters of [0-9A-Za-z]. */
+void engine_make_ref(char ref[REF_LEN + 1]);
+
+#endif

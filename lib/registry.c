@@ -1,0 +1,20 @@
+/* lib/registry.c - the one list of check modules
+ *
+ * The only place that knows every module.  Order here is only the order of
+ * `portcullis -d`; the order in which checks run is the `checks` setting.
+ * An optional module (one that needs an optional library) is added here
+ * under the Makefile.am conditional that builds it.
+ */
+#include "check.h"
+
+extern const struct check_module check_access;
+extern const struct check_module check_helo;
+extern const struct check_module check_envelope;
+
+const struct check_module *const check_registry[] = {
+	&check_access,
+	&check_helo,
+	&check_envelope,
+};
+
+const int check_registry_count = sizeof(check_registry) / sizeof(check_registry[0]);

@@ -1,0 +1,254 @@
+/* milter/main.c - portcullis(8): options, startup checks, daemon mode,
+ * privilege drop and reload on SIGUSR1
+ *
+ * Startup problems (a bad configuration file, an unusable socket, a missing
+ * state directory, an unknown user) are reported as one line on stderr and
+ * end the program with status 1 before anything listens.  Reload: SIGUSR1
+ * is blocked in every thread and taken by a dedicated thread with
+ * sigwait(); a reload that fails keeps the running configuration.  SIGHUP
+ * is not used: libmilter's own signal thread treats it like SIGTERM.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "milter.h"
+#include "util.h"
+
+#define DEFAULT_CONF SYSCONFDIR "/portcullis/portcullis.conf"
+
+static const char *conf_path; /* NULL: embedded defaults */
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: portcullis [-f] [-c FILE] [-n | -d | -t] [-V]\n"
+		"  -c FILE  configuration file (default %s; if that does not exist,\n"
+		"           the embedded defaults)\n"
+		"  -f       stay in the foreground\n"
+		"  -n       print the settings that differ from the defaults and exit\n"
+		"  -d       print all default settings and exit\n"
+		"  -t       test the configuration and exit (status 0 if good)\n"
+		"  -V       print the version and exit\n",
+		DEFAULT_CONF);
+}
+
+static void *reload_thread(void *arg)
+{
+	sigset_t set;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	for (;;) {
+		int sig;
+		char err[1024];
+		struct conf *c, *old;
+
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		c = conf_load(conf_path, err, sizeof(err));
+		if (c == NULL) {
+			log_msg(LOG_LVL_ERR, "reload failed: %s; keeping the running configuration",
+				err);
+			continue;
+		}
+		old = conf_current();
+		if (old && strcmp(old->core.socket, c->core.socket) != 0)
+			log_msg(LOG_LVL_WARN, "reload: a new socket takes a restart; still on %s",
+				old->core.socket);
+		conf_unref(old);
+		log_set_debug(c->core.debug);
+		conf_install(c);
+		log_msg(LOG_LVL_INFO, "configuration reloaded from %s",
+			conf_path ? conf_path : "(defaults)");
+	}
+	return NULL;
+}
+
+static int write_pidfile(const char *path, char *err, size_t errsize)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (fp == NULL) {
+		snprintf(err, errsize, "pidfile %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	if (fclose(fp) != 0) {
+		snprintf(err, errsize, "pidfile %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int drop_privileges(const char *user, char *err, size_t errsize)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		snprintf(err, errsize, "user: unknown user '%s'", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		snprintf(err, errsize, "user: cannot switch to '%s': %s", user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int daemonize(char *err, size_t errsize, int keep_stderr)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		snprintf(err, errsize, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if (chdir("/") < 0) {
+		snprintf(err, errsize, "chdir /: %s", strerror(errno));
+		return -1;
+	}
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		if (!keep_stderr)
+			dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int opt, foreground = 0, explicit_conf = 0;
+	enum { RUN, DUMP_N, DUMP_D, TEST } what = RUN;
+	char err[1024];
+	struct conf *c;
+	struct stat st;
+	sigset_t set;
+	pthread_t tid;
+	char sock_path[1024] = "";
+	int rc;
+
+	conf_path = DEFAULT_CONF;
+	while ((opt = getopt(argc, argv, "c:fndtVh")) != -1) {
+		switch (opt) {
+		case 'c': conf_path = optarg; explicit_conf = 1; break;
+		case 'f': foreground = 1; break;
+		case 'n': what = DUMP_N; break;
+		case 'd': what = DUMP_D; break;
+		case 't': what = TEST; break;
+		case 'V': printf("portcullis %s\n", PACKAGE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_open("portcullis", "stderr", "mail");
+	if (what == DUMP_D) {
+		c = conf_load(NULL, err, sizeof(err));
+		if (c == NULL) {
+			fprintf(stderr, "portcullis: %s\n", err);
+			return 1;
+		}
+		conf_dump(c, CONF_DUMP_DEFAULTS, stdout);
+		conf_unref(c);
+		return 0;
+	}
+	if (!explicit_conf && access(conf_path, F_OK) < 0 && errno == ENOENT)
+		conf_path = NULL; /* no file: run on the embedded defaults */
+	c = conf_load(conf_path, err, sizeof(err));
+	if (c == NULL) {
+		fprintf(stderr, "portcullis: %s\n", err);
+		return 1;
+	}
+	if (what == DUMP_N || what == TEST) {
+		if (what == DUMP_N)
+			conf_dump(c, CONF_DUMP_CHANGED, stdout);
+		else
+			printf("portcullis: configuration %s is valid\n",
+			       conf_path ? conf_path : "(embedded defaults)");
+		conf_unref(c);
+		return 0;
+	}
+	if (stat(c->core.state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "portcullis: state_dir %s: %s (create it or set state_dir)\n",
+			c->core.state_dir, errno ? strerror(errno) : "not a directory");
+		return 1;
+	}
+	if (milter_open(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "portcullis: %s\n", err);
+		return 1;
+	}
+	if (!foreground && daemonize(err, sizeof(err), !strcmp(c->core.log_target, "stderr")) < 0) {
+		fprintf(stderr, "portcullis: %s\n", err);
+		return 1;
+	}
+	if (c->core.pidfile[0] && write_pidfile(c->core.pidfile, err, sizeof(err)) < 0) {
+		fprintf(stderr, "portcullis: %s\n", err);
+		return 1;
+	}
+	if (c->core.user[0] && drop_privileges(c->core.user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "portcullis: %s\n", err);
+		return 1;
+	}
+	if (access(c->core.state_dir, W_OK | X_OK) < 0) {
+		fprintf(stderr, "portcullis: state_dir %s: %s\n", c->core.state_dir,
+			strerror(errno));
+		return 1;
+	}
+	if (log_open("portcullis", c->core.log_target, c->core.log_facility) < 0) {
+		fprintf(stderr, "portcullis: log_target/log_facility: cannot open\n");
+		return 1;
+	}
+	log_set_debug(c->core.debug);
+	if (getuid() == 0)
+		log_msg(LOG_LVL_WARN, "running as root; set user = portcullis to drop privileges");
+	if (milter_socket_path(c->core.socket))
+		bcopy_str(sock_path, sizeof(sock_path), milter_socket_path(c->core.socket));
+	conf_install(c);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (pthread_create(&tid, NULL, reload_thread, NULL) != 0) {
+		log_msg(LOG_LVL_ERR, "cannot start the reload thread");
+		return 1;
+	}
+	pthread_detach(tid);
+	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s", PACKAGE_VERSION,
+		c->core.socket, conf_path ? conf_path : "(embedded defaults)");
+	rc = milter_run();
+	log_msg(LOG_LVL_INFO, "portcullis stopped");
+	c = conf_current();
+	if (c && c->core.pidfile[0])
+		unlink(c->core.pidfile);
+	if (sock_path[0])
+		unlink(sock_path);
+	conf_install(NULL);
+	conf_unref(c);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,372 @@
+/* milter/milter.c - libmilter callbacks: the one place that calls libmilter
+ *
+ * Each callback translates its arguments into one engine_* call and the
+ * engine's struct reply into smfi_setreply() plus a status.  Nothing here
+ * decides anything about mail.  Threading: libmilter runs each connection's
+ * callbacks one at a time, so the struct conn behind smfi_getpriv() needs no
+ * lock.  On any internal trouble (no private data) the answer is a
+ * temporary failure, never an accept.
+ */
+#include "milter.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libmilter/mfapi.h>
+
+#include "conf.h"
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+static sfsistat answer(SMFICTX *ctx, const struct reply *r)
+{
+	switch (r->action) {
+	case REPLY_CONTINUE:
+		return SMFIS_CONTINUE;
+	case REPLY_ACCEPT:
+		return SMFIS_ACCEPT;
+	case REPLY_TEMPFAIL:
+	case REPLY_REJECT:
+		if (smfi_setreply(ctx, (char *)r->code, (char *)r->xcode, (char *)r->text) !=
+		    MI_SUCCESS)
+			log_msg(LOG_LVL_WARN, "smfi_setreply refused reply %s %s", r->code,
+				r->xcode);
+		return r->action == REPLY_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+	}
+	return SMFIS_TEMPFAIL;
+}
+
+static const char *macro(SMFICTX *ctx, const char *name)
+{
+	return smfi_getsymval(ctx, (char *)name);
+}
+
+/* The connection state, created at negotiate (or connect for MTAs that do
+ * not negotiate) with the configuration snapshot of that moment. */
+static struct conn *conn_of(SMFICTX *ctx, int create)
+{
+	struct conn *c = smfi_getpriv(ctx);
+
+	if (c == NULL && create) {
+		struct conf *conf = conf_current();
+
+		if (conf == NULL)
+			return NULL;
+		c = engine_conn_new(conf);
+		conf_unref(conf);
+		smfi_setpriv(ctx, c);
+	}
+	return c;
+}
+
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+			     unsigned long f2, unsigned long f3, unsigned long *pf0,
+			     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	struct conn *c = conn_of(ctx, 1);
+	unsigned need;
+	unsigned long want = 0;
+
+	(void)f2;
+	(void)f3;
+	if (c == NULL)
+		return SMFIS_REJECT; /* libmilter: no filter for this connection */
+	need = engine_stages_needed(c->conf);
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST);
+	/* Ask the MTA not to send what no enabled module reads. */
+	if (!(need & 1u << STAGE_HEADER))
+		want |= SMFIP_NOHDRS;
+	if (!(need & 1u << STAGE_EOH))
+		want |= SMFIP_NOEOH;
+	if (!(need & 1u << STAGE_BODY))
+		want |= SMFIP_NOBODY;
+	want |= SMFIP_NOUNKNOWN | SMFIP_NODATA;
+	if (need & 1u << STAGE_BODY)
+		want |= SMFIP_SKIP;
+	*pf1 = f1 & want;
+	*pf2 = 0;
+	*pf3 = 0;
+	if (f0 & SMFIF_SETSYMLIST) {
+		smfi_setsymlist(ctx, SMFIM_CONNECT, "j {daemon_name} {if_addr} {client_name}");
+		smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen} {auth_type}");
+		smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i");
+		smfi_setsymlist(ctx, SMFIM_EOM, "i");
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
+{
+	struct conn *c = conn_of(ctx, 1);
+	char addr[INET6_ADDRSTRLEN] = "";
+	struct reply r;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, addr,
+			  sizeof(addr));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, addr,
+			  sizeof(addr));
+	engine_set_macros(c, macro(ctx, "j"), macro(ctx, "{daemon_name}"),
+			  macro(ctx, "{if_addr}"));
+	engine_connect(c, hostname, addr, &r);
+	return answer(ctx, &r);
+}
+
+static sfsistat cb_helo(SMFICTX *ctx, char *helo)
+{
+	struct conn *c = conn_of(ctx, 0);
+	struct reply r;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	engine_helo(c, helo, &r);
+	return answer(ctx, &r);
+}
+
+static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct conn *c = conn_of(ctx, 0);
+	struct reply r;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	/* The SASL login must be known before the MAIL checks run. */
+	engine_mail(c, argv[0], &r);
+	engine_set_queue_id(c, macro(ctx, "i")); /* Sendmail sends it here */
+	engine_set_auth(c, macro(ctx, "{auth_authen}"));
+	return answer(ctx, &r);
+}
+
+static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct conn *c = conn_of(ctx, 0);
+	struct reply r;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	engine_rcpt(c, argv[0], &r);
+	return answer(ctx, &r);
+}
+
+static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct conn *c = conn_of(ctx, 0);
+	struct reply r;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	engine_header(c, name, value, &r);
+	return answer(ctx, &r);
+}
+
+static sfsistat cb_eoh(SMFICTX *ctx)
+{
+	struct conn *c = conn_of(ctx, 0);
+	struct reply r;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	engine_eoh(c, &r);
+	return answer(ctx, &r);
+}
+
+static sfsistat cb_body(SMFICTX *ctx, unsigned char *buf, size_t len)
+{
+	struct conn *c = conn_of(ctx, 0);
+	struct reply r;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	engine_body(c, buf, len, &r);
+	return answer(ctx, &r);
+}
+
+static sfsistat cb_eom(SMFICTX *ctx)
+{
+	struct conn *c = conn_of(ctx, 0);
+	struct reply r;
+	sfsistat st;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	engine_set_queue_id(c, macro(ctx, "i")); /* Postfix sends it only here */
+	engine_eom(c, &r);
+	if (c->txn && (r.action == REPLY_CONTINUE || r.action == REPLY_ACCEPT)) {
+		for (int i = 0; i < c->txn->nheaders; i++) {
+			struct add_header *h = &c->txn->headers[i];
+			int rc = h->top ? smfi_insheader(ctx, 0, h->name, h->value)
+					: smfi_addheader(ctx, h->name, h->value);
+
+			if (rc != MI_SUCCESS)
+				log_msg(LOG_LVL_WARN, "ref=%s could not add header %s",
+					c->txn->ref, h->name);
+		}
+	}
+	st = answer(ctx, &r);
+	engine_txn_end(c, &r);
+	return st;
+}
+
+static sfsistat cb_abort(SMFICTX *ctx)
+{
+	struct conn *c = conn_of(ctx, 0);
+
+	if (c)
+		engine_abort(c);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_close(SMFICTX *ctx)
+{
+	struct conn *c = conn_of(ctx, 0);
+
+	if (c) {
+		engine_conn_free(c);
+		smfi_setpriv(ctx, NULL);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc desc = {
+	.xxfi_name = "portcullis",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST,
+	.xxfi_connect = cb_connect,
+	.xxfi_helo = cb_helo,
+	.xxfi_envfrom = cb_envfrom,
+	.xxfi_envrcpt = cb_envrcpt,
+	.xxfi_header = cb_header,
+	.xxfi_eoh = cb_eoh,
+	.xxfi_body = cb_body,
+	.xxfi_eom = cb_eom,
+	.xxfi_abort = cb_abort,
+	.xxfi_close = cb_close,
+	.xxfi_negotiate = cb_negotiate,
+};
+
+const char *milter_socket_path(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		return spec + 5;
+	if (strncmp(spec, "local:", 6) == 0)
+		return spec + 6;
+	if (spec[0] == '/')
+		return spec;
+	return NULL;
+}
+
+/* libmilter writes a reply and a header as separate small packets and does
+ * not set TCP_NODELAY, which costs ~40 ms per message over TCP (Nagle meets
+ * delayed ACK).  Linux copies TCP_NODELAY from a listening socket to the
+ * sockets it accepts, so set it on libmilter's listener, which we can only
+ * find among our descriptors. */
+static void set_nodelay_on_listener(void)
+{
+	for (int fd = 3; fd < 1024; fd++) {
+		int acc = 0, dom = 0, one = 1;
+		socklen_t len = sizeof(acc);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc)
+			continue;
+		len = sizeof(dom);
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||
+		    (dom != AF_INET && dom != AF_INET6))
+			continue;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+			log_msg(LOG_LVL_WARN, "TCP_NODELAY on the milter socket: %s",
+				strerror(errno));
+	}
+}
+
+int milter_open(const struct conf *c, char *err, size_t errsize)
+{
+	const char *spec = c->core.socket;
+	const char *path = milter_socket_path(spec);
+	char conn[1024];
+	mode_t old_umask;
+	int rc;
+
+	if (path) {
+		char dir[1024];
+		char *slash;
+		struct stat st;
+
+		bcopy_str(dir, sizeof(dir), path);
+		slash = strrchr(dir, '/');
+		if (slash == NULL || slash == dir)
+			bcopy_str(dir, sizeof(dir), slash ? "/" : ".");
+		else
+			*slash = '\0';
+		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errsize, "socket %s: directory %s: %s", spec, dir,
+				 errno ? strerror(errno) : "not a directory");
+			return -1;
+		}
+		if (access(dir, W_OK | X_OK) < 0) {
+			snprintf(err, errsize, "socket %s: directory %s: %s", spec, dir,
+				 strerror(errno));
+			return -1;
+		}
+		snprintf(conn, sizeof(conn), "unix:%s", path);
+	} else {
+		bcopy_str(conn, sizeof(conn), spec);
+	}
+	if (smfi_setconn(conn) != MI_SUCCESS) {
+		snprintf(err, errsize, "socket %s: not usable", spec);
+		return -1;
+	}
+	smfi_settimeout((int)c->core.milter_timeout);
+	if (smfi_register(desc) != MI_SUCCESS) {
+		snprintf(err, errsize, "smfi_register failed");
+		return -1;
+	}
+	old_umask = umask(0777 & ~(mode_t)c->core.socket_mode);
+	rc = smfi_opensocket(true);
+	umask(old_umask);
+	if (rc != MI_SUCCESS) {
+		snprintf(err, errsize, "socket %s: cannot listen (address in use, bad "
+			 "address or no permission)", spec);
+		return -1;
+	}
+	if (path) {
+		if (chmod(path, (mode_t)c->core.socket_mode) < 0) {
+			snprintf(err, errsize, "socket %s: chmod: %s", spec, strerror(errno));
+			return -1;
+		}
+		if (c->core.socket_group[0]) {
+			struct group *gr = getgrnam(c->core.socket_group);
+
+			if (gr == NULL) {
+				snprintf(err, errsize, "socket_group: unknown group '%s'",
+					 c->core.socket_group);
+				return -1;
+			}
+			if (chown(path, (uid_t)-1, gr->gr_gid) < 0) {
+				snprintf(err, errsize, "socket %s: chown to group %s: %s", spec,
+					 c->core.socket_group, strerror(errno));
+				return -1;
+			}
+		}
+	} else {
+		set_nodelay_on_listener();
+	}
+	return 0;
+}
+
+int milter_run(void)
+{
+	return smfi_main() == MI_SUCCESS ? 0 : -1;
+}
