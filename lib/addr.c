@@ -195,6 +195,10 @@ static void parse_domain(struct mailaddr *out, const char *d, const char *e)
 {
 	size_t n = (size_t)(e - d);
 
+	if (n > ADDR_DOMAIN_MAX) {
+		out->flags |= ADDR_TOO_LONG;
+		bad(out, "domain too long");
+	}
 	if (n > 0 && *d == '[') {
 		char lit[LITERAL_MAX + 1];
 		struct ipaddr ip;
@@ -211,10 +215,7 @@ static void parse_domain(struct mailaddr *out, const char *d, const char *e)
 		copy_span(out->domain, sizeof(out->domain), d, n, 0);
 		return;
 	}
-	if (n > ADDR_DOMAIN_MAX) {
-		out->flags |= ADDR_TOO_LONG;
-		bad(out, "domain too long");
-	} else {
+	if (n <= ADDR_DOMAIN_MAX) {
 		const char *r = check_domain(d, n);
 
 		if (r != NULL)

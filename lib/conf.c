@@ -815,6 +815,7 @@ struct dump_arg {
 	struct conf *defaults;
 	enum conf_dump what;
 	FILE *fp;
+	char last_module[64];
 };
 
 static void dump_one(const struct conf_param *p, void *arg)
@@ -828,6 +829,23 @@ static void dump_one(const struct conf_param *p, void *arg)
 	if (q == NULL)
 		return;
 	format_value(base, q, val, sizeof(val));
+	if (d->what == CONF_DUMP_SAMPLE) {
+		const char *dot = strchr(p->key, '.');
+		size_t plen = dot ? (size_t)(dot - p->key) : 0;
+
+		/* A heading before each module's first key. */
+		if (dot && (strncmp(d->last_module, p->key, plen) || d->last_module[plen])) {
+			int idx;
+
+			snprintf(d->last_module, sizeof(d->last_module), "%.*s", (int)plen, p->key);
+			idx = check_find(d->last_module);
+			if (idx >= 0)
+				fprintf(d->fp, "\n# === %s: %s ===\n", check_registry[idx]->name,
+					check_registry[idx]->doc);
+		}
+		fprintf(d->fp, "\n# %s\n#%s = %s\n", p->doc, p->key, val);
+		return;
+	}
 	if (d->what == CONF_DUMP_CHANGED) {
 		q = find_param(d->defaults, p->key, &dbase, &tmp);
 		format_value(dbase, q, def, sizeof(def));
@@ -840,7 +858,7 @@ static void dump_one(const struct conf_param *p, void *arg)
 void conf_dump(const struct conf *c, enum conf_dump what, void *fp)
 {
 	char err[256];
-	struct dump_arg d = { c, NULL, what, fp };
+	struct dump_arg d = { c, NULL, what, fp, "" };
 
 	if (what == CONF_DUMP_CHANGED)
 		d.defaults = conf_load(NULL, err, sizeof(err));

@@ -128,8 +128,12 @@ struct conf *conf_current(void); /* returns a new reference */
 void conf_install(struct conf *c); /* takes over the caller's reference */
 
 /* Print settings as "key = value" lines: all defaults (-d), only values that
- * differ from the default (-n).  */
-enum conf_dump { CONF_DUMP_DEFAULTS, CONF_DUMP_CHANGED, CONF_DUMP_ALL };
+ * differ from the default (-n), or the sample configuration file. */
+enum conf_dump {
+	CONF_DUMP_DEFAULTS, /* every key with its default */
+	CONF_DUMP_CHANGED,  /* keys whose value differs from the default */
+	CONF_DUMP_SAMPLE,   /* the commented sample file (config/portcullis.conf) */
+};
 void conf_dump(const struct conf *c, enum conf_dump what, void *fp);
 
 /* Visit every declared parameter (core, automatic per-module mode/on_error,

@@ -384,13 +384,13 @@ void engine_conn_free(struct conn *c)
 		return;
 	engine_abort(c);
 	if (c->ntxn == 0 && c->nheld > 0) {
-		char buf[300];
+		char name[300], helo[300];
 
 		log_msg(LOG_LVL_INFO, "client=%s[%s] helo=<%s> verdict=none held=%s "
 			"(disconnected before MAIL)",
-			enc_log(buf, sizeof(buf), c->client_name, 100),
-			c->client_addr[0] ? c->client_addr : "unknown", c->helo,
-			c->held[0].symbol);
+			enc_log(name, sizeof(name), c->client_name, 100),
+			c->client_addr[0] ? c->client_addr : "unknown",
+			enc_log(helo, sizeof(helo), c->helo, 100), c->held[0].symbol);
 	}
 	free(c->held);
 	free(c->notes);

@@ -34,12 +34,13 @@ static const char *conf_path; /* NULL: embedded defaults */
 static void usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: portcullis [-f] [-c FILE] [-n | -d | -t] [-V]\n"
+		"usage: portcullis [-f] [-c FILE] [-n | -d | -D | -t] [-V]\n"
 		"  -c FILE  configuration file (default %s; if that does not exist,\n"
 		"           the embedded defaults)\n"
 		"  -f       stay in the foreground\n"
 		"  -n       print the settings that differ from the defaults and exit\n"
 		"  -d       print all default settings and exit\n"
+		"  -D       print the commented sample configuration and exit\n"
 		"  -t       test the configuration and exit (status 0 if good)\n"
 		"  -V       print the version and exit\n",
 		DEFAULT_CONF);
@@ -141,7 +142,7 @@ static int daemonize(char *err, size_t errsize, int keep_stderr)
 int main(int argc, char **argv)
 {
 	int opt, foreground = 0, explicit_conf = 0;
-	enum { RUN, DUMP_N, DUMP_D, TEST } what = RUN;
+	enum { RUN, DUMP_N, DUMP_D, DUMP_SAMPLE, TEST } what = RUN;
 	char err[1024];
 	struct conf *c;
 	struct stat st;
@@ -151,12 +152,13 @@ int main(int argc, char **argv)
 	int rc;
 
 	conf_path = DEFAULT_CONF;
-	while ((opt = getopt(argc, argv, "c:fndtVh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:fndDtVh")) != -1) {
 		switch (opt) {
 		case 'c': conf_path = optarg; explicit_conf = 1; break;
 		case 'f': foreground = 1; break;
 		case 'n': what = DUMP_N; break;
 		case 'd': what = DUMP_D; break;
+		case 'D': what = DUMP_SAMPLE; break;
 		case 't': what = TEST; break;
 		case 'V': printf("portcullis %s\n", PACKAGE_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -168,13 +170,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_open("portcullis", "stderr", "mail");
-	if (what == DUMP_D) {
+	if (what == DUMP_D || what == DUMP_SAMPLE) {
 		c = conf_load(NULL, err, sizeof(err));
 		if (c == NULL) {
 			fprintf(stderr, "portcullis: %s\n", err);
 			return 1;
 		}
-		conf_dump(c, CONF_DUMP_DEFAULTS, stdout);
+		conf_dump(c, what == DUMP_D ? CONF_DUMP_DEFAULTS : CONF_DUMP_SAMPLE, stdout);
 		conf_unref(c);
 		return 0;
 	}

@@ -244,16 +244,16 @@ static void test_null_dst(void **state)
 /* Every run of '%' in s has even length. */
 static int percent_runs_even(const char *s)
 {
-	size_t run = 0;
+	size_t n = 0;
 
 	for (;; s++) {
 		if (*s == '%') {
-			run++;
+			n++;
 			continue;
 		}
-		if (run % 2 != 0)
+		if (n % 2 != 0)
 			return 0;
-		run = 0;
+		n = 0;
 		if (*s == '\0')
 			return 1;
 	}

@@ -2,8 +2,9 @@
  *
  * Table-driven: each case writes a temporary table file (under $TMPDIR or
  * /tmp), opens it, and runs a list of lookups or expects one error, which
- * must name "FILE:LINE: reason".  Also: hostile keys (10,000 bytes, CR/LF,
- * catastrophic backtracking), maplist order and concurrent lookups.
+ * must name "FILE:LINE: reason".  Also: table_parse_action() alone, spec
+ * errors, line-length limits, hostile keys (10,000 bytes, CR/LF, every byte
+ * value, catastrophic backtracking), maplist order and concurrent lookups.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include "util.h"
 
 #define END { NULL, 0, 0, 0, 0, NULL, 0 }
+#define HOSTILE_BIG 10000
 
 /* One lookup: mode 's' = string, 'i' = IP address given as text. */
 struct lookup {
@@ -686,6 +688,66 @@ static void test_hostile_crlf(void **state)
 	unlink(path);
 }
 
+/* A local set of hostile strings (the shared tests/unit/hostile.c is not
+ * linked into this program): every one through every table type.  A pcre:
+ * table answers OK only for all-printable keys and otherwise falls through
+ * to a catch-all; a texthash: table matches only its exact keys. */
+static void test_hostile_all(void **state)
+{
+	static const char *const fixed[] = {
+		"a\r\n250 OK", "100%s%n", "abc\0\r\nRCPT TO:<x@y>", "\xff\xfe\xc3\x28",
+		"x\n\tInjected: 1", "\r", "\n", "", "%", "\x1b[31mred\x1b[0m",
+		"ok\b\b\b\bevil", " \t \r\n ", "\xc0\x80", "%999999999s%*d%hhn",
+		"Good.Example", "good.example\r\n", "192.0.2.1\n",
+	};
+	char pp[512], ph[512], pc[512], err[512];
+	char *big = xmalloc(HOSTILE_BIG + 1);
+	struct table *p, *h, *c;
+	struct table_result r;
+
+	(void)state;
+	p = open_case("pcre", "/^[\\x20-\\x7e]*$/ OK\n/^/ REJECT catch-all\n", 0, pp,
+		      sizeof(pp), err, sizeof(err));
+	h = open_case("texthash", "abc REJECT cut at NUL\ngood.example OK\n", 0, ph,
+		      sizeof(ph), err, sizeof(err));
+	c = open_case("cidr", "0.0.0.0/0 REJECT\n::/0 REJECT\n", 0, pc, sizeof(pc), err,
+		      sizeof(err));
+	assert_non_null(p);
+	assert_non_null(h);
+	assert_non_null(c);
+	for (size_t i = 0; i < ARRAY_SIZE(fixed) + 3; i++) {
+		const char *key = i < ARRAY_SIZE(fixed) ? fixed[i] : big;
+		int printable = 1;
+
+		/* 10,000 bytes: every byte value, CRLF pairs, an open address */
+		for (size_t j = 0; i >= ARRAY_SIZE(fixed) && j < HOSTILE_BIG; j++) {
+			size_t k = i - ARRAY_SIZE(fixed);
+
+			big[j] = k == 0 ? (char)(1 + j % 255) :
+				 k == 1 ? "\r\n"[j % 2] : "<a@"[j % 3];
+		}
+		big[HOSTILE_BIG] = '\0';
+		for (const char *q = key; *q; q++)
+			if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+				printable = 0;
+
+		assert_int_equal(table_lookup_str(p, key, &r), 1);
+		if (r.action != (printable ? TA_OK : TA_REJECT))
+			fail_msg("hostile %zu: pcre gave %s", i, act_name(r.action));
+		if (table_lookup_str(h, key, &r) !=
+		    (strcmp(key, "abc") == 0 || strcmp(key, "Good.Example") == 0))
+			fail_msg("hostile %zu: texthash match", i);
+		assert_int_equal(table_lookup_str(c, key, &r), 0);
+	}
+	table_free(p);
+	table_free(h);
+	table_free(c);
+	unlink(pp);
+	unlink(ph);
+	unlink(pc);
+	free(big);
+}
+
 /* ---- threads ---- */
 
 struct thread_arg {
@@ -726,19 +788,12 @@ static void test_threads(void **state)
 	(void)state;
 	for (int i = 0; i < 25; i++)
 		n += (size_t)snprintf(buf + n, 4096 - n, "host%d.example OK\n", i);
-	t[0] = open_case("texthash", buf, n, ph, sizeof(ph), err, sizeof(err));
-	t[1] = open_case("pcre", "/^host[0-9]+\\.example$/ REJECT\n/^10\\./ REJECT\n", 0,
-			 pp, sizeof(pp), err, sizeof(err));
-	t[2] = open_case("cidr", "10.0.0.0/17 DEFER\n", 0, pc, sizeof(pc), err,
+	/* cidr first, so the IP lookups end there */
+	t[0] = open_case("cidr", "10.0.0.0/17 DEFER\n", 0, pc, sizeof(pc), err,
 			 sizeof(err));
-	/* cidr after pcre in the list: put it first for the IP lookups */
-	{
-		struct table *tmp = t[2];
-
-		t[2] = t[1];
-		t[1] = t[0];
-		t[0] = tmp;
-	}
+	t[1] = open_case("texthash", buf, n, ph, sizeof(ph), err, sizeof(err));
+	t[2] = open_case("pcre", "/^host[0-9]+\\.example$/ REJECT\n/^10\\./ REJECT\n", 0,
+			 pp, sizeof(pp), err, sizeof(err));
 	for (int i = 0; i < 3; i++)
 		assert_non_null(t[i]);
 	for (int i = 0; i < 4; i++) {
@@ -771,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_maplist),
 		cmocka_unit_test(test_hostile_long_key),
 		cmocka_unit_test(test_hostile_crlf),
+		cmocka_unit_test(test_hostile_all),
 		cmocka_unit_test(test_threads),
 	};
 
