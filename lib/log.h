@@ -11,7 +11,7 @@
 enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* Select the sink: target "stderr" or "syslog" (facility name such as
- * "mail", "local0").  Returns -1 for an unknown target or facility. */
+ * "mail", "local0"), or "none" (tests and fuzzers; not a config value).  Returns -1 for an unknown target or facility. */
 int log_open(const char *ident, const char *target, const char *facility);
 void log_set_debug(int on);
 void log_msg(enum log_level lvl, const char *fmt, ...)
