@@ -415,10 +415,27 @@ void engine_set_queue_id(struct conn *c, const char *qid)
 		bcopy_str(c->txn->queue_id, sizeof(c->txn->queue_id), qid);
 }
 
+/* Mark the current transaction as authenticated (and whitelisted). */
+static void apply_auth(struct conn *c)
+{
+	struct txn *t = c->txn;
+	struct verdict v = { .action = ACT_OK, .symbol = "auth", .stage = STAGE_MAIL };
+
+	bcopy_str(t->auth_authen, sizeof(t->auth_authen), c->auth_authen);
+	if (c->conf->core.auth_whitelist && !t->whitelisted && !c->whitelisted) {
+		t->whitelisted = 1;
+		t->nheld = 0;
+		add_note(&t->notes, &t->nnotes, &v, 0);
+	}
+}
+
 void engine_set_auth(struct conn *c, const char *authen)
 {
-	if (c->txn && authen && *authen)
-		bcopy_str(c->txn->auth_authen, sizeof(c->txn->auth_authen), authen);
+	if (authen == NULL || *authen == '\0')
+		return;
+	bcopy_str(c->auth_authen, sizeof(c->auth_authen), authen);
+	if (c->txn)
+		apply_auth(c);
 }
 
 unsigned engine_stages_needed(const struct conf *conf)
@@ -452,7 +469,10 @@ void engine_connect(struct conn *c, const char *hostname, const char *addr, stru
 		ip_format(&c->client_ip, c->client_addr, sizeof(c->client_addr));
 	for (int i = 0; c->client_ip.family && i < trusted->n; i++)
 		if (ip_in_net(&c->client_ip, &trusted->v[i].ip, trusted->v[i].len)) {
+			struct verdict v = { .action = ACT_OK, .symbol = "trusted_networks" };
+
 			c->trusted = c->whitelisted = 1;
+			add_note(&c->notes, &c->nnotes, &v, 0);
 			break;
 		}
 	run_stage(c, STAGE_CONNECT, &cx, NULL, NULL, NULL);
@@ -506,6 +526,8 @@ void engine_mail(struct conn *c, const char *from, struct reply *r)
 	addr_parse(from ? from : "<>", &t->sender);
 	c->txn = t;
 	c->ntxn++;
+	if (c->auth_authen[0])
+		apply_auth(c);
 	run_stage(c, STAGE_MAIL, &cx, NULL, NULL, NULL);
 }
 

@@ -106,6 +106,7 @@ struct conn {
 	char daemon_name[64];
 	char if_addr[64];
 	char our_name[HOSTNAME_MAX + 1]; /* macro j, else conf hostname */
+	char auth_authen[128]; /* SASL login of the session, "" if none */
 	int whitelisted;
 	int trusted;	   /* in trusted_networks */
 	struct verdict *held;  /* verdicts of connect and HELO */
@@ -125,6 +126,9 @@ void engine_conn_free(struct conn *c); /* logs an unfinished transaction */
 void engine_set_macros(struct conn *c, const char *our_name,
 		       const char *daemon_name, const char *if_addr);
 void engine_set_queue_id(struct conn *c, const char *qid);
+/* The SASL login ({auth_authen}); with auth_whitelist the transaction (the
+ * current one, and the following ones of this connection) skips all checks.
+ * Best called before engine_mail(). */
 void engine_set_auth(struct conn *c, const char *authen);
 
 /* Stages.  Each fills *r (REPLY_CONTINUE when nothing is to be said). */

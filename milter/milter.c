@@ -144,9 +144,9 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	/* The SASL login must be known before the MAIL checks run. */
+	engine_set_auth(c, macro(ctx, "{auth_authen}"));
 	engine_mail(c, argv[0], &r);
 	engine_set_queue_id(c, macro(ctx, "i")); /* Sendmail sends it here */
-	engine_set_auth(c, macro(ctx, "{auth_authen}"));
 	return answer(ctx, &r);
 }
 

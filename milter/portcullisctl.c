@@ -92,8 +92,8 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 		engine_helo(c, helo, &r);
 		show("helo", &r);
 	}
-	engine_mail(c, from, &r);
 	engine_set_auth(c, auth);
+	engine_mail(c, from, &r);
 	show("mail", &r);
 	for (int i = 0; i < nrcpt; i++) {
 		char label[32];
