@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CORE(field) offsetof(struct core_conf, field)
@@ -189,7 +190,12 @@ static int set_value(void *base, const struct conf_param *p, const char *val,
 			return -1;
 		}
 		if ((p->min || p->max) && (v < p->min || v > p->max)) {
-			snprintf(err, errsize, "%ld out of range %.0f..%.0f", v, p->min, p->max);
+			if (p->type == CONF_OCTAL)
+				snprintf(err, errsize, "0%lo out of range 0%lo..0%lo", v,
+					 (long)p->min, (long)p->max);
+			else
+				snprintf(err, errsize, "%ld out of range %.0f..%.0f", v, p->min,
+					 p->max);
 			return -1;
 		}
 		*(long *)slot = v;
@@ -271,9 +277,11 @@ static int set_value(void *base, const struct conf_param *p, const char *val,
 		parse_list(val, &l);
 		nl.v = xcalloc((size_t)l.n + 1, sizeof(*nl.v));
 		for (int i = 0; i < l.n; i++) {
+			char orig[128];
 			char *s = l.v[i];
 			size_t len = strlen(s);
 
+			bcopy_str(orig, sizeof(orig), s);
 			/* Accept Postfix's [::1]/128 spelling as well. */
 			if (s[0] == '[') {
 				char *close = strchr(s, ']');
@@ -284,7 +292,7 @@ static int set_value(void *base, const struct conf_param *p, const char *val,
 				}
 			}
 			if (ip_parse_cidr(s, &nl.v[i].ip, &nl.v[i].len) < 0) {
-				snprintf(err, errsize, "invalid network '%.60s'", l.v[i]);
+				snprintf(err, errsize, "invalid network '%.60s'", orig);
 				free(nl.v);
 				free_list(&l);
 				return -1;
@@ -624,11 +632,25 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 		bcopy_str(c->hostname, sizeof(c->hostname), core->hostname);
 	else if (gethostname(c->hostname, sizeof(c->hostname) - 1) < 0)
 		bcopy_str(c->hostname, sizeof(c->hostname), "localhost");
+	for (const char *p = core->contact; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f || *p == '%' || p - core->contact >= 200) {
+			snprintf(err, errsize, "contact: must be at most 200 printable ASCII "
+				 "characters without '%%'");
+			locate_error(c, "contact", err, errsize);
+			return -1;
+		}
 	if (core->contact[0])
 		bcopy_str(c->contact, sizeof(c->contact), core->contact);
 	else
 		snprintf(c->contact, sizeof(c->contact), "postmaster@%.200s", c->hostname);
 
+	/* A second conf_finish() (after more conf_set() calls) starts over. */
+	for (int i = 0; i < c->norder; i++) {
+		const struct check_module *m = check_registry[c->order[i]];
+
+		if (m->fini)
+			m->fini(c->mod[c->order[i]].data);
+	}
 	free(c->order);
 	c->order = xcalloc((size_t)core->checks.n + 1, sizeof(*c->order));
 	c->norder = 0;
@@ -738,6 +760,14 @@ struct conf *conf_load(const char *path, char *err, size_t errsize)
 		snprintf(err, errsize, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
+	{
+		struct stat st;
+
+		if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+			snprintf(err, errsize, "%s: %s", path, strerror(EISDIR));
+			goto fail;
+		}
+	}
 	while ((line = read_logical(fp, &phys, &lineno, &pending)) != NULL) {
 		char *eq = strchr(line, '=');
 		char *key, *val, why[1024];
@@ -759,6 +789,10 @@ struct conf *conf_load(const char *path, char *err, size_t errsize)
 		}
 		remember_line(c, key, lineno);
 		free(line);
+	}
+	if (ferror(fp)) {
+		snprintf(err, errsize, "%s: read error: %s", path, strerror(errno));
+		goto fail;
 	}
 	fclose(fp);
 	fp = NULL;

@@ -130,7 +130,7 @@ void conf_install(struct conf *c); /* takes over the caller's reference */
 /* Print settings as "key = value" lines: all defaults (-d), only values that
  * differ from the default (-n), or the sample configuration file. */
 enum conf_dump {
-	CONF_DUMP_DEFAULTS, /* every key with its default */
+	CONF_DUMP_DEFAULTS, /* every key with its value in c (pass the defaults) */
 	CONF_DUMP_CHANGED,  /* keys whose value differs from the default */
 	CONF_DUMP_SAMPLE,   /* the commented sample file (config/portcullis.conf) */
 };

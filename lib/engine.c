@@ -167,9 +167,12 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx,
 				/* Whitelists beat everything held in this scope. */
 				*s.whitelisted = 1;
 				*s.nheld = 0;
+				c->helo_whitelisted |= st == STAGE_HELO;
 				break;
 			case ACT_SCORE:
 				*s.score += v->score;
+				if (st >= STAGE_HEADER)
+					c->txn->content_score += v->score;
 				break;
 			case ACT_DEFER:
 			case ACT_REJECT:
@@ -202,19 +205,24 @@ static const struct verdict *strongest(const struct verdict *held, int n, enum s
 	return best;
 }
 
-/* Compose the reply for a reject or defer: "TEXT (ref ID); contact C". */
+/* Compose the reply for a reject or defer: "TEXT (ref ID); contact C".
+ * The suffix always fits: a long TEXT is cut instead (contact is at most
+ * 200 printable characters, checked by conf_finish). */
 static void make_reply(const struct conn *c, const struct verdict *v, struct reply *r)
 {
-	char raw[VERDICT_TEXT_MAX + 400];
+	char suffix[300];
+	size_t room;
 
 	r->action = v->action == ACT_REJECT ? REPLY_REJECT : REPLY_TEMPFAIL;
 	bcopy_str(r->code, sizeof(r->code), v->code[0] ? v->code
 				     : v->action == ACT_REJECT ? "550" : "451");
 	bcopy_str(r->xcode, sizeof(r->xcode), v->xcode[0] ? v->xcode
 				       : v->action == ACT_REJECT ? "5.7.1" : "4.7.1");
-	snprintf(raw, sizeof(raw), "%s (ref %s); contact %s", v->text,
-		 c->txn ? c->txn->ref : "-", c->conf->contact);
-	enc_reply(r->text, sizeof(r->text), raw);
+	snprintf(suffix, sizeof(suffix), " (ref %s); contact %s", c->txn ? c->txn->ref : "-",
+		 c->conf->contact);
+	room = ENC_REPLY_MAX - strlen(suffix);
+	enc_reply(r->text, room + 1 < sizeof(r->text) ? room + 1 : sizeof(r->text), v->text);
+	bappend(r->text, sizeof(r->text), "%s", suffix);
 }
 
 static void reply_continue(struct reply *r)
@@ -498,6 +506,10 @@ static void forget_helo(struct conn *c)
 			c->score -= x->score;
 	}
 	c->nnotes = k;
+	/* A whitelist the old name earned goes with it. */
+	if (c->helo_whitelisted && !c->trusted)
+		c->whitelisted = 0;
+	c->helo_whitelisted = 0;
 }
 
 void engine_helo(struct conn *c, const char *helo, struct reply *r)
@@ -559,9 +571,10 @@ void engine_rcpt(struct conn *c, const char *to, struct reply *r)
 		run_stage(c, STAGE_RCPT, &cx, rc, &rheld, &nrheld);
 
 	if (!rc->whitelisted && !skipping(c, STAGE_RCPT)) {
-		best = strongest(rheld, nrheld, STAGE_RCPT, STAGE_RCPT, NULL);
+		/* Earlier stages first: the reply names the first reason. */
+		best = strongest(c->held, c->nheld, STAGE_CONNECT, STAGE_HELO, NULL);
 		best = strongest(t->held, t->nheld, STAGE_MAIL, STAGE_MAIL, best);
-		best = strongest(c->held, c->nheld, STAGE_CONNECT, STAGE_HELO, best);
+		best = strongest(rheld, nrheld, STAGE_RCPT, STAGE_RCPT, best);
 		if (best == NULL)
 			best = score_verdict(c->conf, c->score + t->score + rc->score, &sv);
 	}
@@ -611,6 +624,14 @@ void engine_body(struct conn *c, const unsigned char *buf, size_t len, struct re
 	run_stage(c, STAGE_BODY, &cx, NULL, NULL, NULL);
 }
 
+static int all_rcpts_whitelisted(const struct txn *t)
+{
+	for (const struct rcpt *rc = t->rcpts; rc; rc = rc->next)
+		if (rc->outcome == RCPT_ACCEPTED && !rc->whitelisted)
+			return 0;
+	return t->naccepted > 0;
+}
+
 static void add_header(struct txn *t, const char *name, const char *value, int top)
 {
 	struct add_header *h;
@@ -638,7 +659,10 @@ void engine_eom(struct conn *c, struct reply *r)
 		return;
 	t = c->txn;
 	run_stage(c, STAGE_EOM, &cx, NULL, NULL, NULL);
-	score = c->score + t->score;
+	/* The envelope score was already weighed at RCPT; when it was
+	 * forgiven for every accepted recipient (postmaster@, a recipient
+	 * whitelist), only the content may still refuse the message. */
+	score = all_rcpts_whitelisted(t) ? t->content_score : c->score + t->score;
 	if (!skipping(c, STAGE_EOM)) {
 		best = strongest(t->held, t->nheld, STAGE_HEADER, STAGE_EOM, NULL);
 		if (best == NULL)

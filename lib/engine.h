@@ -83,6 +83,7 @@ struct txn {
 	int nrcpt;	    /* RCPT commands seen */
 	int naccepted;
 	double score;	    /* MAIL + content score */
+	double content_score; /* the part of score from header/body/EOM */
 	struct verdict *held; /* verdicts of MAIL */
 	int nheld;
 	struct note *notes;
@@ -108,6 +109,7 @@ struct conn {
 	char our_name[HOSTNAME_MAX + 1]; /* macro j, else conf hostname */
 	char auth_authen[128]; /* SASL login of the session, "" if none */
 	int whitelisted;
+	int helo_whitelisted; /* ... by an OK for the HELO name */
 	int trusted;	   /* in trusted_networks */
 	struct verdict *held;  /* verdicts of connect and HELO */
 	int nheld;

@@ -70,27 +70,33 @@ static void apply(const struct table_result *res, const char *symbol, const char
 	}
 }
 
-/* Address lookup order, as Postfix's check_sender_access: the whole
- * address, the domain, each parent domain, then "local@". */
+/* Address lookup, as Postfix's check_sender_access: each table in turn is
+ * asked for the whole address, the domain, each parent domain, then
+ * "local@"; the first table with an entry decides. */
 static int lookup_address(const struct maplist *m, const struct mailaddr *a,
 			  struct table_result *res)
 {
-	char key[ADDR_MAX + 2];
+	const char *keys[ADDR_DOMAIN_MAX / 2 + 3];
+	char localat[ADDR_LOCAL_MAX + 2];
+	int nkeys = 0;
 
 	if (m->n == 0)
 		return 0;
-	if (a->flags & ADDR_NULL)
-		return maplist_lookup_str(m, "<>", res);
-	if (maplist_lookup_str(m, a->full, res))
-		return 1;
-	for (const char *d = a->domain; d && *d; d = strchr(d, '.')) {
-		if (*d == '.')
-			d++;
-		if (*d && maplist_lookup_str(m, d, res))
-			return 1;
+	if (a->flags & ADDR_NULL) {
+		keys[nkeys++] = "<>";
+	} else {
+		keys[nkeys++] = a->full;
+		for (const char *d = a->domain; *d && nkeys < (int)ARRAY_SIZE(keys) - 1;
+		     d = strchr(d, '.') ? strchr(d, '.') + 1 : "")
+			keys[nkeys++] = d;
+		snprintf(localat, sizeof(localat), "%s@", a->local);
+		keys[nkeys++] = localat;
 	}
-	snprintf(key, sizeof(key), "%s@", a->local);
-	return maplist_lookup_str(m, key, res);
+	for (int i = 0; i < m->n; i++)
+		for (int k = 0; k < nkeys; k++)
+			if (table_lookup_str(m->t[i], keys[k], res))
+				return 1;
+	return 0;
 }
 
 static int access_connect(const struct check_ctx *cx, struct verdicts *out)

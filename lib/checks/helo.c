@@ -132,7 +132,7 @@ static int helo_hook(const struct check_ctx *cx, struct verdicts *out)
 			verdict_reject(out, hc->own_name, "helo.own_name", "550", "5.7.1",
 				       "HELO %.80s is our own address", h);
 		else if (c->client_ip.family &&
-			 !ip_in_net(&ip, &c->client_ip, ip.family == AF_INET ? 32 : 128))
+			 !ip_in_net(&c->client_ip, &ip, ip.family == AF_INET ? 32 : 128))
 			verdict_reject(out, hc->literal_mismatch, "helo.literal_mismatch", "550",
 				       "5.7.1", "HELO %.80s does not match your address %s", h,
 				       c->client_addr);
