@@ -233,8 +233,14 @@ int main(int argc, char **argv)
 		bcopy_str(sock_path, sizeof(sock_path), milter_socket_path(c->core.socket));
 	conf_install(c);
 
+	/* Block the signals before any thread exists: SIGUSR1 goes to the
+	 * reload thread, SIGTERM/SIGINT/SIGHUP to libmilter's signal thread
+	 * (a thread that left them unblocked would be killed by them). */
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (pthread_create(&tid, NULL, reload_thread, NULL) != 0) {
 		log_msg(LOG_LVL_ERR, "cannot start the reload thread");

@@ -93,7 +93,7 @@ static int envelope_rcpt(const struct check_ctx *cx, struct verdicts *out)
 	const struct txn *t = cx->txn;
 	const struct mailaddr *a = &cx->rcpt->addr;
 
-	if (t->nrcpt > ec->max_rcpts) {
+	if (t->naccepted >= ec->max_rcpts) {
 		/* Temporary by RFC 5321 whatever the mode: the client retries the
 		 * remaining recipients in a new transaction. */
 		verdict_defer(out, ec->too_many_rcpts, "envelope.too_many_rcpts", "452", "4.5.3",
