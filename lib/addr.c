@@ -25,7 +25,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define LABEL_MAX 63
+#define LABEL_MAX    63
 #define DNS_NAME_MAX 253
 /* "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255" */
 #define IP_TEXT_MAX 45
@@ -56,8 +56,7 @@ static int is_letdig(int c)
 /* RFC 5321 atext (RFC 5322 3.2.3): the bytes of an unquoted local part. */
 static int is_atext(int c)
 {
-	return is_letdig(c) ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+	return is_letdig(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 /* RFC 5321 qtextSMTP: printable ASCII except '"' and '\\'. */
@@ -82,8 +81,7 @@ static void bad(struct mailaddr *out, const char *reason)
 
 /* Bounded copy of the span [s, s+n) into dst (size dstsize > 0), control and
  * 8-bit bytes as '?', optionally lower-cased.  Returns the length copied. */
-static size_t copy_span(char *dst, size_t dstsize, const char *s, size_t n,
-			int lower)
+static size_t copy_span(char *dst, size_t dstsize, const char *s, size_t n, int lower)
 {
 	size_t i;
 
@@ -327,8 +325,7 @@ void addr_parse(const char *in, struct mailaddr *out)
 	/* Domain, or none: only "<Postmaster>" may omit it (RFC 5321 4.1.1.3). */
 	if (p == e) {
 		out->flags |= ADDR_NO_DOMAIN;
-		if ((out->flags & ADDR_QUOTED) ||
-		    strcasecmp(out->local, "postmaster") != 0)
+		if ((out->flags & ADDR_QUOTED) || strcasecmp(out->local, "postmaster") != 0)
 			bad(out, r_no_domain);
 	} else {
 		have_at = 1;
@@ -348,8 +345,7 @@ int addr_is_postmaster(const struct mailaddr *a)
 	 * reason it is the only problem. */
 	if ((a->flags & ADDR_BAD_SYNTAX) && a->reason != r_no_domain)
 		return 0;
-	return strcasecmp(a->local, "postmaster") == 0 ||
-	       strcasecmp(a->local, "abuse") == 0;
+	return strcasecmp(a->local, "postmaster") == 0 || strcasecmp(a->local, "abuse") == 0;
 }
 
 /* RFC 1035 host name syntax; see addr.h. */
@@ -457,16 +453,13 @@ int ip_parse_cidr(const char *s, struct ipaddr *net, int *len)
 
 /* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as IPv4; others unchanged.
  * A mapped network shorter than /96 stays IPv6 (it is not an IPv4 net). */
-static void unmap(const struct ipaddr *in, int len, struct ipaddr *out,
-		  int *outlen)
+static void unmap(const struct ipaddr *in, int len, struct ipaddr *out, int *outlen)
 {
-	static const unsigned char prefix[12] = { 0, 0, 0, 0, 0, 0,
-						  0, 0, 0, 0, 0xff, 0xff };
+	static const unsigned char prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 	*out = *in;
 	*outlen = len;
-	if (in->family == AF_INET6 && len >= 96 &&
-	    memcmp(in->a, prefix, sizeof(prefix)) == 0) {
+	if (in->family == AF_INET6 && len >= 96 && memcmp(in->a, prefix, sizeof(prefix)) == 0) {
 		memset(out, 0, sizeof(*out));
 		out->family = AF_INET;
 		memcpy(out->a, in->a + 12, 4);
@@ -482,8 +475,7 @@ int ip_in_net(const struct ipaddr *ip, const struct ipaddr *net, int len)
 
 	if (ip == NULL || net == NULL || len < 0)
 		return 0;
-	if ((net->family == AF_INET && len > 32) ||
-	    (net->family == AF_INET6 && len > 128))
+	if ((net->family == AF_INET && len > 32) || (net->family == AF_INET6 && len > 128))
 		return 0;
 	unmap(ip, 128, &i, &ilen);
 	unmap(net, len, &n, &nlen);

@@ -13,25 +13,25 @@
 
 #include <stddef.h>
 
-#define ADDR_LOCAL_MAX 64
+#define ADDR_LOCAL_MAX  64
 #define ADDR_DOMAIN_MAX 255
-#define ADDR_MAX (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX)
+#define ADDR_MAX        (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX)
 
 /* struct mailaddr flags */
-#define ADDR_NULL 0x0001	   /* "<>": the null reverse-path */
-#define ADDR_BAD_SYNTAX 0x0002	   /* not an RFC 5321 Path; see .reason */
-#define ADDR_NO_BRACKETS 0x0004	   /* given without <...> (sloppy client) */
-#define ADDR_NO_DOMAIN 0x0008	   /* no @domain part ("<postmaster>") */
+#define ADDR_NULL           0x0001 /* "<>": the null reverse-path */
+#define ADDR_BAD_SYNTAX     0x0002 /* not an RFC 5321 Path; see .reason */
+#define ADDR_NO_BRACKETS    0x0004 /* given without <...> (sloppy client) */
+#define ADDR_NO_DOMAIN      0x0008 /* no @domain part ("<postmaster>") */
 #define ADDR_DOMAIN_LITERAL 0x0010 /* user@[192.0.2.1] */
-#define ADDR_NON_FQDN 0x0020	   /* domain without a dot, or numeric TLD */
-#define ADDR_QUOTED 0x0040	   /* quoted-string local part */
-#define ADDR_SOURCE_ROUTE 0x0080   /* <@a,@b:user@dom>: route dropped */
-#define ADDR_TOO_LONG 0x0100	   /* a part exceeded its RFC limit */
+#define ADDR_NON_FQDN       0x0020 /* domain without a dot, or numeric TLD */
+#define ADDR_QUOTED         0x0040 /* quoted-string local part */
+#define ADDR_SOURCE_ROUTE   0x0080 /* <@a,@b:user@dom>: route dropped */
+#define ADDR_TOO_LONG       0x0100 /* a part exceeded its RFC limit */
 
 struct mailaddr {
-	char local[ADDR_LOCAL_MAX + 1];	  /* as given (quotes kept), truncated if TOO_LONG */
+	char local[ADDR_LOCAL_MAX + 1];   /* as given (quotes kept), truncated if TOO_LONG */
 	char domain[ADDR_DOMAIN_MAX + 1]; /* lower-cased; "[...]" kept for literals */
-	char full[ADDR_MAX + 1];	  /* "local@domain", "local" or "" (null) */
+	char full[ADDR_MAX + 1];          /* "local@domain", "local" or "" (null) */
 	unsigned flags;
 	const char *reason; /* static text for ADDR_BAD_SYNTAX, else NULL */
 };
@@ -54,8 +54,8 @@ int domain_is_fqdn(const char *name);
 
 /* IP addresses. */
 struct ipaddr {
-	int family;		/* AF_INET or AF_INET6; 0 = none */
-	unsigned char a[16];	/* network byte order; IPv4 in a[0..3] */
+	int family;          /* AF_INET or AF_INET6; 0 = none */
+	unsigned char a[16]; /* network byte order; IPv4 in a[0..3] */
 };
 
 /* Parse a textual IPv4 or IPv6 address (no brackets, no "IPv6:" tag).

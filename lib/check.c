@@ -21,7 +21,7 @@ int check_find(const char *name)
 }
 
 static struct verdict *verdict_new(struct verdicts *out, enum action a, enum mode mode,
-				   const char *symbol)
+                                   const char *symbol)
 {
 	struct verdict *v;
 
@@ -43,7 +43,7 @@ void verdict_ok(struct verdicts *out, const char *symbol)
 }
 
 void verdict_score(struct verdicts *out, enum mode mode, const char *symbol, double score,
-		   const char *fmt, ...)
+                   const char *fmt, ...)
 {
 	struct verdict *v = verdict_new(out, ACT_SCORE, mode, symbol);
 	va_list ap;
@@ -56,9 +56,8 @@ void verdict_score(struct verdicts *out, enum mode mode, const char *symbol, dou
 	va_end(ap);
 }
 
-static void verdict_fail(struct verdicts *out, enum action a, enum mode mode,
-			 const char *symbol, const char *code, const char *xcode,
-			 const char *fmt, va_list ap)
+static void verdict_fail(struct verdicts *out, enum action a, enum mode mode, const char *symbol,
+                         const char *code, const char *xcode, const char *fmt, va_list ap)
 {
 	struct verdict *v = verdict_new(out, a, mode, symbol);
 
@@ -69,8 +68,8 @@ static void verdict_fail(struct verdicts *out, enum action a, enum mode mode,
 	vsnprintf(v->text, sizeof(v->text), fmt, ap);
 }
 
-void verdict_reject(struct verdicts *out, enum mode mode, const char *symbol,
-		    const char *code, const char *xcode, const char *fmt, ...)
+void verdict_reject(struct verdicts *out, enum mode mode, const char *symbol, const char *code,
+                    const char *xcode, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -79,8 +78,8 @@ void verdict_reject(struct verdicts *out, enum mode mode, const char *symbol,
 	va_end(ap);
 }
 
-void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol,
-		   const char *code, const char *xcode, const char *fmt, ...)
+void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol, const char *code,
+                   const char *xcode, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -41,18 +41,18 @@ enum check_status { CHECK_DONE = 0, CHECK_RETRY = 1 };
 enum action { ACT_DUNNO, ACT_OK, ACT_SCORE, ACT_DEFER, ACT_REJECT };
 
 #define VERDICT_TEXT_MAX 400
-#define VERDICTS_MAX 16
+#define VERDICTS_MAX     16
 
 struct verdict {
 	enum action action;
-	enum mode mode;	   /* the sub-check's own mode (MODE_REJECT if none) */
+	enum mode mode; /* the sub-check's own mode (MODE_REJECT if none) */
 	double score;
-	char symbol[48];   /* "helo.bare_ip": module.subcheck */
-	char code[4];	   /* "550" */
-	char xcode[10];	   /* "5.7.1" */
+	char symbol[48];             /* "helo.bare_ip": module.subcheck */
+	char code[4];                /* "550" */
+	char xcode[10];              /* "5.7.1" */
 	char text[VERDICT_TEXT_MAX]; /* raw; encoded by the engine per sink */
-	int module;	   /* filled in by the engine */
-	enum stage stage;  /* filled in by the engine */
+	int module;                  /* filled in by the engine */
+	enum stage stage;            /* filled in by the engine */
 };
 
 struct verdicts {
@@ -67,11 +67,11 @@ struct rcpt;
 
 struct check_ctx {
 	const struct conf *conf;
-	const void *mconf;	  /* the module's settings struct */
+	const void *mconf; /* the module's settings struct */
 	const struct conn *conn;
-	const struct txn *txn;	  /* NULL before MAIL */
-	const struct rcpt *rcpt;  /* STAGE_RCPT only */
-	const char *hdr_name;	  /* STAGE_HEADER only */
+	const struct txn *txn;   /* NULL before MAIL */
+	const struct rcpt *rcpt; /* STAGE_RCPT only */
+	const char *hdr_name;    /* STAGE_HEADER only */
 	const char *hdr_value;
 	const unsigned char *body; /* STAGE_BODY only */
 	size_t body_len;
@@ -101,17 +101,13 @@ int check_find(const char *name); /* index or -1 */
 /* Decisions.  text is a printf format built by the module (never from
  * network input); network strings go in as "%s" arguments. */
 void verdict_ok(struct verdicts *out, const char *symbol);
-void verdict_score(struct verdicts *out, enum mode mode, const char *symbol,
-		   double score, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-void verdict_reject(struct verdicts *out, enum mode mode, const char *symbol,
-		    const char *code, const char *xcode, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
-void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol,
-		   const char *code, const char *xcode, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+void verdict_score(struct verdicts *out, enum mode mode, const char *symbol, double score,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void verdict_reject(struct verdicts *out, enum mode mode, const char *symbol, const char *code,
+                    const char *xcode, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol, const char *code,
+                   const char *xcode, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Record a temporary failure of the check itself (returns CHECK_RETRY). */
-int check_retry(struct verdicts *out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int check_retry(struct verdicts *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -48,8 +48,7 @@ const struct conf_param core_params[] = {
 	  "contact named in every reject text; empty: postmaster@HOSTNAME" },
 	{ "log_target", "syslog", CONF_STR, CORE(log_target), 0, 0,
 	  "where to log: syslog or stderr" },
-	{ "log_facility", "mail", CONF_STR, CORE(log_facility), 0, 0,
-	  "syslog facility" },
+	{ "log_facility", "mail", CONF_STR, CORE(log_facility), 0, 0, "syslog facility" },
 	{ "debug", "no", CONF_BOOL, CORE(debug), 0, 0, "log debug messages" },
 	{ "milter_timeout", "7210s", CONF_TIME, CORE(milter_timeout), 1, 86400,
 	  "libmilter I/O timeout towards the MTA" },
@@ -167,8 +166,8 @@ static int word_index(const char *val, const char *const *names, int n)
 
 /* Parse val as p's type into base+p->off, freeing a previous value.
  * Returns 0, or -1 with the reason (without file/line/key) in err. */
-static int set_value(void *base, const struct conf_param *p, const char *val,
-		     char *err, size_t errsize)
+static int set_value(void *base, const struct conf_param *p, const char *val, char *err,
+                     size_t errsize)
 {
 	void *slot = (char *)base + p->off;
 	char *end;
@@ -186,16 +185,16 @@ static int set_value(void *base, const struct conf_param *p, const char *val,
 		v = strtol(val, &end, p->type == CONF_OCTAL ? 8 : 10);
 		if (end == val || *end || errno) {
 			snprintf(err, errsize, "invalid %snumber '%.60s'",
-				 p->type == CONF_OCTAL ? "octal " : "", val);
+			         p->type == CONF_OCTAL ? "octal " : "", val);
 			return -1;
 		}
 		if ((p->min || p->max) && (v < p->min || v > p->max)) {
 			if (p->type == CONF_OCTAL)
 				snprintf(err, errsize, "0%lo out of range 0%lo..0%lo", v,
-					 (long)p->min, (long)p->max);
+				         (long)p->min, (long)p->max);
 			else
 				snprintf(err, errsize, "%ld out of range %.0f..%.0f", v, p->min,
-					 p->max);
+				         p->max);
 			return -1;
 		}
 		*(long *)slot = v;
@@ -206,7 +205,7 @@ static int set_value(void *base, const struct conf_param *p, const char *val,
 
 		if (parse_time(val, &v) < 0) {
 			snprintf(err, errsize,
-				 "invalid time '%.60s' (a number with s, m, h, d or w)", val);
+			         "invalid time '%.60s' (a number with s, m, h, d or w)", val);
 			return -1;
 		}
 		if ((p->min || p->max) && (v < p->min || v > p->max)) {
@@ -251,7 +250,7 @@ static int set_value(void *base, const struct conf_param *p, const char *val,
 
 		if (i < 0) {
 			snprintf(err, errsize,
-				 "invalid mode '%.60s' (reject, defer, monitor or off)", val);
+			         "invalid mode '%.60s' (reject, defer, monitor or off)", val);
 			return -1;
 		}
 		*(enum mode *)slot = (enum mode)i;
@@ -267,9 +266,7 @@ static int set_value(void *base, const struct conf_param *p, const char *val,
 		*(enum on_error *)slot = (enum on_error)i;
 		return 0;
 	}
-	case CONF_LIST:
-		free_list(slot);
-		return parse_list(val, slot);
+	case CONF_LIST: free_list(slot); return parse_list(val, slot);
 	case CONF_NETS: {
 		struct strlist l;
 		struct netlist nl = { 0, NULL };
@@ -338,25 +335,19 @@ static void free_value(void *base, const struct conf_param *p)
 		free(*(char **)slot);
 		*(char **)slot = NULL;
 		break;
-	case CONF_LIST:
-		free_list(slot);
-		break;
+	case CONF_LIST: free_list(slot); break;
 	case CONF_NETS:
 		free(((struct netlist *)slot)->v);
 		((struct netlist *)slot)->v = NULL;
 		((struct netlist *)slot)->n = 0;
 		break;
-	case CONF_MAPS:
-		free_maps(slot);
-		break;
-	default:
-		break;
+	case CONF_MAPS: free_maps(slot); break;
+	default: break;
 	}
 }
 
 /* Format a value back to the file syntax (for -n/-d). */
-static void format_value(const void *base, const struct conf_param *p, char *dst,
-			 size_t dstsize)
+static void format_value(const void *base, const struct conf_param *p, char *dst, size_t dstsize)
 {
 	const void *slot = (const char *)base + p->off;
 
@@ -365,12 +356,8 @@ static void format_value(const void *base, const struct conf_param *p, char *dst
 	case CONF_STR:
 		bcopy_str(dst, dstsize, *(char *const *)slot ? *(char *const *)slot : "");
 		break;
-	case CONF_INT:
-		snprintf(dst, dstsize, "%ld", *(const long *)slot);
-		break;
-	case CONF_OCTAL:
-		snprintf(dst, dstsize, "0%lo", *(const long *)slot);
-		break;
+	case CONF_INT: snprintf(dst, dstsize, "%ld", *(const long *)slot); break;
+	case CONF_OCTAL: snprintf(dst, dstsize, "0%lo", *(const long *)slot); break;
 	case CONF_TIME: {
 		long v = *(const long *)slot;
 
@@ -384,18 +371,10 @@ static void format_value(const void *base, const struct conf_param *p, char *dst
 			snprintf(dst, dstsize, "%lds", v);
 		break;
 	}
-	case CONF_SCORE:
-		snprintf(dst, dstsize, "%g", *(const double *)slot);
-		break;
-	case CONF_BOOL:
-		bcopy_str(dst, dstsize, *(const int *)slot ? "yes" : "no");
-		break;
-	case CONF_MODE:
-		bcopy_str(dst, dstsize, mode_names[*(const enum mode *)slot]);
-		break;
-	case CONF_ONERR:
-		bcopy_str(dst, dstsize, onerr_names[*(const enum on_error *)slot]);
-		break;
+	case CONF_SCORE: snprintf(dst, dstsize, "%g", *(const double *)slot); break;
+	case CONF_BOOL: bcopy_str(dst, dstsize, *(const int *)slot ? "yes" : "no"); break;
+	case CONF_MODE: bcopy_str(dst, dstsize, mode_names[*(const enum mode *)slot]); break;
+	case CONF_ONERR: bcopy_str(dst, dstsize, onerr_names[*(const enum on_error *)slot]); break;
 	case CONF_LIST: {
 		const struct strlist *l = slot;
 
@@ -428,7 +407,7 @@ static void format_value(const void *base, const struct conf_param *p, char *dst
 
 /* Find key; sets *base to the struct holding its value in c. */
 static const struct conf_param *find_param(struct conf *c, const char *key, void **base,
-					   struct conf_param *tmp)
+                                           struct conf_param *tmp)
 {
 	const char *dot;
 	char modname[64];
@@ -452,7 +431,7 @@ static const struct conf_param *find_param(struct conf *c, const char *key, void
 			*tmp = mod_auto_params[i];
 			tmp->key = key;
 			tmp->def = i == 0 ? check_registry[idx]->default_mode
-					  : check_registry[idx]->default_on_error;
+			                  : check_registry[idx]->default_on_error;
 			*base = &c->mod[idx];
 			return tmp;
 		}
@@ -497,7 +476,7 @@ static void set_default(const struct conf_param *p, void *arg)
 
 	if (q == NULL || set_value(base, q, q->def ? q->def : "", err, sizeof(err)) < 0)
 		log_msg(LOG_LVL_ERR, "internal error: default of %s: %s", p->key,
-			q ? err : "not found");
+		        q ? err : "not found");
 }
 
 static struct conf *conf_new(void)
@@ -507,7 +486,8 @@ static struct conf *conf_new(void)
 	c->refs = 1;
 	c->mod = xcalloc((size_t)check_registry_count, sizeof(*c->mod));
 	for (int i = 0; i < check_registry_count; i++)
-		c->mod[i].data = xcalloc(1, check_registry[i]->conf_size ? check_registry[i]->conf_size : 1);
+		c->mod[i].data =
+		    xcalloc(1, check_registry[i]->conf_size ? check_registry[i]->conf_size : 1);
 	c->priv = xcalloc(1, sizeof(struct conf_priv));
 	conf_foreach_param(set_default, c);
 	return c;
@@ -610,12 +590,13 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 
 	if (strcmp(core->log_target, "syslog") && strcmp(core->log_target, "stderr")) {
 		snprintf(err, errsize, "log_target: invalid value '%.60s' (syslog or stderr)",
-			 core->log_target);
+		         core->log_target);
 		locate_error(c, "log_target", err, errsize);
 		return -1;
 	}
 	if (log_facility(core->log_facility) < 0) {
-		snprintf(err, errsize, "log_facility: unknown facility '%.60s'", core->log_facility);
+		snprintf(err, errsize, "log_facility: unknown facility '%.60s'",
+		         core->log_facility);
 		locate_error(c, "log_facility", err, errsize);
 		return -1;
 	}
@@ -623,8 +604,8 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 	    strncmp(core->socket, "inet:", 5) && strncmp(core->socket, "inet6:", 6) &&
 	    core->socket[0] != '/') {
 		snprintf(err, errsize,
-			 "socket: invalid '%.80s' (unix:PATH, inet:PORT@HOST or inet6:PORT@HOST)",
-			 core->socket);
+		         "socket: invalid '%.80s' (unix:PATH, inet:PORT@HOST or inet6:PORT@HOST)",
+		         core->socket);
 		locate_error(c, "socket", err, errsize);
 		return -1;
 	}
@@ -634,8 +615,9 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 		bcopy_str(c->hostname, sizeof(c->hostname), "localhost");
 	for (const char *p = core->contact; *p; p++)
 		if (*p < 0x20 || *p >= 0x7f || *p == '%' || p - core->contact >= 200) {
-			snprintf(err, errsize, "contact: must be at most 200 printable ASCII "
-				 "characters without '%%'");
+			snprintf(err, errsize,
+			         "contact: must be at most 200 printable ASCII "
+			         "characters without '%%'");
 			locate_error(c, "contact", err, errsize);
 			return -1;
 		}
@@ -658,7 +640,8 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 		int idx = check_find(core->checks.v[i]);
 
 		if (idx < 0) {
-			snprintf(err, errsize, "checks: unknown check '%.60s' (known:", core->checks.v[i]);
+			snprintf(err, errsize,
+			         "checks: unknown check '%.60s' (known:", core->checks.v[i]);
 			for (int k = 0; k < check_registry_count; k++)
 				bappend(err, errsize, " %s", check_registry[k]->name);
 			bappend(err, errsize, ")");
@@ -667,7 +650,7 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 		for (int k = 0; k < c->norder; k++)
 			if (c->order[k] == idx) {
 				snprintf(err, errsize, "checks: '%s' listed twice",
-					 check_registry[idx]->name);
+				         check_registry[idx]->name);
 				goto fail;
 			}
 		c->order[c->norder++] = idx;
@@ -875,7 +858,7 @@ static void dump_one(const struct conf_param *p, void *arg)
 			idx = check_find(d->last_module);
 			if (idx >= 0)
 				fprintf(d->fp, "\n# === %s: %s ===\n", check_registry[idx]->name,
-					check_registry[idx]->doc);
+				        check_registry[idx]->doc);
 		}
 		fprintf(d->fp, "\n# %s\n#%s = %s\n", p->doc, p->key, val);
 		return;

@@ -48,7 +48,7 @@ struct netlist {
 	struct net {
 		struct ipaddr ip;
 		int len;
-	} *v;
+	} * v;
 };
 
 struct conf_param {
@@ -59,7 +59,10 @@ struct conf_param {
 	double min, max;
 	const char *doc;
 };
-#define CONF_END { NULL, NULL, CONF_STR, 0, 0, 0, NULL }
+#define CONF_END                                                                                   \
+	{                                                                                          \
+		NULL, NULL, CONF_STR, 0, 0, 0, NULL                                                \
+	}
 
 /* The core settings (not belonging to a check module). */
 struct core_conf {
@@ -96,15 +99,15 @@ struct modconf {
 };
 
 struct conf {
-	int refs; /* atomically updated */
+	int refs;   /* atomically updated */
 	char *path; /* file it came from, or "(defaults)" */
 	struct core_conf core;
 	struct modconf *mod; /* indexed like check_registry[] */
-	int *order;	     /* enabled modules in `checks` order */
+	int *order;          /* enabled modules in `checks` order */
 	int norder;
-	char hostname[256];  /* resolved core.hostname */
-	char contact[256];   /* resolved core.contact */
-	void *priv;	     /* where keys were set (conf.c) */
+	char hostname[256]; /* resolved core.hostname */
+	char contact[256];  /* resolved core.contact */
+	void *priv;         /* where keys were set (conf.c) */
 };
 
 /* Load a snapshot from path (NULL: built-in defaults only).  Returns NULL
@@ -113,8 +116,7 @@ struct conf *conf_load(const char *path, char *err, size_t errsize);
 
 /* Parse one "key = value" pair into snapshot c, as conf_load does for each
  * line (used by tests and portcullisctl -o).  Returns 0 or -1 + err. */
-int conf_set(struct conf *c, const char *key, const char *value, char *err,
-	     size_t errsize);
+int conf_set(struct conf *c, const char *key, const char *value, char *err, size_t errsize);
 
 /* Finish a snapshot after conf_set() calls: resolve `checks`, run each
  * module's init.  Returns 0 or -1 + err. */
@@ -124,7 +126,7 @@ struct conf *conf_ref(struct conf *c);
 void conf_unref(struct conf *c);
 
 /* The running snapshot, process-wide (thread-safe). */
-struct conf *conf_current(void); /* returns a new reference */
+struct conf *conf_current(void);   /* returns a new reference */
 void conf_install(struct conf *c); /* takes over the caller's reference */
 
 /* Print settings as "key = value" lines: all defaults (-d), only values that
@@ -138,8 +140,7 @@ void conf_dump(const struct conf *c, enum conf_dump what, void *fp);
 
 /* Visit every declared parameter (core, automatic per-module mode/on_error,
  * module tables) in a stable order. */
-void conf_foreach_param(void (*fn)(const struct conf_param *p, void *arg),
-			void *arg);
+void conf_foreach_param(void (*fn)(const struct conf_param *p, void *arg), void *arg);
 
 const char *mode_name(enum mode m);
 

@@ -15,15 +15,15 @@
 #include <string.h>
 
 #define CUT_MARK "..."
-#define CUT_LEN 3
+#define CUT_LEN  3
 
 /* dst being filled with whole pieces. */
 struct obuf {
 	char *dst;
-	size_t cap;	/* dstsize - 1: room for text, NUL excluded */
-	size_t len;	/* text written so far */
-	size_t mark;	/* last piece boundary with room for CUT_MARK after it */
-	int cut;	/* CUT_MARK written: ignore further pieces */
+	size_t cap;  /* dstsize - 1: room for text, NUL excluded */
+	size_t len;  /* text written so far */
+	size_t mark; /* last piece boundary with room for CUT_MARK after it */
+	int cut;     /* CUT_MARK written: ignore further pieces */
 };
 
 /* Start an empty buffer; dstsize must be > 0. */

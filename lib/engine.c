@@ -18,7 +18,7 @@
 void engine_make_ref(char ref[REF_LEN + 1])
 {
 	static const char alphabet[] =
-		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 	unsigned char rnd[REF_LEN];
 
 	arc4random_buf(rnd, sizeof(rnd));
@@ -81,17 +81,17 @@ struct scope {
 };
 
 static void scope_of(struct conn *c, enum stage st, struct rcpt *rc, struct verdict **rheld,
-		     int *nrheld, struct scope *s)
+                     int *nrheld, struct scope *s)
 {
 	if (st == STAGE_CONNECT || st == STAGE_HELO) {
-		*s = (struct scope){ &c->whitelisted, &c->held, &c->nheld, &c->score,
-				     &c->notes, &c->nnotes };
+		*s = (struct scope){ &c->whitelisted, &c->held,  &c->nheld,
+			             &c->score,       &c->notes, &c->nnotes };
 	} else if (st == STAGE_RCPT) {
-		*s = (struct scope){ &rc->whitelisted, rheld, nrheld, &rc->score,
-				     &c->txn->notes, &c->txn->nnotes };
+		*s = (struct scope){ &rc->whitelisted, rheld,          nrheld,
+			             &rc->score,       &c->txn->notes, &c->txn->nnotes };
 	} else {
-		*s = (struct scope){ &c->txn->whitelisted, &c->txn->held, &c->txn->nheld,
-				     &c->txn->score, &c->txn->notes, &c->txn->nnotes };
+		*s = (struct scope){ &c->txn->whitelisted, &c->txn->held,  &c->txn->nheld,
+			             &c->txn->score,       &c->txn->notes, &c->txn->nnotes };
 	}
 }
 
@@ -104,8 +104,8 @@ static int skipping(const struct conn *c, enum stage st)
 
 /* Run the enabled modules' hooks for one stage in `checks` order and sort
  * their decisions into the stage's scope. */
-static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx,
-		      struct rcpt *rc, struct verdict **rheld, int *nrheld)
+static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struct rcpt *rc,
+                      struct verdict **rheld, int *nrheld)
 {
 	const struct conf *conf = c->conf;
 	struct scope s;
@@ -133,8 +133,8 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx,
 
 			enc_log(why, sizeof(why), out.error, 200);
 			log_msg(LOG_LVL_WARN, "%s%s%s check failed: %s (on_error=%s)",
-				c->txn ? "ref=" : "", c->txn ? c->txn->ref : "", c->txn ? " " : "",
-				m->name, mc->on_error == ONERR_DEFER ? "defer" : "skip");
+			        c->txn ? "ref=" : "", c->txn ? c->txn->ref : "", c->txn ? " " : "",
+			        m->name, mc->on_error == ONERR_DEFER ? "defer" : "skip");
 			if (mc->on_error == ONERR_DEFER && out.n < VERDICTS_MAX) {
 				struct verdict *v = &out.v[out.n++];
 
@@ -145,8 +145,8 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx,
 				bcopy_str(v->code, sizeof(v->code), "451");
 				bcopy_str(v->xcode, sizeof(v->xcode), "4.3.0");
 				snprintf(v->text, sizeof(v->text),
-					 "Temporary failure in the %s check, try again later",
-					 m->name);
+				         "Temporary failure in the %s check, try again later",
+				         m->name);
 			}
 		}
 		for (int k = 0; k < out.n; k++) {
@@ -180,8 +180,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx,
 					soften(v);
 				hold(s.held, s.nheld, v);
 				break;
-			default:
-				break;
+			default: break;
 			}
 			if (*s.whitelisted)
 				break;
@@ -192,7 +191,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx,
 /* The strongest of held verdicts with stage in [lo, hi]: reject beats defer,
  * earlier beats later.  NULL if none. */
 static const struct verdict *strongest(const struct verdict *held, int n, enum stage lo,
-				       enum stage hi, const struct verdict *best)
+                                       enum stage hi, const struct verdict *best)
 {
 	for (int i = 0; i < n; i++) {
 		const struct verdict *v = &held[i];
@@ -214,12 +213,16 @@ static void make_reply(const struct conn *c, const struct verdict *v, struct rep
 	size_t room;
 
 	r->action = v->action == ACT_REJECT ? REPLY_REJECT : REPLY_TEMPFAIL;
-	bcopy_str(r->code, sizeof(r->code), v->code[0] ? v->code
-				     : v->action == ACT_REJECT ? "550" : "451");
-	bcopy_str(r->xcode, sizeof(r->xcode), v->xcode[0] ? v->xcode
-				       : v->action == ACT_REJECT ? "5.7.1" : "4.7.1");
+	bcopy_str(r->code, sizeof(r->code),
+	          v->code[0]                ? v->code
+	          : v->action == ACT_REJECT ? "550"
+	                                    : "451");
+	bcopy_str(r->xcode, sizeof(r->xcode),
+	          v->xcode[0]               ? v->xcode
+	          : v->action == ACT_REJECT ? "5.7.1"
+	                                    : "4.7.1");
 	snprintf(suffix, sizeof(suffix), " (ref %s); contact %s", c->txn ? c->txn->ref : "-",
-		 c->conf->contact);
+	         c->conf->contact);
 	room = ENC_REPLY_MAX - strlen(suffix);
 	enc_reply(r->text, room + 1 < sizeof(r->text) ? room + 1 : sizeof(r->text), v->text);
 	bappend(r->text, sizeof(r->text), "%s", suffix);
@@ -232,8 +235,7 @@ static void reply_continue(struct reply *r)
 }
 
 /* Score thresholds: fills *v and returns it when a threshold is reached. */
-static const struct verdict *score_verdict(const struct conf *conf, double score,
-					   struct verdict *v)
+static const struct verdict *score_verdict(const struct conf *conf, double score, struct verdict *v)
 {
 	const struct core_conf *core = &conf->core;
 
@@ -252,14 +254,14 @@ static const struct verdict *score_verdict(const struct conf *conf, double score
 		return NULL;
 	}
 	snprintf(v->text, sizeof(v->text), "Message scored %.1f, threshold %.1f", score,
-		 v->action == ACT_REJECT ? core->score_reject : core->score_defer);
+	         v->action == ACT_REJECT ? core->score_reject : core->score_defer);
 	return v;
 }
 
 /* --- log line ------------------------------------------------------------ */
 
-static void notes_append(char *dst, size_t dstsize, const struct note *notes, int n,
-			 int monitor, int *first)
+static void notes_append(char *dst, size_t dstsize, const struct note *notes, int n, int monitor,
+                         int *first)
 {
 	for (int i = 0; i < n; i++) {
 		if (notes[i].monitor != monitor)
@@ -288,22 +290,23 @@ static void log_txn(struct conn *c, const char *verdict)
 	bappend(line, sizeof(line), " helo=<%s>", enc_log(buf, sizeof(buf), c->helo, 100));
 	bappend(line, sizeof(line), " from=<%s>", enc_log(buf, sizeof(buf), t->sender.full, 100));
 	if (t->auth_authen[0])
-		bappend(line, sizeof(line), " auth=%s", enc_log(buf, sizeof(buf), t->auth_authen, 60));
+		bappend(line, sizeof(line), " auth=%s",
+		        enc_log(buf, sizeof(buf), t->auth_authen, 60));
 	first = 1;
 	for (struct rcpt *rc = t->rcpts; rc; rc = rc->next) {
 		if (rc->outcome != RCPT_ACCEPTED)
 			continue;
 		bappend(line, sizeof(line), "%s<%s>", first ? " to=" : ",",
-			enc_log(buf, sizeof(buf), rc->addr.full, 100));
+		        enc_log(buf, sizeof(buf), rc->addr.full, 100));
 		first = 0;
 	}
 	first = 1;
 	for (struct rcpt *rc = t->rcpts; rc; rc = rc->next) {
 		if (rc->outcome == RCPT_ACCEPTED)
 			continue;
-		bappend(line, sizeof(line), "%s<%s>:%s:%s",
-			first ? " refused=" : ",", enc_log(buf, sizeof(buf), rc->addr.full, 100),
-			rc->outcome == RCPT_REJECTED ? "reject" : "defer", rc->symbol);
+		bappend(line, sizeof(line), "%s<%s>:%s:%s", first ? " refused=" : ",",
+		        enc_log(buf, sizeof(buf), rc->addr.full, 100),
+		        rc->outcome == RCPT_REJECTED ? "reject" : "defer", rc->symbol);
 		first = 0;
 	}
 	bappend(line, sizeof(line), " verdict=%s score=%.1f", verdict, c->score + t->score);
@@ -380,8 +383,9 @@ void engine_txn_end(struct conn *c, const struct reply *eom)
 {
 	if (c->txn == NULL)
 		return;
-	log_txn(c, eom->action == REPLY_REJECT ? "reject"
-		   : eom->action == REPLY_TEMPFAIL ? "defer" : "accept");
+	log_txn(c, eom->action == REPLY_REJECT     ? "reject"
+	           : eom->action == REPLY_TEMPFAIL ? "defer"
+	                                           : "accept");
 	txn_free(c->txn);
 	c->txn = NULL;
 }
@@ -394,11 +398,12 @@ void engine_conn_free(struct conn *c)
 	if (c->ntxn == 0 && c->nheld > 0) {
 		char name[300], helo[300];
 
-		log_msg(LOG_LVL_INFO, "client=%s[%s] helo=<%s> verdict=none held=%s "
-			"(disconnected before MAIL)",
-			enc_log(name, sizeof(name), c->client_name, 100),
-			c->client_addr[0] ? c->client_addr : "unknown",
-			enc_log(helo, sizeof(helo), c->helo, 100), c->held[0].symbol);
+		log_msg(LOG_LVL_INFO,
+		        "client=%s[%s] helo=<%s> verdict=none held=%s "
+		        "(disconnected before MAIL)",
+		        enc_log(name, sizeof(name), c->client_name, 100),
+		        c->client_addr[0] ? c->client_addr : "unknown",
+		        enc_log(helo, sizeof(helo), c->helo, 100), c->held[0].symbol);
 	}
 	free(c->held);
 	free(c->notes);
@@ -407,7 +412,7 @@ void engine_conn_free(struct conn *c)
 }
 
 void engine_set_macros(struct conn *c, const char *our_name, const char *daemon_name,
-		       const char *if_addr)
+                       const char *if_addr)
 {
 	if (our_name && *our_name)
 		bcopy_str(c->our_name, sizeof(c->our_name), our_name);
@@ -449,7 +454,7 @@ void engine_set_auth(struct conn *c, const char *authen)
 unsigned engine_stages_needed(const struct conf *conf)
 {
 	unsigned need = 1u << STAGE_CONNECT | 1u << STAGE_HELO | 1u << STAGE_MAIL |
-			1u << STAGE_RCPT | 1u << STAGE_EOM;
+	                1u << STAGE_RCPT | 1u << STAGE_EOM;
 
 	for (int i = 0; i < conf->norder; i++) {
 		const struct check_module *m = check_registry[conf->order[i]];
@@ -520,8 +525,8 @@ void engine_helo(struct conn *c, const char *helo, struct reply *r)
 	if (c->helo_seen)
 		forget_helo(c);
 	c->helo_seen = 1;
-	c->helo_truncated = bcopy_str(c->helo, sizeof(c->helo), helo ? helo : "") >=
-			    sizeof(c->helo);
+	c->helo_truncated =
+	    bcopy_str(c->helo, sizeof(c->helo), helo ? helo : "") >= sizeof(c->helo);
 	run_stage(c, STAGE_HELO, &cx, NULL, NULL, NULL);
 }
 
@@ -691,4 +696,3 @@ void engine_eom(struct conn *c, struct reply *r)
 		add_header(t, name, value, 0);
 	}
 }
-

@@ -33,9 +33,9 @@
 #include "conf.h"
 #include "encode.h"
 
-#define HELO_MAX 255
+#define HELO_MAX     255
 #define HOSTNAME_MAX 255
-#define REF_LEN 10
+#define REF_LEN      10
 
 enum reply_action { REPLY_CONTINUE, REPLY_ACCEPT, REPLY_TEMPFAIL, REPLY_REJECT };
 
@@ -59,9 +59,9 @@ enum rcpt_outcome { RCPT_ACCEPTED, RCPT_REJECTED, RCPT_DEFERRED };
 struct rcpt {
 	struct mailaddr addr;
 	enum rcpt_outcome outcome;
-	int whitelisted;   /* OK verdict or postmaster@ */
-	double score;	   /* this recipient's own score */
-	char symbol[48];   /* what decided a reject/defer */
+	int whitelisted; /* OK verdict or postmaster@ */
+	double score;    /* this recipient's own score */
+	char symbol[48]; /* what decided a reject/defer */
 	struct rcpt *next;
 };
 
@@ -80,9 +80,9 @@ struct txn {
 	char auth_authen[128]; /* {auth_authen}: SASL login, "" if none */
 	int whitelisted;
 	struct rcpt *rcpts, *last_rcpt;
-	int nrcpt;	    /* RCPT commands seen */
+	int nrcpt; /* RCPT commands seen */
 	int naccepted;
-	double score;	    /* MAIL + content score */
+	double score;         /* MAIL + content score */
 	double content_score; /* the part of score from header/body/EOM */
 	struct verdict *held; /* verdicts of MAIL */
 	int nheld;
@@ -92,14 +92,14 @@ struct txn {
 	int nheaders;
 	long long start_ms;
 	int logged;
-	unsigned long nhdr;  /* headers seen */
+	unsigned long nhdr; /* headers seen */
 	unsigned long long body_bytes;
 };
 
 struct conn {
-	struct conf *conf; /* the snapshot taken at connect (one reference) */
-	char client_addr[64];	 /* text form, "" if unknown (e.g. sendmail -bs) */
-	struct ipaddr client_ip; /* family 0 if unknown */
+	struct conf *conf;                  /* the snapshot taken at connect (one reference) */
+	char client_addr[64];               /* text form, "" if unknown (e.g. sendmail -bs) */
+	struct ipaddr client_ip;            /* family 0 if unknown */
 	char client_name[HOSTNAME_MAX + 1]; /* verified name or "unknown" */
 	char helo[HELO_MAX + 1];
 	int helo_seen;
@@ -107,13 +107,13 @@ struct conn {
 	char daemon_name[64];
 	char if_addr[64];
 	char our_name[HOSTNAME_MAX + 1]; /* macro j, else conf hostname */
-	char auth_authen[128]; /* SASL login of the session, "" if none */
+	char auth_authen[128];           /* SASL login of the session, "" if none */
 	int whitelisted;
 	int helo_whitelisted; /* ... by an OK for the HELO name */
-	int trusted;	   /* in trusted_networks */
-	struct verdict *held;  /* verdicts of connect and HELO */
+	int trusted;          /* in trusted_networks */
+	struct verdict *held; /* verdicts of connect and HELO */
 	int nheld;
-	double score;	   /* connect + HELO score */
+	double score; /* connect + HELO score */
 	struct note *notes;
 	int nnotes;
 	struct txn *txn;
@@ -125,8 +125,8 @@ struct conn *engine_conn_new(struct conf *conf);
 void engine_conn_free(struct conn *c); /* logs an unfinished transaction */
 
 /* Macros from the MTA; any may be NULL. */
-void engine_set_macros(struct conn *c, const char *our_name,
-		       const char *daemon_name, const char *if_addr);
+void engine_set_macros(struct conn *c, const char *our_name, const char *daemon_name,
+                       const char *if_addr);
 void engine_set_queue_id(struct conn *c, const char *qid);
 /* The SASL login ({auth_authen}); with auth_whitelist the transaction (the
  * current one, and the following ones of this connection) skips all checks.
@@ -134,16 +134,13 @@ void engine_set_queue_id(struct conn *c, const char *qid);
 void engine_set_auth(struct conn *c, const char *authen);
 
 /* Stages.  Each fills *r (REPLY_CONTINUE when nothing is to be said). */
-void engine_connect(struct conn *c, const char *hostname, const char *addr,
-		    struct reply *r);
+void engine_connect(struct conn *c, const char *hostname, const char *addr, struct reply *r);
 void engine_helo(struct conn *c, const char *helo, struct reply *r);
 void engine_mail(struct conn *c, const char *from, struct reply *r);
 void engine_rcpt(struct conn *c, const char *to, struct reply *r);
-void engine_header(struct conn *c, const char *name, const char *value,
-		   struct reply *r);
+void engine_header(struct conn *c, const char *name, const char *value, struct reply *r);
 void engine_eoh(struct conn *c, struct reply *r);
-void engine_body(struct conn *c, const unsigned char *buf, size_t len,
-		 struct reply *r);
+void engine_body(struct conn *c, const unsigned char *buf, size_t len, struct reply *r);
 /* End of message: *r is the final answer; c->txn->headers are to be added
  * when r->action is REPLY_CONTINUE or REPLY_ACCEPT. */
 void engine_eom(struct conn *c, struct reply *r);

@@ -83,8 +83,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		localtime_r(&ts.tv_sec, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 		pthread_mutex_lock(&log_lock);
-		fprintf(stderr, "%s.%03ld %s: %s%s\n", stamp, ts.tv_nsec / 1000000,
-			log_ident, tag[lvl], line);
+		fprintf(stderr, "%s.%03ld %s: %s%s\n", stamp, ts.tv_nsec / 1000000, log_ident,
+		        tag[lvl], line);
 		fflush(stderr);
 		pthread_mutex_unlock(&log_lock);
 	}

@@ -14,8 +14,7 @@ enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
  * "mail", "local0"), or "none" (tests and fuzzers; not a config value).  Returns -1 for an unknown target or facility. */
 int log_open(const char *ident, const char *target, const char *facility);
 void log_set_debug(int on);
-void log_msg(enum log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Name -> syslog facility value, -1 if unknown (used by config checking). */
 int log_facility(const char *name);

@@ -53,10 +53,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#define TABLE_LINE_MAX 4096
-#define TABLE_MATCH_LIMIT 100000
+#define TABLE_LINE_MAX       4096
+#define TABLE_MATCH_LIMIT    100000
 #define TABLE_HEAP_LIMIT_KIB 4096
-#define TABLE_SCORE_MAX 1000.0
+#define TABLE_SCORE_MAX      1000.0
 
 struct entry {
 	enum table_action action;
@@ -101,8 +101,7 @@ struct table_type {
 	const char *name;
 	int (*init)(struct table *t, char *why, size_t whysize);
 	/* Parse one logical line (trimmed, non-empty) into *e. */
-	int (*parse)(struct table *t, char *line, struct entry *e, char *why,
-		     size_t whysize);
+	int (*parse)(struct table *t, char *line, struct entry *e, char *why, size_t whysize);
 	void (*finish)(struct table *t);
 	void (*free_entry)(struct entry *e);
 	int (*lookup_ip)(const struct table *t, const struct ipaddr *ip);
@@ -111,7 +110,7 @@ struct table_type {
 
 /* Bounded error text; err may be NULL. */
 static void seterr(char *err, size_t errsize, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void seterr(char *err, size_t errsize, const char *fmt, ...)
 {
@@ -137,8 +136,7 @@ static int ascii_lower(int c)
 /* Locale-independent case-insensitive compare, 0 if equal. */
 static int ascii_casecmp(const char *a, const char *b)
 {
-	for (; *a && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b);
-	     a++, b++)
+	for (; *a && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b); a++, b++)
 		;
 	return ascii_lower((unsigned char)*a) - ascii_lower((unsigned char)*b);
 }
@@ -167,17 +165,16 @@ static char *next_word(char **s)
 /* ---- actions ---- */
 
 /* Parse an ACTION column; see table.h. */
-int table_parse_action(const char *s, enum table_action *act, double *score,
-		       const char **text, char *err, size_t errsize)
+int table_parse_action(const char *s, enum table_action *act, double *score, const char **text,
+                       char *err, size_t errsize)
 {
 	static const struct {
 		const char *name;
 		enum table_action act;
 		int has_text;
 	} actions[] = {
-		{ "OK", TA_OK, 0 },	    { "DUNNO", TA_DUNNO, 0 },
-		{ "REJECT", TA_REJECT, 1 }, { "DEFER", TA_DEFER, 1 },
-		{ "SCORE", TA_SCORE, 1 },
+		{ "OK", TA_OK, 0 },       { "DUNNO", TA_DUNNO, 0 }, { "REJECT", TA_REJECT, 1 },
+		{ "DEFER", TA_DEFER, 1 }, { "SCORE", TA_SCORE, 1 },
 	};
 	const char *w, *p, *rest;
 	size_t wlen, i;
@@ -197,8 +194,7 @@ int table_parse_action(const char *s, enum table_action *act, double *score,
 	for (rest = p; is_ws((unsigned char)*rest); rest++)
 		;
 	for (i = 0; i < ARRAY_SIZE(actions); i++)
-		if (strlen(actions[i].name) == wlen &&
-		    strncasecmp(w, actions[i].name, wlen) == 0)
+		if (strlen(actions[i].name) == wlen && strncasecmp(w, actions[i].name, wlen) == 0)
 			break;
 	if (i == ARRAY_SIZE(actions)) {
 		seterr(err, errsize,
@@ -258,8 +254,7 @@ static int parse_entry_action(char *s, struct entry *e, char *why, size_t whysiz
 	return 0;
 }
 
-static void fill_result(const struct table *t, const struct entry *e,
-			struct table_result *res)
+static void fill_result(const struct table *t, const struct entry *e, struct table_result *res)
 {
 	res->action = e->action;
 	res->score = e->score;
@@ -278,8 +273,9 @@ static int host_bits_set(const struct ipaddr *net, int len, struct ipaddr *maske
 	*masked = *net;
 	for (i = 0; i < nbytes; i++) {
 		int bits = len - i * 8;
-		unsigned char mask = bits >= 8 ? 0xff :
-				     bits <= 0 ? 0 : (unsigned char)(0xff << (8 - bits));
+		unsigned char mask = bits >= 8   ? 0xff
+		                     : bits <= 0 ? 0
+		                                 : (unsigned char)(0xff << (8 - bits));
 
 		if (net->a[i] & ~mask)
 			set = 1;
@@ -288,8 +284,7 @@ static int host_bits_set(const struct ipaddr *net, int len, struct ipaddr *maske
 	return set;
 }
 
-static int cidr_parse(struct table *t, char *line, struct entry *e, char *why,
-		      size_t whysize)
+static int cidr_parse(struct table *t, char *line, struct entry *e, char *why, size_t whysize)
 {
 	char buf[128], *rest = line, *word = next_word(&rest), *net = word;
 	struct ipaddr masked;
@@ -303,13 +298,11 @@ static int cidr_parse(struct table *t, char *line, struct entry *e, char *why,
 			seterr(why, whysize, "bad network '%.64s'", word);
 			return -1;
 		}
-		snprintf(buf, sizeof(buf), "%.*s%s", (int)(close - word - 1), word + 1,
-			 close + 1);
+		snprintf(buf, sizeof(buf), "%.*s%s", (int)(close - word - 1), word + 1, close + 1);
 		net = buf;
 	}
 	if (ip_parse_cidr(net, &e->u.cidr.net, &e->u.cidr.len) < 0) {
-		seterr(why, whysize, "bad network '%.64s' (expected ADDRESS or ADDRESS/LEN)",
-		       word);
+		seterr(why, whysize, "bad network '%.64s' (expected ADDRESS or ADDRESS/LEN)", word);
 		return -1;
 	}
 	if (host_bits_set(&e->u.cidr.net, e->u.cidr.len, &masked)) {
@@ -317,8 +310,8 @@ static int cidr_parse(struct table *t, char *line, struct entry *e, char *why,
 
 		ip_format(&masked, fmt, sizeof(fmt));
 		seterr(why, whysize,
-		       "non-null host address bits in '%.64s', perhaps you mean %s/%d",
-		       word, fmt, e->u.cidr.len);
+		       "non-null host address bits in '%.64s', perhaps you mean %s/%d", word, fmt,
+		       e->u.cidr.len);
 		return -1;
 	}
 	return parse_entry_action(rest, e, why, whysize);
@@ -368,8 +361,7 @@ static int pcre_init(struct table *t, char *why, size_t whysize)
 	return 0;
 }
 
-static int pcre_parse(struct table *t, char *line, struct entry *e, char *why,
-		      size_t whysize)
+static int pcre_parse(struct table *t, char *line, struct entry *e, char *why, size_t whysize)
 {
 	uint32_t opts = PCRE2_CASELESS | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_UTF;
 	char *p = line, *pat, delim;
@@ -401,34 +393,21 @@ static int pcre_parse(struct table *t, char *line, struct entry *e, char *why,
 	*p++ = '\0';
 	for (; *p && !is_ws((unsigned char)*p); p++) {
 		switch (*p) {
-		case 'i':
-			opts ^= PCRE2_CASELESS;
-			break;
-		case 'm':
-			opts |= PCRE2_MULTILINE;
-			break;
-		case 's':
-			opts |= PCRE2_DOTALL;
-			break;
-		case 'x':
-			opts |= PCRE2_EXTENDED;
-			break;
-		case 'A':
-			opts |= PCRE2_ANCHORED;
-			break;
-		case 'U':
-			opts |= PCRE2_UNGREEDY;
-			break;
-		case 'E':
-			break;
+		case 'i': opts ^= PCRE2_CASELESS; break;
+		case 'm': opts |= PCRE2_MULTILINE; break;
+		case 's': opts |= PCRE2_DOTALL; break;
+		case 'x': opts |= PCRE2_EXTENDED; break;
+		case 'A': opts |= PCRE2_ANCHORED; break;
+		case 'U': opts |= PCRE2_UNGREEDY; break;
+		case 'E': break;
 		default:
-			seterr(why, whysize, "unknown regex flag '%c' (expected i, m, s, x, A, E or U)",
-			       *p);
+			seterr(why, whysize,
+			       "unknown regex flag '%c' (expected i, m, s, x, A, E or U)", *p);
 			return -1;
 		}
 	}
-	e->u.pcre.re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, opts, &rc,
-				     &off, t->cctx);
+	e->u.pcre.re =
+	    pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, opts, &rc, &off, t->cctx);
 	if (e->u.pcre.re == NULL) {
 		PCRE2_UCHAR msg[256];
 
@@ -453,8 +432,7 @@ static int pcre_lookup_str(const struct table *t, const char *key)
 
 	for (i = 0; i < t->n; i++) {
 		const struct entry *e = &t->v[i];
-		int rc = pcre2_match(e->u.pcre.re, (PCRE2_SPTR)key, len, 0, 0, md,
-				     t->mctx);
+		int rc = pcre2_match(e->u.pcre.re, (PCRE2_SPTR)key, len, 0, 0, md, t->mctx);
 
 		if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
 			PCRE2_UCHAR msg[128];
@@ -462,8 +440,8 @@ static int pcre_lookup_str(const struct table *t, const char *key)
 			/* Neither a match nor a non-match: skip the entry, so a
 			 * hostile key cannot trigger a negated rule either. */
 			pcre2_get_error_message(rc, msg, sizeof(msg));
-			log_msg(LOG_LVL_WARN, "%s:%d: regex not applied: %s", t->file,
-				e->line, (const char *)msg);
+			log_msg(LOG_LVL_WARN, "%s:%d: regex not applied: %s", t->file, e->line,
+			        (const char *)msg);
 			continue;
 		}
 		if ((rc >= 0) != e->u.pcre.negate)
@@ -487,8 +465,7 @@ static uint32_t hash_key(const char *s)
 	return h;
 }
 
-static int hash_parse(struct table *t, char *line, struct entry *e, char *why,
-		      size_t whysize)
+static int hash_parse(struct table *t, char *line, struct entry *e, char *why, size_t whysize)
 {
 	char *rest = line, *key = next_word(&rest);
 
@@ -526,8 +503,8 @@ static void hash_finish(struct table *t)
 
 		if (t->slot[s]) {
 			log_msg(LOG_LVL_WARN,
-				"%s:%d: duplicate key '%.100s' ignored (first at line %d)",
-				t->file, e->line, e->u.hash.key, t->v[t->slot[s] - 1].line);
+			        "%s:%d: duplicate key '%.100s' ignored (first at line %d)", t->file,
+			        e->line, e->u.hash.key, t->v[t->slot[s] - 1].line);
 			continue;
 		}
 		t->slot[s] = i + 1;
@@ -561,26 +538,26 @@ static int text_lookup_ip(const struct table *t, const struct ipaddr *ip)
 
 static const struct table_type table_types[] = {
 	{
-		.name = "cidr",
-		.parse = cidr_parse,
-		.lookup_ip = cidr_lookup_ip,
-		.lookup_str = cidr_lookup_str,
+	    .name = "cidr",
+	    .parse = cidr_parse,
+	    .lookup_ip = cidr_lookup_ip,
+	    .lookup_str = cidr_lookup_str,
 	},
 	{
-		.name = "pcre",
-		.init = pcre_init,
-		.parse = pcre_parse,
-		.free_entry = pcre_free_entry,
-		.lookup_ip = text_lookup_ip,
-		.lookup_str = pcre_lookup_str,
+	    .name = "pcre",
+	    .init = pcre_init,
+	    .parse = pcre_parse,
+	    .free_entry = pcre_free_entry,
+	    .lookup_ip = text_lookup_ip,
+	    .lookup_str = pcre_lookup_str,
 	},
 	{
-		.name = "texthash",
-		.parse = hash_parse,
-		.finish = hash_finish,
-		.free_entry = hash_free_entry,
-		.lookup_ip = text_lookup_ip,
-		.lookup_str = hash_lookup_str,
+	    .name = "texthash",
+	    .parse = hash_parse,
+	    .finish = hash_finish,
+	    .free_entry = hash_free_entry,
+	    .lookup_ip = text_lookup_ip,
+	    .lookup_str = hash_lookup_str,
 	},
 };
 
@@ -612,8 +589,7 @@ static int read_line(FILE *fp, char *buf)
 }
 
 /* Turn a logical line into the next entry; the line is trimmed. */
-static int add_entry(struct table *t, char *line, int lineno, char *err,
-		     size_t errsize)
+static int add_entry(struct table *t, char *line, int lineno, char *err, size_t errsize)
 {
 	char why[512];
 	struct entry *e;
@@ -647,8 +623,8 @@ static int load(struct table *t, FILE *fp, char *err, size_t errsize)
 	while ((n = read_line(fp, phys)) != -1) {
 		lineno++;
 		if (n == -2) {
-			seterr(err, errsize, "%s:%d: line too long (more than %d bytes)",
-			       t->file, lineno, TABLE_LINE_MAX);
+			seterr(err, errsize, "%s:%d: line too long (more than %d bytes)", t->file,
+			       lineno, TABLE_LINE_MAX);
 			goto fail;
 		}
 		if (n == -3) {
@@ -680,9 +656,10 @@ static int load(struct table *t, FILE *fp, char *err, size_t errsize)
 			while (llen > 0 && is_ws((unsigned char)logical[llen - 1]))
 				llen--;
 			if (llen + 1 + clen > TABLE_LINE_MAX) {
-				seterr(err, errsize,
-				       "%s:%d: line too long (more than %d bytes with continuations)",
-				       t->file, lineno, TABLE_LINE_MAX);
+				seterr(
+				    err, errsize,
+				    "%s:%d: line too long (more than %d bytes with continuations)",
+				    t->file, lineno, TABLE_LINE_MAX);
 				goto fail;
 			}
 			logical[llen++] = ' ';
@@ -727,8 +704,8 @@ struct table *table_open(const char *spec, char *err, size_t errsize)
 			break;
 	if (i == ARRAY_SIZE(table_types)) {
 		seterr(err, errsize,
-		       "%s: unknown table type '%.*s' (expected cidr, pcre or texthash)",
-		       spec, (int)(colon - spec), spec);
+		       "%s: unknown table type '%.*s' (expected cidr, pcre or texthash)", spec,
+		       (int)(colon - spec), spec);
 		goto fail;
 	}
 	if (colon[1] == '\0') {
@@ -796,8 +773,7 @@ const char *table_spec(const struct table *t)
 }
 
 /* Look up an address; see table.h. */
-int table_lookup_ip(const struct table *t, const struct ipaddr *ip,
-		    struct table_result *res)
+int table_lookup_ip(const struct table *t, const struct ipaddr *ip, struct table_result *res)
 {
 	int i;
 
@@ -811,8 +787,7 @@ int table_lookup_ip(const struct table *t, const struct ipaddr *ip,
 }
 
 /* Look up a string; see table.h. */
-int table_lookup_str(const struct table *t, const char *key,
-		     struct table_result *res)
+int table_lookup_str(const struct table *t, const char *key, struct table_result *res)
 {
 	int i;
 
@@ -826,8 +801,7 @@ int table_lookup_str(const struct table *t, const char *key,
 }
 
 /* Search the tables in order; the first that has an entry answers. */
-int maplist_lookup_ip(const struct maplist *m, const struct ipaddr *ip,
-		      struct table_result *res)
+int maplist_lookup_ip(const struct maplist *m, const struct ipaddr *ip, struct table_result *res)
 {
 	for (int i = 0; m != NULL && i < m->n; i++)
 		if (table_lookup_ip(m->t[i], ip, res))
@@ -836,8 +810,7 @@ int maplist_lookup_ip(const struct maplist *m, const struct ipaddr *ip,
 }
 
 /* Search the tables in order; the first that has an entry answers. */
-int maplist_lookup_str(const struct maplist *m, const char *key,
-		       struct table_result *res)
+int maplist_lookup_str(const struct maplist *m, const char *key, struct table_result *res)
 {
 	for (int i = 0; m != NULL && i < m->n; i++)
 		if (table_lookup_str(m->t[i], key, res))

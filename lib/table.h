@@ -23,7 +23,7 @@ enum table_action { TA_DUNNO, TA_OK, TA_REJECT, TA_DEFER, TA_SCORE };
 
 struct table_result {
 	enum table_action action;
-	double score;	  /* TA_SCORE */
+	double score;     /* TA_SCORE */
 	const char *text; /* optional text from the entry, or NULL; owned by the table */
 	const char *file; /* where the match came from, for the log */
 	int line;
@@ -40,12 +40,10 @@ const char *table_spec(const struct table *t);
 /* Look up an IP address (cidr: tables match networks; texthash: and pcre:
  * tables match the canonical text form).  Returns 1 and fills *res when an
  * entry matched, 0 otherwise. */
-int table_lookup_ip(const struct table *t, const struct ipaddr *ip,
-		    struct table_result *res);
+int table_lookup_ip(const struct table *t, const struct ipaddr *ip, struct table_result *res);
 
 /* Look up a string (cidr: tables never match strings). */
-int table_lookup_str(const struct table *t, const char *key,
-		     struct table_result *res);
+int table_lookup_str(const struct table *t, const char *key, struct table_result *res);
 
 /* An ordered list of tables, searched in turn, first match wins. */
 struct maplist {
@@ -53,14 +51,12 @@ struct maplist {
 	struct table **t;
 };
 
-int maplist_lookup_ip(const struct maplist *m, const struct ipaddr *ip,
-		      struct table_result *res);
-int maplist_lookup_str(const struct maplist *m, const char *key,
-		       struct table_result *res);
+int maplist_lookup_ip(const struct maplist *m, const struct ipaddr *ip, struct table_result *res);
+int maplist_lookup_str(const struct maplist *m, const char *key, struct table_result *res);
 
 /* Parse an ACTION column ("REJECT go away", "SCORE 2.5", ...).  Returns 0
  * or -1 with a reason in err.  *text points into s (or is NULL). */
-int table_parse_action(const char *s, enum table_action *act, double *score,
-		       const char **text, char *err, size_t errsize);
+int table_parse_action(const char *s, enum table_action *act, double *score, const char **text,
+                       char *err, size_t errsize);
 
 #endif

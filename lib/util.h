@@ -25,8 +25,7 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t bcopy_str(char *dst, size_t dstsize, const char *src);
 
 /* Bounded formatted append to dst (total size dstsize); never overflows. */
-void bappend(char *dst, size_t dstsize, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void bappend(char *dst, size_t dstsize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Trim leading and trailing ASCII white space in place; returns s. */
 char *str_trim(char *s);

@@ -34,16 +34,16 @@ static const char *conf_path; /* NULL: embedded defaults */
 static void usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: portcullis [-f] [-c FILE] [-n | -d | -D | -t] [-V]\n"
-		"  -c FILE  configuration file (default %s; if that does not exist,\n"
-		"           the embedded defaults)\n"
-		"  -f       stay in the foreground\n"
-		"  -n       print the settings that differ from the defaults and exit\n"
-		"  -d       print all default settings and exit\n"
-		"  -D       print the commented sample configuration and exit\n"
-		"  -t       test the configuration and exit (status 0 if good)\n"
-		"  -V       print the version and exit\n",
-		DEFAULT_CONF);
+	        "usage: portcullis [-f] [-c FILE] [-n | -d | -D | -t] [-V]\n"
+	        "  -c FILE  configuration file (default %s; if that does not exist,\n"
+	        "           the embedded defaults)\n"
+	        "  -f       stay in the foreground\n"
+	        "  -n       print the settings that differ from the defaults and exit\n"
+	        "  -d       print all default settings and exit\n"
+	        "  -D       print the commented sample configuration and exit\n"
+	        "  -t       test the configuration and exit (status 0 if good)\n"
+	        "  -V       print the version and exit\n",
+	        DEFAULT_CONF);
 }
 
 static void *reload_thread(void *arg)
@@ -63,18 +63,18 @@ static void *reload_thread(void *arg)
 		c = conf_load(conf_path, err, sizeof(err));
 		if (c == NULL) {
 			log_msg(LOG_LVL_ERR, "reload failed: %s; keeping the running configuration",
-				err);
+			        err);
 			continue;
 		}
 		old = conf_current();
 		if (old && strcmp(old->core.socket, c->core.socket) != 0)
 			log_msg(LOG_LVL_WARN, "reload: a new socket takes a restart; still on %s",
-				old->core.socket);
+			        old->core.socket);
 		conf_unref(old);
 		log_set_debug(c->core.debug);
 		conf_install(c);
 		log_msg(LOG_LVL_INFO, "configuration reloaded from %s",
-			conf_path ? conf_path : "(defaults)");
+		        conf_path ? conf_path : "(defaults)");
 	}
 	return NULL;
 }
@@ -154,7 +154,10 @@ int main(int argc, char **argv)
 	conf_path = DEFAULT_CONF;
 	while ((opt = getopt(argc, argv, "c:fndDtVh")) != -1) {
 		switch (opt) {
-		case 'c': conf_path = optarg; explicit_conf = 1; break;
+		case 'c':
+			conf_path = optarg;
+			explicit_conf = 1;
+			break;
 		case 'f': foreground = 1; break;
 		case 'n': what = DUMP_N; break;
 		case 'd': what = DUMP_D; break;
@@ -198,7 +201,7 @@ int main(int argc, char **argv)
 	}
 	if (stat(c->core.state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "portcullis: state_dir %s: %s (create it or set state_dir)\n",
-			c->core.state_dir, errno ? strerror(errno) : "not a directory");
+		        c->core.state_dir, errno ? strerror(errno) : "not a directory");
 		return 1;
 	}
 	if (milter_open(c, err, sizeof(err)) < 0) {
@@ -219,7 +222,7 @@ int main(int argc, char **argv)
 	}
 	if (access(c->core.state_dir, W_OK | X_OK) < 0) {
 		fprintf(stderr, "portcullis: state_dir %s: %s\n", c->core.state_dir,
-			strerror(errno));
+		        strerror(errno));
 		return 1;
 	}
 	if (log_open("portcullis", c->core.log_target, c->core.log_facility) < 0) {
@@ -248,7 +251,7 @@ int main(int argc, char **argv)
 	}
 	pthread_detach(tid);
 	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s", PACKAGE_VERSION,
-		c->core.socket, conf_path ? conf_path : "(embedded defaults)");
+	        c->core.socket, conf_path ? conf_path : "(embedded defaults)");
 	rc = milter_run();
 	log_msg(LOG_LVL_INFO, "portcullis stopped");
 	c = conf_current();

@@ -31,16 +31,14 @@
 static sfsistat answer(SMFICTX *ctx, const struct reply *r)
 {
 	switch (r->action) {
-	case REPLY_CONTINUE:
-		return SMFIS_CONTINUE;
-	case REPLY_ACCEPT:
-		return SMFIS_ACCEPT;
+	case REPLY_CONTINUE: return SMFIS_CONTINUE;
+	case REPLY_ACCEPT: return SMFIS_ACCEPT;
 	case REPLY_TEMPFAIL:
 	case REPLY_REJECT:
 		if (smfi_setreply(ctx, (char *)r->code, (char *)r->xcode, (char *)r->text) !=
 		    MI_SUCCESS)
 			log_msg(LOG_LVL_WARN, "smfi_setreply refused reply %s %s", r->code,
-				r->xcode);
+			        r->xcode);
 		return r->action == REPLY_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 	}
 	return SMFIS_TEMPFAIL;
@@ -69,9 +67,9 @@ static struct conn *conn_of(SMFICTX *ctx, int create)
 	return c;
 }
 
-static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
-			     unsigned long f2, unsigned long f3, unsigned long *pf0,
-			     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+                             unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+                             unsigned long *pf2, unsigned long *pf3)
 {
 	struct conn *c = conn_of(ctx, 1);
 	unsigned need;
@@ -115,12 +113,11 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 		return SMFIS_TEMPFAIL;
 	if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, addr,
-			  sizeof(addr));
+		          sizeof(addr));
 	else if (sa && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, addr,
-			  sizeof(addr));
-	engine_set_macros(c, macro(ctx, "j"), macro(ctx, "{daemon_name}"),
-			  macro(ctx, "{if_addr}"));
+		          sizeof(addr));
+	engine_set_macros(c, macro(ctx, "j"), macro(ctx, "{daemon_name}"), macro(ctx, "{if_addr}"));
 	engine_connect(c, hostname, addr, &r);
 	return answer(ctx, &r);
 }
@@ -208,11 +205,11 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		for (int i = 0; i < c->txn->nheaders; i++) {
 			struct add_header *h = &c->txn->headers[i];
 			int rc = h->top ? smfi_insheader(ctx, 0, h->name, h->value)
-					: smfi_addheader(ctx, h->name, h->value);
+			                : smfi_addheader(ctx, h->name, h->value);
 
 			if (rc != MI_SUCCESS)
-				log_msg(LOG_LVL_WARN, "ref=%s could not add header %s",
-					c->txn->ref, h->name);
+				log_msg(LOG_LVL_WARN, "ref=%s could not add header %s", c->txn->ref,
+				        h->name);
 		}
 	}
 	st = answer(ctx, &r);
@@ -287,7 +284,7 @@ static void set_nodelay_on_listener(void)
 			continue;
 		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 			log_msg(LOG_LVL_WARN, "TCP_NODELAY on the milter socket: %s",
-				strerror(errno));
+			        strerror(errno));
 	}
 }
 
@@ -312,12 +309,12 @@ int milter_open(const struct conf *c, char *err, size_t errsize)
 			*slash = '\0';
 		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			snprintf(err, errsize, "socket %s: directory %s: %s", spec, dir,
-				 errno ? strerror(errno) : "not a directory");
+			         errno ? strerror(errno) : "not a directory");
 			return -1;
 		}
 		if (access(dir, W_OK | X_OK) < 0) {
 			snprintf(err, errsize, "socket %s: directory %s: %s", spec, dir,
-				 strerror(errno));
+			         strerror(errno));
 			return -1;
 		}
 		snprintf(conn, sizeof(conn), "unix:%s", path);
@@ -337,8 +334,10 @@ int milter_open(const struct conf *c, char *err, size_t errsize)
 	rc = smfi_opensocket(true);
 	umask(old_umask);
 	if (rc != MI_SUCCESS) {
-		snprintf(err, errsize, "socket %s: cannot listen (address in use, bad "
-			 "address or no permission)", spec);
+		snprintf(err, errsize,
+		         "socket %s: cannot listen (address in use, bad "
+		         "address or no permission)",
+		         spec);
 		return -1;
 	}
 	if (path) {
@@ -351,12 +350,12 @@ int milter_open(const struct conf *c, char *err, size_t errsize)
 
 			if (gr == NULL) {
 				snprintf(err, errsize, "socket_group: unknown group '%s'",
-					 c->core.socket_group);
+				         c->core.socket_group);
 				return -1;
 			}
 			if (chown(path, (uid_t)-1, gr->gr_gid) < 0) {
 				snprintf(err, errsize, "socket %s: chown to group %s: %s", spec,
-					 c->core.socket_group, strerror(errno));
+				         c->core.socket_group, strerror(errno));
 				return -1;
 			}
 		}

@@ -30,31 +30,30 @@
 static void usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: portcullisctl [-c FILE] check --ip ADDR [--name HOST] [--helo NAME]\n"
-		"                     [--from ADDR] --rcpt ADDR [--rcpt ADDR...] [--auth USER]\n"
-		"       portcullisctl [-c FILE] reload\n"
-		"       portcullisctl -V\n");
+	        "usage: portcullisctl [-c FILE] check --ip ADDR [--name HOST] [--helo NAME]\n"
+	        "                     [--from ADDR] --rcpt ADDR [--rcpt ADDR...] [--auth USER]\n"
+	        "       portcullisctl [-c FILE] reload\n"
+	        "       portcullisctl -V\n");
 }
 
 static int show(const char *stage, const struct reply *r)
 {
 	switch (r->action) {
 	case REPLY_CONTINUE:
-	case REPLY_ACCEPT:
-		printf("%-8s ok\n", stage);
-		return 0;
-	default:
-		printf("%-8s %s %s %s\n", stage, r->code, r->xcode, r->text);
-		return 1;
+	case REPLY_ACCEPT: printf("%-8s ok\n", stage); return 0;
+	default: printf("%-8s %s %s %s\n", stage, r->code, r->xcode, r->text); return 1;
 	}
 }
 
 static int cmd_check(struct conf *conf, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "ip", required_argument, NULL, 'i' },	  { "name", required_argument, NULL, 'n' },
-		{ "helo", required_argument, NULL, 'h' }, { "from", required_argument, NULL, 'f' },
-		{ "rcpt", required_argument, NULL, 'r' }, { "auth", required_argument, NULL, 'a' },
+		{ "ip", required_argument, NULL, 'i' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "helo", required_argument, NULL, 'h' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "rcpt", required_argument, NULL, 'r' },
+		{ "auth", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *ip = NULL, *name = "unknown", *helo = NULL, *from = "<>", *auth = NULL;
@@ -107,7 +106,8 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 		engine_eom(c, &r);
 		failed = show("eom", &r);
 		for (int i = 0; c->txn && i < c->txn->nheaders; i++)
-			printf("header   %s: %s\n", c->txn->headers[i].name, c->txn->headers[i].value);
+			printf("header   %s: %s\n", c->txn->headers[i].name,
+			       c->txn->headers[i].value);
 		engine_txn_end(c, &r);
 	}
 	engine_conn_free(c);
@@ -120,13 +120,14 @@ static int cmd_reload(struct conf *conf)
 	long pid = 0;
 
 	if (conf->core.pidfile[0] == '\0') {
-		fprintf(stderr, "portcullisctl: no pidfile configured; send SIGUSR1 to portcullis\n");
+		fprintf(stderr,
+		        "portcullisctl: no pidfile configured; send SIGUSR1 to portcullis\n");
 		return 2;
 	}
 	fp = fopen(conf->core.pidfile, "r");
 	if (fp == NULL || fscanf(fp, "%ld", &pid) != 1 || pid <= 1) {
 		fprintf(stderr, "portcullisctl: pidfile %s: %s\n", conf->core.pidfile,
-			fp ? "no process id" : strerror(errno));
+		        fp ? "no process id" : strerror(errno));
 		if (fp)
 			fclose(fp);
 		return 2;

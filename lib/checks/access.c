@@ -48,24 +48,19 @@ static const struct conf_param access_params[] = {
 /* Turn a table entry into a verdict.  what names the looked-up thing for
  * the reply ("Client host 192.0.2.1"); key is the raw value for the log. */
 static void apply(const struct table_result *res, const char *symbol, const char *what,
-		  struct verdicts *out)
+                  struct verdicts *out)
 {
 	switch (res->action) {
-	case TA_DUNNO:
-		break;
-	case TA_OK:
-		verdict_ok(out, symbol);
-		break;
-	case TA_SCORE:
-		verdict_score(out, MODE_REJECT, symbol, res->score, "%s", what);
-		break;
+	case TA_DUNNO: break;
+	case TA_OK: verdict_ok(out, symbol); break;
+	case TA_SCORE: verdict_score(out, MODE_REJECT, symbol, res->score, "%s", what); break;
 	case TA_REJECT:
 		verdict_reject(out, MODE_REJECT, symbol, "550", "5.7.1", "%s rejected: %s", what,
-			       res->text ? res->text : "Access denied");
+		               res->text ? res->text : "Access denied");
 		break;
 	case TA_DEFER:
 		verdict_defer(out, MODE_REJECT, symbol, "450", "4.7.1", "%s deferred: %s", what,
-			      res->text ? res->text : "Access temporarily denied");
+		              res->text ? res->text : "Access temporarily denied");
 		break;
 	}
 }
@@ -74,7 +69,7 @@ static void apply(const struct table_result *res, const char *symbol, const char
  * asked for the whole address, the domain, each parent domain, then
  * "local@"; the first table with an entry decides. */
 static int lookup_address(const struct maplist *m, const struct mailaddr *a,
-			  struct table_result *res)
+                          struct table_result *res)
 {
 	const char *keys[ADDR_DOMAIN_MAX / 2 + 3];
 	char localat[ADDR_LOCAL_MAX + 2];
@@ -115,7 +110,7 @@ static int access_connect(const struct check_ctx *cx, struct verdicts *out)
 	if (strcmp(c->client_name, "unknown") != 0 &&
 	    maplist_lookup_str(&ac->client_name, c->client_name, &res)) {
 		snprintf(what, sizeof(what), "Client host %.100s[%s]", c->client_name,
-			 c->client_addr);
+		         c->client_addr);
 		apply(&res, "access.client_name", what, out);
 	}
 	return CHECK_DONE;

@@ -52,7 +52,7 @@ static const struct conf_param envelope_params[] = {
 
 /* The syntax and FQDN sub-checks for one address; 1 if one fired. */
 static int check_addr(const struct envelope_conf *ec, const struct mailaddr *a, int sender,
-		      struct verdicts *out)
+                      struct verdicts *out)
 {
 	const char *who = sender ? "Sender" : "Recipient";
 	const char *xbad = sender ? "5.1.7" : "5.1.3";
@@ -60,17 +60,16 @@ static int check_addr(const struct envelope_conf *ec, const struct mailaddr *a, 
 	if ((a->flags & ADDR_BAD_SYNTAX) ||
 	    ((a->flags & ADDR_NO_BRACKETS) && !ec->allow_no_brackets)) {
 		verdict_reject(out, sender ? ec->sender_syntax : ec->rcpt_syntax,
-			       sender ? "envelope.sender_syntax" : "envelope.rcpt_syntax", "550",
-			       xbad, "%s address <%.100s> rejected: %s", who, a->full,
-			       a->reason ? a->reason : "address must be in <angle brackets>");
+		               sender ? "envelope.sender_syntax" : "envelope.rcpt_syntax", "550",
+		               xbad, "%s address <%.100s> rejected: %s", who, a->full,
+		               a->reason ? a->reason : "address must be in <angle brackets>");
 		return 1;
 	}
 	if ((a->flags & (ADDR_NON_FQDN | ADDR_NO_DOMAIN)) && !(a->flags & ADDR_NULL)) {
-		verdict_reject(out, sender ? ec->sender_non_fqdn : ec->rcpt_non_fqdn,
-			       sender ? "envelope.sender_non_fqdn" : "envelope.rcpt_non_fqdn",
-			       "550", "5.5.2",
-			       "%s address <%.100s> rejected: need fully-qualified address", who,
-			       a->full);
+		verdict_reject(
+		    out, sender ? ec->sender_non_fqdn : ec->rcpt_non_fqdn,
+		    sender ? "envelope.sender_non_fqdn" : "envelope.rcpt_non_fqdn", "550", "5.5.2",
+		    "%s address <%.100s> rejected: need fully-qualified address", who, a->full);
 		return 1;
 	}
 	return 0;
@@ -97,19 +96,19 @@ static int envelope_rcpt(const struct check_ctx *cx, struct verdicts *out)
 		/* Temporary by RFC 5321 whatever the mode: the client retries the
 		 * remaining recipients in a new transaction. */
 		verdict_defer(out, ec->too_many_rcpts, "envelope.too_many_rcpts", "452", "4.5.3",
-			      "Too many recipients (limit %ld per message)", ec->max_rcpts);
+		              "Too many recipients (limit %ld per message)", ec->max_rcpts);
 		return CHECK_DONE;
 	}
 	if (a->flags & ADDR_NULL) {
 		verdict_reject(out, ec->rcpt_syntax, "envelope.rcpt_syntax", "550", "5.1.3",
-			       "Recipient address <> rejected: empty address");
+		               "Recipient address <> rejected: empty address");
 		return CHECK_DONE;
 	}
 	if (check_addr(ec, a, 0, out))
 		return CHECK_DONE;
 	if ((t->sender.flags & ADDR_NULL) && t->naccepted >= 1)
 		verdict_reject(out, ec->multi_rcpt_bounce, "envelope.multi_rcpt_bounce", "550",
-			       "5.5.3", "Bounce (null sender) with more than one recipient");
+		               "5.5.3", "Bounce (null sender) with more than one recipient");
 	return CHECK_DONE;
 }
 

@@ -113,52 +113,52 @@ static int helo_hook(const struct check_ctx *cx, struct verdicts *out)
 	int client_loopback = c->client_ip.family && ip_is_loopback(&c->client_ip);
 	struct ipaddr ip;
 
-	if (c->helo_truncated || h[0] == '\0' || (h[0] != '[' && !helo_name_check(h, domain_valid))) {
+	if (c->helo_truncated || h[0] == '\0' ||
+	    (h[0] != '[' && !helo_name_check(h, domain_valid))) {
 		verdict_reject(out, hc->syntax, "helo.syntax", "550", "5.5.2",
-			       "Invalid HELO name '%.80s'", h);
+		               "Invalid HELO name '%.80s'", h);
 		return CHECK_DONE;
 	}
 	if (h[0] == '[') {
 		if (ip_parse_literal(h, &ip) < 0) {
 			verdict_reject(out, hc->syntax, "helo.syntax", "550", "5.5.2",
-				       "Invalid HELO address literal '%.80s'", h);
+			               "Invalid HELO address literal '%.80s'", h);
 			return CHECK_DONE;
 		}
 		if (ip_is_loopback(&ip) && !client_loopback)
 			verdict_reject(out, hc->localhost, "helo.localhost", "550", "5.7.1",
-				       "HELO %.80s is a loopback address", h);
+			               "HELO %.80s is a loopback address", h);
 		else if (is_own_address(hc, &ip) && !client_loopback &&
-			 !(c->client_ip.family && is_own_address(hc, &c->client_ip)))
+		         !(c->client_ip.family && is_own_address(hc, &c->client_ip)))
 			verdict_reject(out, hc->own_name, "helo.own_name", "550", "5.7.1",
-				       "HELO %.80s is our own address", h);
+			               "HELO %.80s is our own address", h);
 		else if (c->client_ip.family &&
-			 !ip_in_net(&c->client_ip, &ip, ip.family == AF_INET ? 32 : 128))
+		         !ip_in_net(&c->client_ip, &ip, ip.family == AF_INET ? 32 : 128))
 			verdict_reject(out, hc->literal_mismatch, "helo.literal_mismatch", "550",
-				       "5.7.1", "HELO %.80s does not match your address %s", h,
-				       c->client_addr);
+			               "5.7.1", "HELO %.80s does not match your address %s", h,
+			               c->client_addr);
 		return CHECK_DONE;
 	}
 	if (ip_parse(h, &ip) == 0) {
 		verdict_reject(out, hc->bare_ip, "helo.bare_ip", "550", "5.5.2",
-			       "HELO %.80s is an IP address; use [%.80s] or your host name", h,
-			       h);
+		               "HELO %.80s is an IP address; use [%.80s] or your host name", h, h);
 		return CHECK_DONE;
 	}
 	if (is_localhost_name(h)) {
 		if (!client_loopback)
 			verdict_reject(out, hc->localhost, "helo.localhost", "550", "5.7.1",
-				       "HELO %.80s from a remote client", h);
+			               "HELO %.80s from a remote client", h);
 		return CHECK_DONE;
 	}
 	if (is_own_name(hc, cx, h) && !client_loopback &&
 	    !(c->client_ip.family && is_own_address(hc, &c->client_ip))) {
 		verdict_reject(out, hc->own_name, "helo.own_name", "550", "5.7.1",
-			       "HELO %.80s is our own name", h);
+		               "HELO %.80s is our own name", h);
 		return CHECK_DONE;
 	}
 	if (!helo_name_check(h, domain_is_fqdn))
 		verdict_reject(out, hc->non_fqdn, "helo.non_fqdn", "550", "5.5.2",
-			       "HELO %.80s is not a fully qualified domain name", h);
+		               "HELO %.80s is not a fully qualified domain name", h);
 	return CHECK_DONE;
 }
 
@@ -168,7 +168,7 @@ static int helo_mail(const struct check_ctx *cx, struct verdicts *out)
 
 	if (!cx->conn->helo_seen)
 		verdict_reject(out, hc->missing, "helo.missing", "503", "5.5.1",
-			       "Send HELO or EHLO first");
+		               "Send HELO or EHLO first");
 	return CHECK_DONE;
 }
 

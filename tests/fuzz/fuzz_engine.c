@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		conf_set(conf, "helo.non_fqdn", "monitor", err, sizeof(err));
 		conf_finish(conf, err, sizeof(err));
 	}
-	for (char *tok = strtok_r(buf, "\n", &save); tok && n < 8; tok = strtok_r(NULL, "\n", &save))
+	for (char *tok = strtok_r(buf, "\n", &save); tok && n < 8;
+	     tok = strtok_r(NULL, "\n", &save))
 		f[n++] = tok;
 	c = engine_conn_new(conf);
 	engine_connect(c, f[0], f[1], &r);

@@ -15,7 +15,10 @@ static char long_addr[HOSTILE_LONG_LEN + 1];
 /* 5,000 CR LF pairs. */
 static char many_crlf[HOSTILE_LONG_LEN + 1];
 
-#define H(name, lit) { name, lit, sizeof(lit) - 1 }
+#define H(name, lit)                                                                               \
+	{                                                                                          \
+		name, lit, sizeof(lit) - 1                                                         \
+	}
 
 const struct hostile hostile_strings[] = {
 	H("crlf reply injection", "a\r\n250 OK"),

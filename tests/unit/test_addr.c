@@ -20,20 +20,20 @@
 #include "addr.h"
 #include "hostile.h"
 
-#define NUL_ ADDR_NULL
-#define BAD ADDR_BAD_SYNTAX
-#define NOBR ADDR_NO_BRACKETS
+#define NUL_  ADDR_NULL
+#define BAD   ADDR_BAD_SYNTAX
+#define NOBR  ADDR_NO_BRACKETS
 #define NODOM ADDR_NO_DOMAIN
-#define LIT ADDR_DOMAIN_LITERAL
-#define NFQ ADDR_NON_FQDN
-#define QUO ADDR_QUOTED
-#define SRC ADDR_SOURCE_ROUTE
-#define LONG ADDR_TOO_LONG
+#define LIT   ADDR_DOMAIN_LITERAL
+#define NFQ   ADDR_NON_FQDN
+#define QUO   ADDR_QUOTED
+#define SRC   ADDR_SOURCE_ROUTE
+#define LONG  ADDR_TOO_LONG
 
 struct addr_case {
 	const char *in;
-	unsigned flags;	    /* expected flags, under mask */
-	unsigned mask;	    /* 0: compare all flags */
+	unsigned flags;     /* expected flags, under mask */
+	unsigned mask;      /* 0: compare all flags */
 	const char *local;  /* NULL: not checked */
 	const char *domain; /* NULL: not checked */
 	const char *full;   /* NULL: not checked */
@@ -43,11 +43,13 @@ struct addr_case {
 static const struct addr_case addr_cases[] = {
 	/* good */
 	{ "<user@example.org>", 0, 0, "user", "example.org", "user@example.org", NULL },
-	{ "<User.Name+tag@Example.ORG>", 0, 0, "User.Name+tag", "example.org", "User.Name+tag@example.org", NULL },
+	{ "<User.Name+tag@Example.ORG>", 0, 0, "User.Name+tag", "example.org",
+	  "User.Name+tag@example.org", NULL },
 	{ "<user@EXAMPLE.ORG>", 0, 0, "user", "example.org", "user@example.org", NULL },
 	{ "<user@example.org>   ", 0, 0, "user", "example.org", "user@example.org", NULL },
 	{ "  <user@example.org>", 0, 0, NULL, NULL, "user@example.org", NULL },
-	{ "<!#$%&'*+-/=?^_`{|}~@example.org>", 0, 0, "!#$%&'*+-/=?^_`{|}~", "example.org", NULL, NULL },
+	{ "<!#$%&'*+-/=?^_`{|}~@example.org>", 0, 0, "!#$%&'*+-/=?^_`{|}~", "example.org", NULL,
+	  NULL },
 	{ "<a@b.c>", 0, 0, "a", "b.c", "a@b.c", NULL },
 	{ "<user@a-b.example>", 0, 0, NULL, "a-b.example", NULL, NULL },
 	{ "<user@a--b.example>", 0, 0, NULL, "a--b.example", NULL, NULL },
@@ -82,29 +84,37 @@ static const struct addr_case addr_cases[] = {
 	{ "<postmaster@>", BAD | NFQ, 0, "postmaster", "", "postmaster@", "empty domain" },
 
 	/* source routes: dropped and flagged */
-	{ "<@a.example,@b.example:user@c.example>", SRC, 0, "user", "c.example", "user@c.example", NULL },
+	{ "<@a.example,@b.example:user@c.example>", SRC, 0, "user", "c.example", "user@c.example",
+	  NULL },
 	{ "<@a.example:user@c.example>", SRC, 0, "user", "c.example", "user@c.example", NULL },
 	{ "<@A.EXAMPLE:user@c.example>", SRC, 0, NULL, NULL, "user@c.example", NULL },
 	{ "<@:user@c.example>", SRC | BAD, 0, "user", "c.example", NULL, "invalid source route" },
 	{ "<@a.example,:user@c.example>", SRC | BAD, 0, NULL, NULL, NULL, "invalid source route" },
-	{ "<@a.example,b.example:user@c.example>", SRC | BAD, 0, NULL, NULL, NULL, "invalid source route" },
+	{ "<@a.example,b.example:user@c.example>", SRC | BAD, 0, NULL, NULL, NULL,
+	  "invalid source route" },
 	{ "<@a_b.example:user@c.example>", SRC | BAD, 0, NULL, NULL, NULL, "invalid source route" },
 	{ "<@[192.0.2.1]:user@c.example>", SRC | BAD, 0, NULL, NULL, NULL, "invalid source route" },
 	{ "<@example.org>", SRC | BAD, SRC | BAD, NULL, NULL, NULL, "invalid source route" },
 
 	/* quoted local parts */
-	{ "<\"john doe\"@example.org>", QUO, 0, "\"john doe\"", "example.org", "\"john doe\"@example.org", NULL },
+	{ "<\"john doe\"@example.org>", QUO, 0, "\"john doe\"", "example.org",
+	  "\"john doe\"@example.org", NULL },
 	{ "<\"a\\\"b\"@example.org>", QUO, 0, "\"a\\\"b\"", NULL, NULL, NULL },
 	{ "<\"a\\\\b\"@example.org>", QUO, 0, "\"a\\\\b\"", NULL, NULL, NULL },
 	{ "<\"a@b\"@example.org>", QUO, 0, "\"a@b\"", "example.org", NULL, NULL },
 	{ "<\"\"@example.org>", QUO, 0, "\"\"", NULL, NULL, NULL },
 	{ "<\"a..b\"@example.org>", QUO, 0, NULL, NULL, NULL, NULL },
 	{ "<\"<>\"@example.org>", QUO, 0, NULL, NULL, NULL, NULL },
-	{ "<\"unterminated@example.org>", QUO | BAD, QUO | BAD, NULL, NULL, NULL, "unterminated quoted local part" },
-	{ "<\"a\"b@example.org>", QUO | BAD, 0, "\"a\"b", "example.org", NULL, "invalid character in local part" },
-	{ "<\"tab\there\"@example.org>", QUO | BAD, 0, "\"tab?here\"", NULL, NULL, "invalid character in local part" },
-	{ "<\"caf\xc3\xa9\"@example.org>", QUO | BAD, 0, "\"caf??\"", NULL, NULL, "invalid character in local part" },
-	{ "<\"a\\\x01\"@example.org>", QUO | BAD, 0, NULL, NULL, NULL, "invalid quoted pair in local part" },
+	{ "<\"unterminated@example.org>", QUO | BAD, QUO | BAD, NULL, NULL, NULL,
+	  "unterminated quoted local part" },
+	{ "<\"a\"b@example.org>", QUO | BAD, 0, "\"a\"b", "example.org", NULL,
+	  "invalid character in local part" },
+	{ "<\"tab\there\"@example.org>", QUO | BAD, 0, "\"tab?here\"", NULL, NULL,
+	  "invalid character in local part" },
+	{ "<\"caf\xc3\xa9\"@example.org>", QUO | BAD, 0, "\"caf??\"", NULL, NULL,
+	  "invalid character in local part" },
+	{ "<\"a\\\x01\"@example.org>", QUO | BAD, 0, NULL, NULL, NULL,
+	  "invalid quoted pair in local part" },
 	{ "<\"a\r\nb\"@example.org>", QUO | BAD, 0, "\"a??b\"", NULL, NULL, NULL },
 	{ "<\"a\\\">", QUO | BAD | NODOM, 0, NULL, NULL, NULL, "unterminated quoted local part" },
 
@@ -124,7 +134,8 @@ static const struct addr_case addr_cases[] = {
 	{ "<user@[ 192.0.2.1]>", LIT | BAD, 0, NULL, NULL, NULL, NULL },
 	{ "<user@[tag:content]>", LIT | BAD, 0, NULL, NULL, NULL, NULL },
 	{ "<user@[IPv6:2001:db8::1%eth0]>", LIT | BAD, 0, NULL, NULL, NULL, NULL },
-	{ "<user@[IPv6:1111:2222:3333:4444:5555:6666:7777:8888:9999]>", LIT | BAD, 0, NULL, NULL, NULL, NULL },
+	{ "<user@[IPv6:1111:2222:3333:4444:5555:6666:7777:8888:9999]>", LIT | BAD, 0, NULL, NULL,
+	  NULL, NULL },
 
 	/* not fully qualified: flagged, syntax fine */
 	{ "<user@localhost>", NFQ, 0, NULL, "localhost", NULL, NULL },
@@ -134,16 +145,21 @@ static const struct addr_case addr_cases[] = {
 
 	/* bad domains */
 	{ "<user@a..b>", BAD | NFQ, 0, NULL, "a..b", NULL, "empty label in domain" },
-	{ "<user@-a.com>", BAD | NFQ, 0, NULL, NULL, NULL, "hyphen at start or end of domain label" },
-	{ "<user@a-.com>", BAD | NFQ, 0, NULL, NULL, NULL, "hyphen at start or end of domain label" },
+	{ "<user@-a.com>", BAD | NFQ, 0, NULL, NULL, NULL,
+	  "hyphen at start or end of domain label" },
+	{ "<user@a-.com>", BAD | NFQ, 0, NULL, NULL, NULL,
+	  "hyphen at start or end of domain label" },
 	{ "<user@example.org.>", BAD, 0, NULL, "example.org.", NULL, "empty label in domain" },
 	{ "<user@.example.org>", BAD | NFQ, 0, NULL, NULL, NULL, "empty label in domain" },
 	{ "<user@>", BAD | NFQ, 0, "user", "", "user@", "empty domain" },
 	{ "<user@exa mple.org>", BAD | NFQ, 0, NULL, NULL, NULL, "invalid character in domain" },
 	{ "<user@example_org.com>", BAD | NFQ, 0, NULL, NULL, NULL, "invalid character in domain" },
-	{ "<user@ex\xc3\xa4mple.org>", BAD | NFQ, 0, NULL, "ex??mple.org", NULL, "invalid character in domain" },
-	{ "<user@example.org\r\n>", BAD | NFQ, 0, NULL, "example.org??", NULL, "invalid character in domain" },
-	{ "<a@b@example.org>", BAD | NFQ, 0, "a", "b@example.org", NULL, "invalid character in domain" },
+	{ "<user@ex\xc3\xa4mple.org>", BAD | NFQ, 0, NULL, "ex??mple.org", NULL,
+	  "invalid character in domain" },
+	{ "<user@example.org\r\n>", BAD | NFQ, 0, NULL, "example.org??", NULL,
+	  "invalid character in domain" },
+	{ "<a@b@example.org>", BAD | NFQ, 0, "a", "b@example.org", NULL,
+	  "invalid character in domain" },
 
 	/* bad local parts */
 	{ "<.user@example.org>", BAD, 0, NULL, NULL, NULL, "misplaced dot in local part" },
@@ -151,10 +167,13 @@ static const struct addr_case addr_cases[] = {
 	{ "<us..er@example.org>", BAD, 0, NULL, NULL, NULL, "misplaced dot in local part" },
 	{ "<.@example.org>", BAD, 0, NULL, NULL, NULL, "misplaced dot in local part" },
 	{ "<us er@example.org>", BAD, 0, NULL, NULL, NULL, "invalid character in local part" },
-	{ "<us\x01" "er@example.org>", BAD, 0, "us?er", NULL, NULL, "invalid character in local part" },
+	{ "<us\x01"
+	  "er@example.org>",
+	  BAD, 0, "us?er", NULL, NULL, "invalid character in local part" },
 	{ "<us\rer@example.org>", BAD, 0, "us?er", NULL, NULL, "invalid character in local part" },
 	{ "<us\x7f@example.org>", BAD, 0, "us?", NULL, NULL, "invalid character in local part" },
-	{ "<caf\xc3\xa9@example.org>", BAD, 0, "caf??", NULL, NULL, "invalid character in local part" },
+	{ "<caf\xc3\xa9@example.org>", BAD, 0, "caf??", NULL, NULL,
+	  "invalid character in local part" },
 	{ "<us(er)@example.org>", BAD, 0, NULL, NULL, NULL, "invalid character in local part" },
 	{ "<us,er@example.org>", BAD, 0, NULL, NULL, NULL, "invalid character in local part" },
 	{ "<a\\b@example.org>", BAD, 0, NULL, NULL, NULL, "invalid character in local part" },
@@ -178,8 +197,7 @@ static const struct addr_case addr_cases[] = {
 static void check_invariants(const struct mailaddr *a)
 {
 	const char *fields[] = { a->local, a->domain, a->full };
-	const size_t sizes[] = { sizeof(a->local), sizeof(a->domain),
-				 sizeof(a->full) };
+	const size_t sizes[] = { sizeof(a->local), sizeof(a->domain), sizeof(a->full) };
 	size_t i, j;
 
 	for (i = 0; i < 3; i++) {
@@ -216,13 +234,12 @@ static void test_addr_table(void **state)
 
 		addr_parse(c->in, &a);
 		check_invariants(&a);
-		if ((a.flags & mask) != c->flags ||
-		    (c->local && strcmp(a.local, c->local) != 0) ||
+		if ((a.flags & mask) != c->flags || (c->local && strcmp(a.local, c->local) != 0) ||
 		    (c->domain && strcmp(a.domain, c->domain) != 0) ||
 		    (c->full && strcmp(a.full, c->full) != 0) ||
 		    (c->reason && (!a.reason || strcmp(a.reason, c->reason))))
-			print_message("case %zu: flags 0x%03x reason %s\n", i,
-				      a.flags, a.reason ? a.reason : "-");
+			print_message("case %zu: flags 0x%03x reason %s\n", i, a.flags,
+			              a.reason ? a.reason : "-");
 		assert_int_equal(a.flags & mask, c->flags);
 		if (c->local)
 			assert_string_equal(a.local, c->local);
@@ -248,8 +265,7 @@ static void test_addr_null_input(void **state)
 }
 
 /* Build "<" + local + "@" + domain + ">" in buf. */
-static void build(char *buf, size_t size, const char *local,
-		  const char *domain)
+static void build(char *buf, size_t size, const char *local, const char *domain)
 {
 	int n = snprintf(buf, size, "<%s@%s>", local, domain);
 
@@ -384,7 +400,7 @@ static void test_addr_huge(void **state)
 	addr_parse(buf, &a);
 	check_invariants(&a);
 	assert_int_equal(a.flags & (ADDR_TOO_LONG | ADDR_BAD_SYNTAX),
-			 ADDR_TOO_LONG | ADDR_BAD_SYNTAX);
+	                 ADDR_TOO_LONG | ADDR_BAD_SYNTAX);
 
 	memset(buf, '"', 10000);
 	addr_parse(buf, &a);
@@ -413,8 +429,7 @@ static void test_addr_huge(void **state)
 	buf[9999] = '>';
 	addr_parse(buf, &a);
 	check_invariants(&a);
-	assert_int_equal(a.flags, ADDR_DOMAIN_LITERAL | ADDR_BAD_SYNTAX |
-					  ADDR_TOO_LONG);
+	assert_int_equal(a.flags, ADDR_DOMAIN_LITERAL | ADDR_BAD_SYNTAX | ADDR_TOO_LONG);
 }
 
 static void test_addr_is_postmaster(void **state)
@@ -605,30 +620,14 @@ static void test_ip_cidr(void **state)
 		int ok;
 		int len;
 	} cases[] = {
-		{ "192.0.2.0/24", 1, 24 },
-		{ "10.0.0.1", 1, 32 },
-		{ "0.0.0.0/0", 1, 0 },
-		{ "10.0.0.0/8", 1, 8 },
-		{ "10.0.0.0/008", 1, 8 },
-		{ "1.2.3.4/32", 1, 32 },
-		{ "2001:db8::/32", 1, 32 },
-		{ "::1", 1, 128 },
-		{ "::/0", 1, 0 },
-		{ "::/128", 1, 128 },
-		{ "::ffff:0:0/96", 1, 96 },
-		{ "1.2.3.4/33", 0, 0 },
-		{ "::/129", 0, 0 },
-		{ "1.2.3.4/", 0, 0 },
-		{ "/24", 0, 0 },
-		{ "1.2.3.4/-1", 0, 0 },
-		{ "1.2.3.4/+8", 0, 0 },
-		{ "1.2.3.4/2x", 0, 0 },
-		{ "1.2.3.4/ 8", 0, 0 },
-		{ "1.2.3.4/8 ", 0, 0 },
-		{ "1.2.3.4/0008", 0, 0 },
-		{ "1.2.3.4/8/8", 0, 0 },
-		{ "1.2.3/8", 0, 0 },
-		{ "", 0, 0 },
+		{ "192.0.2.0/24", 1, 24 },  { "10.0.0.1", 1, 32 },      { "0.0.0.0/0", 1, 0 },
+		{ "10.0.0.0/8", 1, 8 },     { "10.0.0.0/008", 1, 8 },   { "1.2.3.4/32", 1, 32 },
+		{ "2001:db8::/32", 1, 32 }, { "::1", 1, 128 },          { "::/0", 1, 0 },
+		{ "::/128", 1, 128 },       { "::ffff:0:0/96", 1, 96 }, { "1.2.3.4/33", 0, 0 },
+		{ "::/129", 0, 0 },         { "1.2.3.4/", 0, 0 },       { "/24", 0, 0 },
+		{ "1.2.3.4/-1", 0, 0 },     { "1.2.3.4/+8", 0, 0 },     { "1.2.3.4/2x", 0, 0 },
+		{ "1.2.3.4/ 8", 0, 0 },     { "1.2.3.4/8 ", 0, 0 },     { "1.2.3.4/0008", 0, 0 },
+		{ "1.2.3.4/8/8", 0, 0 },    { "1.2.3/8", 0, 0 },        { "", 0, 0 },
 		{ "example.com/8", 0, 0 },
 	};
 	struct ipaddr net;
@@ -699,8 +698,7 @@ static void test_ip_in_net(void **state)
 		assert_int_equal(ip_parse(cases[i].ip, &ip), 0);
 		assert_int_equal(ip_parse_cidr(cases[i].net, &net, &len), 0);
 		if (ip_in_net(&ip, &net, len) != cases[i].want)
-			print_message("case %zu: %s in %s\n", i, cases[i].ip,
-				      cases[i].net);
+			print_message("case %zu: %s in %s\n", i, cases[i].ip, cases[i].net);
 		assert_int_equal(ip_in_net(&ip, &net, len), cases[i].want);
 	}
 	/* bad lengths and empty addresses never match */
@@ -850,18 +848,12 @@ static void test_addr_hostile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_addr_table),
-		cmocka_unit_test(test_addr_null_input),
-		cmocka_unit_test(test_addr_lengths),
-		cmocka_unit_test(test_addr_huge),
-		cmocka_unit_test(test_addr_is_postmaster),
-		cmocka_unit_test(test_domain),
-		cmocka_unit_test(test_ip_parse),
-		cmocka_unit_test(test_ip_cidr),
-		cmocka_unit_test(test_ip_in_net),
-		cmocka_unit_test(test_ip_loopback),
-		cmocka_unit_test(test_ip_literal),
-		cmocka_unit_test(test_addr_hostile),
+		cmocka_unit_test(test_addr_table),         cmocka_unit_test(test_addr_null_input),
+		cmocka_unit_test(test_addr_lengths),       cmocka_unit_test(test_addr_huge),
+		cmocka_unit_test(test_addr_is_postmaster), cmocka_unit_test(test_domain),
+		cmocka_unit_test(test_ip_parse),           cmocka_unit_test(test_ip_cidr),
+		cmocka_unit_test(test_ip_in_net),          cmocka_unit_test(test_ip_loopback),
+		cmocka_unit_test(test_ip_literal),         cmocka_unit_test(test_addr_hostile),
 	};
 
 	hostile_init();

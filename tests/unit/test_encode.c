@@ -41,7 +41,9 @@ static const struct enc_case enc_cases[] = {
 	{ ENC_REPLY, "a\r\n250 OK", BIG, 0, "a??250 OK" },
 	{ ENC_REPLY, "tab\there", BIG, 0, "tab?here" },
 	{ ENC_REPLY, "del\x7f", BIG, 0, "del?" },
-	{ ENC_REPLY, "\xff\xfe\xc3\x28", BIG, 0, "??" "?(" },
+	{ ENC_REPLY, "\xff\xfe\xc3\x28", BIG, 0,
+	  "??"
+	  "?(" },
 	{ ENC_REPLY, "x\n\tInjected: 1", BIG, 0, "x??Injected: 1" },
 	{ ENC_REPLY, "<user@example.org>", BIG, 0, "<user@example.org>" },
 	{ ENC_REPLY, "~ !\"#", BIG, 0, "~ !\"#" },
@@ -73,7 +75,9 @@ static const struct enc_case enc_cases[] = {
 	{ ENC_HEADER, " \t\r\n", BIG, 0, "" },
 	{ ENC_HEADER, "a\x01z", BIG, 0, "a?z" },
 	{ ENC_HEADER, "\x7f", BIG, 0, "?" },
-	{ ENC_HEADER, "\xff\xfe\xc3\x28", BIG, 0, "??" "?(" },
+	{ ENC_HEADER, "\xff\xfe\xc3\x28", BIG, 0,
+	  "??"
+	  "?(" },
 	{ ENC_HEADER, "100%s", BIG, 0, "100%s" },
 	{ ENC_HEADER, "a\vb\fc", BIG, 0, "a?b?c" },
 	{ ENC_HEADER, "abc", 1, 0, "" },
@@ -109,23 +113,16 @@ static const struct enc_case enc_cases[] = {
 
 /* Run one encoder into a malloc'ed dst of exactly dstsize bytes; returns
  * that buffer (caller frees). */
-static char *run(enum enc_kind kind, const char *in, size_t dstsize,
-		 size_t maxlen)
+static char *run(enum enc_kind kind, const char *in, size_t dstsize, size_t maxlen)
 {
 	char *dst = malloc(dstsize);
 	char *r = NULL;
 
 	assert_non_null(dst);
 	switch (kind) {
-	case ENC_REPLY:
-		r = enc_reply(dst, dstsize, in);
-		break;
-	case ENC_HEADER:
-		r = enc_header(dst, dstsize, in);
-		break;
-	case ENC_LOG:
-		r = enc_log(dst, dstsize, in, maxlen);
-		break;
+	case ENC_REPLY: r = enc_reply(dst, dstsize, in); break;
+	case ENC_HEADER: r = enc_header(dst, dstsize, in); break;
+	case ENC_LOG: r = enc_log(dst, dstsize, in, maxlen); break;
 	}
 	assert_ptr_equal(r, dst);
 	assert_true(strnlen(dst, dstsize) < dstsize);
@@ -142,8 +139,8 @@ static void test_enc_table(void **state)
 		char *got = run(c->kind, c->in, c->dstsize, c->maxlen);
 
 		if (strcmp(got, c->want) != 0)
-			print_message("case %zu (kind %d, dstsize %zu)\n", i,
-				      (int)c->kind, c->dstsize);
+			print_message("case %zu (kind %d, dstsize %zu)\n", i, (int)c->kind,
+			              c->dstsize);
 		assert_string_equal(got, c->want);
 		free(got);
 	}
@@ -260,8 +257,8 @@ static int percent_runs_even(const char *s)
 }
 
 /* Sink invariants for one output. */
-static void check_output(enum enc_kind kind, const char *name,
-			 const char *out, size_t dstsize, size_t maxlen)
+static void check_output(enum enc_kind kind, const char *name, const char *out, size_t dstsize,
+                         size_t maxlen)
 {
 	size_t len = strlen(out), i;
 
@@ -279,8 +276,7 @@ static void check_output(enum enc_kind kind, const char *name,
 	switch (kind) {
 	case ENC_REPLY:
 		if (!percent_runs_even(out)) {
-			print_message("%s: odd run of %% (dstsize %zu)\n", name,
-				      dstsize);
+			print_message("%s: odd run of %% (dstsize %zu)\n", name, dstsize);
 			fail();
 		}
 		assert_true(len <= 2 * ENC_REPLY_MAX + 4);
@@ -294,16 +290,13 @@ static void check_output(enum enc_kind kind, const char *name,
 		}
 		assert_null(strstr(out, "  "));
 		break;
-	case ENC_LOG:
-		assert_true(len <= 4 * maxlen + 3);
-		break;
+	case ENC_LOG: assert_true(len <= 4 * maxlen + 3); break;
 	}
 }
 
 static void test_hostile_all_encoders(void **state)
 {
-	static const size_t sizes[] = { 1, 2, 3, 4, 5, 6, 64, 481, 963, 964,
-					BIG };
+	static const size_t sizes[] = { 1, 2, 3, 4, 5, 6, 64, 481, 963, 964, BIG };
 	static const size_t maxlens[] = { 0, 1, 10, 100, 20000 };
 	const struct hostile *h;
 	size_t si, mi, runs = 0;
@@ -322,11 +315,9 @@ static void test_hostile_all_encoders(void **state)
 			check_output(ENC_HEADER, h->name, out, n, 0);
 			free(out);
 			runs += 2;
-			for (mi = 0; mi < sizeof(maxlens) / sizeof(maxlens[0]);
-			     mi++) {
+			for (mi = 0; mi < sizeof(maxlens) / sizeof(maxlens[0]); mi++) {
 				out = run(ENC_LOG, h->s, n, maxlens[mi]);
-				check_output(ENC_LOG, h->name, out, n,
-					     maxlens[mi]);
+				check_output(ENC_LOG, h->name, out, n, maxlens[mi]);
 				free(out);
 				runs++;
 			}

@@ -23,7 +23,10 @@
 #include "table.h"
 #include "util.h"
 
-#define END { NULL, 0, 0, 0, 0, NULL, 0 }
+#define END                                                                                        \
+	{                                                                                          \
+		NULL, 0, 0, 0, 0, NULL, 0                                                          \
+	}
 #define HOSTILE_BIG 10000
 
 /* One lookup: mode 's' = string, 'i' = IP address given as text. */
@@ -46,8 +49,8 @@ struct table_case {
 
 /* Write content (len bytes, or strlen if 0) to a new temporary file and
  * put "type:path" into spec and the path into path. */
-static void write_table(const char *type, const char *content, size_t len,
-			char *spec, size_t specsize, char *path, size_t pathsize)
+static void write_table(const char *type, const char *content, size_t len, char *spec,
+                        size_t specsize, char *path, size_t pathsize)
 {
 	const char *dir = getenv("TMPDIR");
 	int fd;
@@ -64,8 +67,8 @@ static void write_table(const char *type, const char *content, size_t len,
 	snprintf(spec, specsize, "%s:%s", type, path);
 }
 
-static struct table *open_case(const char *type, const char *content, size_t len,
-			       char *path, size_t pathsize, char *err, size_t errsize)
+static struct table *open_case(const char *type, const char *content, size_t len, char *path,
+                               size_t pathsize, char *err, size_t errsize)
 {
 	char spec[512];
 
@@ -82,7 +85,7 @@ static const char *act_name(enum table_action a)
 
 /* Run one lookup against t and compare with the expectation. */
 static void check_lookup(const char *name, const struct table *t, const char *path,
-			 const struct lookup *l)
+                         const struct lookup *l)
 {
 	struct table_result r;
 	int found;
@@ -98,21 +101,19 @@ static void check_lookup(const char *name, const struct table *t, const char *pa
 		found = table_lookup_str(t, l->key, &r);
 	}
 	if (found != l->found)
-		fail_msg("%s: key '%.60s': found %d, expected %d (got %s line %d)", name,
-			 l->key, found, l->found, act_name(r.action), r.line);
+		fail_msg("%s: key '%.60s': found %d, expected %d (got %s line %d)", name, l->key,
+		         found, l->found, act_name(r.action), r.line);
 	if (!found)
 		return;
 	if (r.action != l->act || r.line != l->line || r.score != l->score)
-		fail_msg("%s: key '%.60s': got %s %g line %d, expected %s %g line %d", name,
-			 l->key, act_name(r.action), r.score, r.line, act_name(l->act),
-			 l->score, l->line);
-	if ((r.text == NULL) != (l->text == NULL) ||
-	    (r.text && strcmp(r.text, l->text) != 0))
+		fail_msg("%s: key '%.60s': got %s %g line %d, expected %s %g line %d", name, l->key,
+		         act_name(r.action), r.score, r.line, act_name(l->act), l->score, l->line);
+	if ((r.text == NULL) != (l->text == NULL) || (r.text && strcmp(r.text, l->text) != 0))
 		fail_msg("%s: key '%.60s': text '%s', expected '%s'", name, l->key,
-			 r.text ? r.text : "(null)", l->text ? l->text : "(null)");
+		         r.text ? r.text : "(null)", l->text ? l->text : "(null)");
 	if (r.file == NULL || strcmp(r.file, path) != 0)
-		fail_msg("%s: result file '%s', expected '%s'", name,
-			 r.file ? r.file : "(null)", path);
+		fail_msg("%s: result file '%s', expected '%s'", name, r.file ? r.file : "(null)",
+		         path);
 }
 
 static void run_cases(const struct table_case *cases, size_t n)
@@ -120,8 +121,8 @@ static void run_cases(const struct table_case *cases, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct table_case *c = &cases[i];
 		char path[512], err[512] = "";
-		struct table *t = open_case(c->type, c->content, 0, path, sizeof(path),
-					    err, sizeof(err));
+		struct table *t =
+		    open_case(c->type, c->content, 0, path, sizeof(path), err, sizeof(err));
 
 		if (t == NULL)
 			fail_msg("%s: open failed: %s", c->name, err);
@@ -135,141 +136,149 @@ static void run_cases(const struct table_case *cases, size_t n)
 /* ---- lookups ---- */
 
 static const struct table_case cidr_cases[] = {
-	{ "cidr basic", "cidr",
-	  "# networks\n"			/* 1 */
-	  "192.0.2.0/24\tREJECT bad net\n"	/* 2 */
-	  "192.0.2.128/25\tOK\n"		/* 3: shadowed by line 2 */
-	  "10.0.0.1\tSCORE 2.5 ten\n"		/* 4: bare = /32 */
-	  "2001:db8::/32\tdefer try later\n"	/* 5 */
-	  "[2001:db8:1::]/48 OK\n"		/* 6: shadowed by line 5 */
-	  "::1\tdunno\n"			/* 7: bare = /128 */
-	  "0.0.0.0/0\tSCORE -1\n",		/* 8 */
+	{ "cidr basic",
+	  "cidr",
+	  "# networks\n"                     /* 1 */
+	  "192.0.2.0/24\tREJECT bad net\n"   /* 2 */
+	  "192.0.2.128/25\tOK\n"             /* 3: shadowed by line 2 */
+	  "10.0.0.1\tSCORE 2.5 ten\n"        /* 4: bare = /32 */
+	  "2001:db8::/32\tdefer try later\n" /* 5 */
+	  "[2001:db8:1::]/48 OK\n"           /* 6: shadowed by line 5 */
+	  "::1\tdunno\n"                     /* 7: bare = /128 */
+	  "0.0.0.0/0\tSCORE -1\n",           /* 8 */
 	  {
-		  { "192.0.2.200", 'i', 1, TA_REJECT, 0, "bad net", 2 },
-		  { "192.0.2.0", 'i', 1, TA_REJECT, 0, "bad net", 2 },
-		  { "10.0.0.1", 'i', 1, TA_SCORE, 2.5, "ten", 4 },
-		  { "10.0.0.2", 'i', 1, TA_SCORE, -1, NULL, 8 },
-		  { "2001:db8:1::5", 'i', 1, TA_DEFER, 0, "try later", 5 },
-		  { "::1", 'i', 1, TA_DUNNO, 0, NULL, 7 },
-		  { "::2", 'i', 0, 0, 0, NULL, 0 },
-		  { "::ffff:192.0.2.7", 'i', 1, TA_REJECT, 0, "bad net", 2 },
-		  { "::ffff:10.0.0.1", 'i', 1, TA_SCORE, 2.5, "ten", 4 },
-		  { "2001:db9::1", 'i', 0, 0, 0, NULL, 0 },
-		  /* cidr: tables never match strings */
-		  { "192.0.2.1", 's', 0, 0, 0, NULL, 0 },
-		  END,
+	      { "192.0.2.200", 'i', 1, TA_REJECT, 0, "bad net", 2 },
+	      { "192.0.2.0", 'i', 1, TA_REJECT, 0, "bad net", 2 },
+	      { "10.0.0.1", 'i', 1, TA_SCORE, 2.5, "ten", 4 },
+	      { "10.0.0.2", 'i', 1, TA_SCORE, -1, NULL, 8 },
+	      { "2001:db8:1::5", 'i', 1, TA_DEFER, 0, "try later", 5 },
+	      { "::1", 'i', 1, TA_DUNNO, 0, NULL, 7 },
+	      { "::2", 'i', 0, 0, 0, NULL, 0 },
+	      { "::ffff:192.0.2.7", 'i', 1, TA_REJECT, 0, "bad net", 2 },
+	      { "::ffff:10.0.0.1", 'i', 1, TA_SCORE, 2.5, "ten", 4 },
+	      { "2001:db9::1", 'i', 0, 0, 0, NULL, 0 },
+	      /* cidr: tables never match strings */
+	      { "192.0.2.1", 's', 0, 0, 0, NULL, 0 },
+	      END,
 	  } },
-	{ "cidr order", "cidr",
+	{ "cidr order",
+	  "cidr",
 	  "10.1.2.0/24 OK\n"
 	  "10.0.0.0/8 REJECT wide\n"
 	  "10.1.0.0/16 DEFER never\n"
 	  "2001:db8:0:1::/64 SCORE 3\n"
 	  "2001:db8::/32 SCORE 1\n",
 	  {
-		  { "10.1.2.3", 'i', 1, TA_OK, 0, NULL, 1 },
-		  { "10.1.3.3", 'i', 1, TA_REJECT, 0, "wide", 2 },
-		  { "11.0.0.1", 'i', 0, 0, 0, NULL, 0 },
-		  { "2001:db8:0:1::99", 'i', 1, TA_SCORE, 3, NULL, 4 },
-		  { "2001:db8:0:2::99", 'i', 1, TA_SCORE, 1, NULL, 5 },
-		  END,
+	      { "10.1.2.3", 'i', 1, TA_OK, 0, NULL, 1 },
+	      { "10.1.3.3", 'i', 1, TA_REJECT, 0, "wide", 2 },
+	      { "11.0.0.1", 'i', 0, 0, 0, NULL, 0 },
+	      { "2001:db8:0:1::99", 'i', 1, TA_SCORE, 3, NULL, 4 },
+	      { "2001:db8:0:2::99", 'i', 1, TA_SCORE, 1, NULL, 5 },
+	      END,
 	  } },
-	{ "cidr empty", "cidr", "# nothing here\n\n", {
-		  { "192.0.2.1", 'i', 0, 0, 0, NULL, 0 },
-		  END,
+	{ "cidr empty",
+	  "cidr",
+	  "# nothing here\n\n",
+	  {
+	      { "192.0.2.1", 'i', 0, 0, 0, NULL, 0 },
+	      END,
 	  } },
 };
 
 static const struct table_case pcre_cases[] = {
-	{ "pcre flags", "pcre",
-	  "/^mail\\.example\\.com$/\tOK\n"		/* 1: default caseless */
+	{ "pcre flags",
+	  "pcre",
+	  "/^mail\\.example\\.com$/\tOK\n"                /* 1: default caseless */
 	  "/^MiXeD\\.example$/i\tREJECT case sensitive\n" /* 2 */
-	  "/^[0-9.]+$/\tSCORE 1.5 numeric\n"		/* 3 */
-	  "/a\\/b/\tDEFER slash\n"			/* 4: escaped delimiter */
-	  "/^ x y z \\. example $/x SCORE 3 extended\n" /* 5 */
-	  "/^line2$/m\tDUNNO\n"				/* 6 */
-	  "|^pipe\\|delim$|\tOK\n"			/* 7: other delimiter */
-	  "/^dot.all$/s REJECT dotall\n"		/* 8 */
-	  "/evil/\tREJECT first\n"			/* 9 */
-	  "/evil/\tOK\n"				/* 10: shadowed */
-	  "!/\\./\tREJECT no dot in name\n",		/* 11: negated */
+	  "/^[0-9.]+$/\tSCORE 1.5 numeric\n"              /* 3 */
+	  "/a\\/b/\tDEFER slash\n"                        /* 4: escaped delimiter */
+	  "/^ x y z \\. example $/x SCORE 3 extended\n"   /* 5 */
+	  "/^line2$/m\tDUNNO\n"                           /* 6 */
+	  "|^pipe\\|delim$|\tOK\n"                        /* 7: other delimiter */
+	  "/^dot.all$/s REJECT dotall\n"                  /* 8 */
+	  "/evil/\tREJECT first\n"                        /* 9 */
+	  "/evil/\tOK\n"                                  /* 10: shadowed */
+	  "!/\\./\tREJECT no dot in name\n",              /* 11: negated */
 	  {
-		  { "MAIL.EXAMPLE.COM", 's', 1, TA_OK, 0, NULL, 1 },
-		  { "MiXeD.example", 's', 1, TA_REJECT, 0, "case sensitive", 2 },
-		  { "mixed.example", 's', 0, 0, 0, NULL, 0 },
-		  { "192.0.2.1", 'i', 1, TA_SCORE, 1.5, "numeric", 3 },
-		  { "x.a/b", 's', 1, TA_DEFER, 0, "slash", 4 },
-		  { "XYZ.example", 's', 1, TA_SCORE, 3, "extended", 5 },
-		  { "first.example\nline2", 's', 1, TA_DUNNO, 0, NULL, 6 },
-		  { "pipe|delim", 's', 1, TA_OK, 0, NULL, 7 },
-		  { "dot\nall", 's', 1, TA_REJECT, 0, "dotall", 8 },
-		  { "www.evil.example", 's', 1, TA_REJECT, 0, "first", 9 },
-		  { "localhost", 's', 1, TA_REJECT, 0, "no dot in name", 11 },
-		  { "2001:db8::1", 'i', 1, TA_REJECT, 0, "no dot in name", 11 },
-		  { "host.example.org", 's', 0, 0, 0, NULL, 0 },
-		  END,
+	      { "MAIL.EXAMPLE.COM", 's', 1, TA_OK, 0, NULL, 1 },
+	      { "MiXeD.example", 's', 1, TA_REJECT, 0, "case sensitive", 2 },
+	      { "mixed.example", 's', 0, 0, 0, NULL, 0 },
+	      { "192.0.2.1", 'i', 1, TA_SCORE, 1.5, "numeric", 3 },
+	      { "x.a/b", 's', 1, TA_DEFER, 0, "slash", 4 },
+	      { "XYZ.example", 's', 1, TA_SCORE, 3, "extended", 5 },
+	      { "first.example\nline2", 's', 1, TA_DUNNO, 0, NULL, 6 },
+	      { "pipe|delim", 's', 1, TA_OK, 0, NULL, 7 },
+	      { "dot\nall", 's', 1, TA_REJECT, 0, "dotall", 8 },
+	      { "www.evil.example", 's', 1, TA_REJECT, 0, "first", 9 },
+	      { "localhost", 's', 1, TA_REJECT, 0, "no dot in name", 11 },
+	      { "2001:db8::1", 'i', 1, TA_REJECT, 0, "no dot in name", 11 },
+	      { "host.example.org", 's', 0, 0, 0, NULL, 0 },
+	      END,
 	  } },
-	{ "pcre negation and multiline off", "pcre",
-	  "!/^[a-z0-9.-]+$/ REJECT bad characters\n"	/* 1 */
-	  "/^line2$/ OK\n",				/* 2: no m flag */
+	{ "pcre negation and multiline off",
+	  "pcre",
+	  "!/^[a-z0-9.-]+$/ REJECT bad characters\n" /* 1 */
+	  "/^line2$/ OK\n",                          /* 2: no m flag */
 	  {
-		  { "good-name.example", 's', 0, 0, 0, NULL, 0 },
-		  { "bad_name.example", 's', 1, TA_REJECT, 0, "bad characters", 1 },
-		  { "BAD-CASE.example", 's', 0, 0, 0, NULL, 0 },
-		  { "line1\nline2", 's', 1, TA_REJECT, 0, "bad characters", 1 },
-		  END,
+	      { "good-name.example", 's', 0, 0, 0, NULL, 0 },
+	      { "bad_name.example", 's', 1, TA_REJECT, 0, "bad characters", 1 },
+	      { "BAD-CASE.example", 's', 0, 0, 0, NULL, 0 },
+	      { "line1\nline2", 's', 1, TA_REJECT, 0, "bad characters", 1 },
+	      END,
 	  } },
 };
 
 static const struct table_case hash_cases[] = {
-	{ "texthash", "texthash",
-	  "Example.COM\tOK\n"			/* 1 */
-	  "spam.example\tREJECT go away\n"	/* 2 */
-	  "SPAM.example\tOK\n"			/* 3: duplicate, ignored */
-	  "score.example\tscore -2.5\n"		/* 4 */
-	  "defer.example\tDEFER\n"		/* 5 */
-	  "192.0.2.1\tREJECT by ip\n"		/* 6 */
-	  "2001:db8::1\tSCORE 4 v6\n"		/* 7 */
-	  "dunno.example\tDunno\n",		/* 8 */
+	{ "texthash",
+	  "texthash",
+	  "Example.COM\tOK\n"              /* 1 */
+	  "spam.example\tREJECT go away\n" /* 2 */
+	  "SPAM.example\tOK\n"             /* 3: duplicate, ignored */
+	  "score.example\tscore -2.5\n"    /* 4 */
+	  "defer.example\tDEFER\n"         /* 5 */
+	  "192.0.2.1\tREJECT by ip\n"      /* 6 */
+	  "2001:db8::1\tSCORE 4 v6\n"      /* 7 */
+	  "dunno.example\tDunno\n",        /* 8 */
 	  {
-		  { "example.com", 's', 1, TA_OK, 0, NULL, 1 },
-		  { "EXAMPLE.com", 's', 1, TA_OK, 0, NULL, 1 },
-		  { "spam.example", 's', 1, TA_REJECT, 0, "go away", 2 },
-		  { "Spam.Example", 's', 1, TA_REJECT, 0, "go away", 2 },
-		  { "score.example", 's', 1, TA_SCORE, -2.5, NULL, 4 },
-		  { "defer.example", 's', 1, TA_DEFER, 0, NULL, 5 },
-		  { "dunno.example", 's', 1, TA_DUNNO, 0, NULL, 8 },
-		  { "192.0.2.1", 'i', 1, TA_REJECT, 0, "by ip", 6 },
-		  { "192.0.2.1", 's', 1, TA_REJECT, 0, "by ip", 6 },
-		  { "2001:db8::1", 'i', 1, TA_SCORE, 4, "v6", 7 },
-		  { "192.0.2.2", 'i', 0, 0, 0, NULL, 0 },
-		  { "example", 's', 0, 0, 0, NULL, 0 },
-		  { "example.com.", 's', 0, 0, 0, NULL, 0 },
-		  { "xample.com", 's', 0, 0, 0, NULL, 0 },
-		  { "", 's', 0, 0, 0, NULL, 0 },
-		  END,
+	      { "example.com", 's', 1, TA_OK, 0, NULL, 1 },
+	      { "EXAMPLE.com", 's', 1, TA_OK, 0, NULL, 1 },
+	      { "spam.example", 's', 1, TA_REJECT, 0, "go away", 2 },
+	      { "Spam.Example", 's', 1, TA_REJECT, 0, "go away", 2 },
+	      { "score.example", 's', 1, TA_SCORE, -2.5, NULL, 4 },
+	      { "defer.example", 's', 1, TA_DEFER, 0, NULL, 5 },
+	      { "dunno.example", 's', 1, TA_DUNNO, 0, NULL, 8 },
+	      { "192.0.2.1", 'i', 1, TA_REJECT, 0, "by ip", 6 },
+	      { "192.0.2.1", 's', 1, TA_REJECT, 0, "by ip", 6 },
+	      { "2001:db8::1", 'i', 1, TA_SCORE, 4, "v6", 7 },
+	      { "192.0.2.2", 'i', 0, 0, 0, NULL, 0 },
+	      { "example", 's', 0, 0, 0, NULL, 0 },
+	      { "example.com.", 's', 0, 0, 0, NULL, 0 },
+	      { "xample.com", 's', 0, 0, 0, NULL, 0 },
+	      { "", 's', 0, 0, 0, NULL, 0 },
+	      END,
 	  } },
-	{ "comments and continuations", "texthash",
-	  "# header comment\n"			/* 1 */
-	  "\n"					/* 2 */
-	  "spam.example\tREJECT this is\n"	/* 3 */
-	  "\ta long text\n"			/* 4 */
-	  "   # a comment between\n"		/* 5 */
-	  "  continued again  \n"		/* 6 */
-	  "next.example\tOK\r\n"		/* 7: CRLF */
-	  "   \t \n"				/* 8: blank */
-	  "crlf.example REJECT\r\n"		/* 9 */
-	  " \r\n"				/* 10 */
-	  "  with text\r\n"			/* 11 */
-	  "last.example\n"			/* 12 */
-	  "  SCORE 1.5",			/* 13: no final newline */
+	{ "comments and continuations",
+	  "texthash",
+	  "# header comment\n"             /* 1 */
+	  "\n"                             /* 2 */
+	  "spam.example\tREJECT this is\n" /* 3 */
+	  "\ta long text\n"                /* 4 */
+	  "   # a comment between\n"       /* 5 */
+	  "  continued again  \n"          /* 6 */
+	  "next.example\tOK\r\n"           /* 7: CRLF */
+	  "   \t \n"                       /* 8: blank */
+	  "crlf.example REJECT\r\n"        /* 9 */
+	  " \r\n"                          /* 10 */
+	  "  with text\r\n"                /* 11 */
+	  "last.example\n"                 /* 12 */
+	  "  SCORE 1.5",                   /* 13: no final newline */
 	  {
-		  { "spam.example", 's', 1, TA_REJECT, 0,
-		    "this is a long text continued again", 3 },
-		  { "next.example", 's', 1, TA_OK, 0, NULL, 7 },
-		  { "crlf.example", 's', 1, TA_REJECT, 0, "with text", 9 },
-		  { "last.example", 's', 1, TA_SCORE, 1.5, NULL, 12 },
-		  { "# header comment", 's', 0, 0, 0, NULL, 0 },
-		  END,
+	      { "spam.example", 's', 1, TA_REJECT, 0, "this is a long text continued again", 3 },
+	      { "next.example", 's', 1, TA_OK, 0, NULL, 7 },
+	      { "crlf.example", 's', 1, TA_REJECT, 0, "with text", 9 },
+	      { "last.example", 's', 1, TA_SCORE, 1.5, NULL, 12 },
+	      { "# header comment", 's', 0, 0, 0, NULL, 0 },
+	      END,
 	  } },
 };
 
@@ -296,7 +305,7 @@ static void test_texthash(void **state)
 struct error_case {
 	const char *type;
 	const char *content;
-	size_t len;	   /* 0 = strlen(content) */
+	size_t len;       /* 0 = strlen(content) */
 	const char *want; /* expected error after "FILE" */
 };
 
@@ -349,8 +358,8 @@ static void test_errors(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(error_cases); i++) {
 		const struct error_case *c = &error_cases[i];
 		char path[512], err[512] = "", want[1024];
-		struct table *t = open_case(c->type, c->content, c->len, path, sizeof(path),
-					    err, sizeof(err));
+		struct table *t =
+		    open_case(c->type, c->content, c->len, path, sizeof(path), err, sizeof(err));
 
 		snprintf(want, sizeof(want), "%s%s", path, c->want);
 		if (t != NULL)
@@ -397,7 +406,7 @@ static void test_long_lines(void **state)
 	n = (size_t)snprintf(buf, 20000, "a REJECT %s\n %s\n %s\n", key, key, key);
 	t = open_case("texthash", buf, n, path, sizeof(path), err, sizeof(err));
 	snprintf(want, sizeof(want),
-		 "%s:3: line too long (more than 4096 bytes with continuations)", path);
+	         "%s:3: line too long (more than 4096 bytes with continuations)", path);
 	assert_null(t);
 	assert_string_equal(err, want);
 	unlink(path);
@@ -412,13 +421,17 @@ static void test_spec_errors(void **state)
 		const char *spec;
 		const char *want;
 	} cases[] = {
-		{ "nosuch:/tmp/x", "nosuch:/tmp/x: unknown table type 'nosuch' (expected cidr, pcre or texthash)" },
-		{ "hash:/etc/postfix/access", "hash:/etc/postfix/access: unknown table type 'hash'" },
+		{ "nosuch:/tmp/x",
+		  "nosuch:/tmp/x: unknown table type 'nosuch' (expected cidr, pcre or texthash)" },
+		{ "hash:/etc/postfix/access",
+		  "hash:/etc/postfix/access: unknown table type 'hash'" },
 		{ "cidr", "cidr: missing table type" },
 		{ "/etc/passwd", "/etc/passwd: missing table type" },
 		{ "cidr:", "cidr:: missing file name" },
-		{ "cidr:/nonexistent/portcullis/x", "cidr:/nonexistent/portcullis/x: No such file or directory" },
-		{ "pcre:/nonexistent/portcullis/x", "pcre:/nonexistent/portcullis/x: No such file or directory" },
+		{ "cidr:/nonexistent/portcullis/x",
+		  "cidr:/nonexistent/portcullis/x: No such file or directory" },
+		{ "pcre:/nonexistent/portcullis/x",
+		  "pcre:/nonexistent/portcullis/x: No such file or directory" },
 		{ "texthash:/", "texthash:/: Is a directory" },
 	};
 	char err[512];
@@ -429,8 +442,7 @@ static void test_spec_errors(void **state)
 		if (table_open(cases[i].spec, err, sizeof(err)) != NULL)
 			fail_msg("%s: opened", cases[i].spec);
 		if (strncmp(err, cases[i].want, strlen(cases[i].want)) != 0)
-			fail_msg("%s: got '%s', expected '%s'", cases[i].spec, err,
-				 cases[i].want);
+			fail_msg("%s: got '%s', expected '%s'", cases[i].spec, err, cases[i].want);
 	}
 	/* a tiny err buffer is cut, not overrun; NULL err is allowed */
 	assert_null(table_open("nosuch:/x", err, 5));
@@ -464,7 +476,8 @@ static void test_parse_action(void **state)
 		{ "SCORE 0", 0, TA_SCORE, 0, NULL },
 		{ "", -1, 0, 0, "missing action" },
 		{ "   ", -1, 0, 0, "missing action" },
-		{ "OKAY", -1, 0, 0, "unknown action 'OKAY' (expected OK, DUNNO, REJECT, DEFER or SCORE)" },
+		{ "OKAY", -1, 0, 0,
+		  "unknown action 'OKAY' (expected OK, DUNNO, REJECT, DEFER or SCORE)" },
 		{ "550 go away", -1, 0, 0, "unknown action '550'" },
 		{ "OK then", -1, 0, 0, "OK takes no text" },
 		{ "SCORE", -1, 0, 0, "SCORE needs a number" },
@@ -472,8 +485,8 @@ static void test_parse_action(void **state)
 		{ "SCORE 1..2", -1, 0, 0, "SCORE needs a number, got '1..2'" },
 		{ "SCORE inf", -1, 0, 0, "SCORE needs a number, got 'inf'" },
 		{ "SCORE 1000.001", -1, 0, 0, "score 1000.001 out of range (-1000..1000)" },
-		{ "SCORE 99999999999999999999999999999999999999999999999999999999999999999999", -1, 0, 0,
-		  "SCORE needs a number, got '99999999999999999999...'" },
+		{ "SCORE 99999999999999999999999999999999999999999999999999999999999999999999", -1,
+		  0, 0, "SCORE needs a number, got '99999999999999999999...'" },
 	};
 	char err[256];
 
@@ -491,7 +504,7 @@ static void test_parse_action(void **state)
 		if (rc < 0) {
 			if (strncmp(err, cases[i].text, strlen(cases[i].text)) != 0)
 				fail_msg("'%s': error '%s', expected '%s'", cases[i].s, err,
-					 cases[i].text);
+				         cases[i].text);
 			continue;
 		}
 		if (act != cases[i].act || score != cases[i].score)
@@ -518,18 +531,17 @@ static void test_maplist(void **state)
 
 	(void)state;
 	a = open_case("texthash",
-		      "a.example REJECT from A\n"
-		      "shared.example OK\n"
-		      "stop.example DUNNO\n"
-		      "192.0.2.9 SCORE 7\n",
-		      0, pa, sizeof(pa), err, sizeof(err));
+	              "a.example REJECT from A\n"
+	              "shared.example OK\n"
+	              "stop.example DUNNO\n"
+	              "192.0.2.9 SCORE 7\n",
+	              0, pa, sizeof(pa), err, sizeof(err));
 	b = open_case("pcre",
-		      "/shared/ REJECT from B\n"
-		      "/^b\\./ SCORE 1\n"
-		      "/stop/ REJECT never\n",
-		      0, pb, sizeof(pb), err, sizeof(err));
-	c = open_case("cidr", "192.0.2.0/24 DEFER from C\n", 0, pc, sizeof(pc), err,
-		      sizeof(err));
+	              "/shared/ REJECT from B\n"
+	              "/^b\\./ SCORE 1\n"
+	              "/stop/ REJECT never\n",
+	              0, pb, sizeof(pb), err, sizeof(err));
+	c = open_case("cidr", "192.0.2.0/24 DEFER from C\n", 0, pc, sizeof(pc), err, sizeof(err));
 	assert_non_null(a);
 	assert_non_null(b);
 	assert_non_null(c);
@@ -617,10 +629,10 @@ static void test_hostile_long_key(void **state)
 	key[10000] = '!';
 	key[10001] = '\0';
 	p = open_case("pcre",
-		      "/^(a+)+$/ REJECT backtrack\n"	/* 1: hits the match limit */
-		      "!/^(a|aa)+$/ OK\n"		/* 2: must not fire either */
-		      "/^(?:a|b)+!$/ SCORE 2 long\n",	/* 3: 10,000 iterations */
-		      0, pp, sizeof(pp), err, sizeof(err));
+	              "/^(a+)+$/ REJECT backtrack\n"  /* 1: hits the match limit */
+	              "!/^(a|aa)+$/ OK\n"             /* 2: must not fire either */
+	              "/^(?:a|b)+!$/ SCORE 2 long\n", /* 3: 10,000 iterations */
+	              0, pp, sizeof(pp), err, sizeof(err));
 	assert_non_null(p);
 	h = open_case("texthash", "aaaa OK\n", 0, ph, sizeof(ph), err, sizeof(err));
 	assert_non_null(h);
@@ -668,8 +680,7 @@ static void test_hostile_crlf(void **state)
 	struct table *t;
 
 	(void)state;
-	t = open_case("texthash", "good.example OK\n", 0, path, sizeof(path), err,
-		      sizeof(err));
+	t = open_case("texthash", "good.example OK\n", 0, path, sizeof(path), err, sizeof(err));
 	assert_non_null(t);
 	for (const struct lookup *l = hash_look; l->key; l++)
 		check_lookup("crlf texthash", t, path, l);
@@ -677,10 +688,10 @@ static void test_hostile_crlf(void **state)
 	unlink(path);
 
 	t = open_case("pcre",
-		      "/^good\\.example$/ OK\n"
-		      "/[\\r\\n]/ REJECT line break\n"
-		      "/%/ SCORE 1 percent\n",
-		      0, path, sizeof(path), err, sizeof(err));
+	              "/^good\\.example$/ OK\n"
+	              "/[\\r\\n]/ REJECT line break\n"
+	              "/%/ SCORE 1 percent\n",
+	              0, path, sizeof(path), err, sizeof(err));
 	assert_non_null(t);
 	for (const struct lookup *l = pcre_look; l->key; l++)
 		check_lookup("crlf pcre", t, path, l);
@@ -695,10 +706,23 @@ static void test_hostile_crlf(void **state)
 static void test_hostile_all(void **state)
 {
 	static const char *const fixed[] = {
-		"a\r\n250 OK", "100%s%n", "abc\0\r\nRCPT TO:<x@y>", "\xff\xfe\xc3\x28",
-		"x\n\tInjected: 1", "\r", "\n", "", "%", "\x1b[31mred\x1b[0m",
-		"ok\b\b\b\bevil", " \t \r\n ", "\xc0\x80", "%999999999s%*d%hhn",
-		"Good.Example", "good.example\r\n", "192.0.2.1\n",
+		"a\r\n250 OK",
+		"100%s%n",
+		"abc\0\r\nRCPT TO:<x@y>",
+		"\xff\xfe\xc3\x28",
+		"x\n\tInjected: 1",
+		"\r",
+		"\n",
+		"",
+		"%",
+		"\x1b[31mred\x1b[0m",
+		"ok\b\b\b\bevil",
+		" \t \r\n ",
+		"\xc0\x80",
+		"%999999999s%*d%hhn",
+		"Good.Example",
+		"good.example\r\n",
+		"192.0.2.1\n",
 	};
 	char pp[512], ph[512], pc[512], err[512];
 	char *big = xmalloc(HOSTILE_BIG + 1);
@@ -706,12 +730,12 @@ static void test_hostile_all(void **state)
 	struct table_result r;
 
 	(void)state;
-	p = open_case("pcre", "/^[\\x20-\\x7e]*$/ OK\n/^/ REJECT catch-all\n", 0, pp,
-		      sizeof(pp), err, sizeof(err));
-	h = open_case("texthash", "abc REJECT cut at NUL\ngood.example OK\n", 0, ph,
-		      sizeof(ph), err, sizeof(err));
+	p = open_case("pcre", "/^[\\x20-\\x7e]*$/ OK\n/^/ REJECT catch-all\n", 0, pp, sizeof(pp),
+	              err, sizeof(err));
+	h = open_case("texthash", "abc REJECT cut at NUL\ngood.example OK\n", 0, ph, sizeof(ph),
+	              err, sizeof(err));
 	c = open_case("cidr", "0.0.0.0/0 REJECT\n::/0 REJECT\n", 0, pc, sizeof(pc), err,
-		      sizeof(err));
+	              sizeof(err));
 	assert_non_null(p);
 	assert_non_null(h);
 	assert_non_null(c);
@@ -723,8 +747,9 @@ static void test_hostile_all(void **state)
 		for (size_t j = 0; i >= ARRAY_SIZE(fixed) && j < HOSTILE_BIG; j++) {
 			size_t k = i - ARRAY_SIZE(fixed);
 
-			big[j] = k == 0 ? (char)(1 + j % 255) :
-				 k == 1 ? "\r\n"[j % 2] : "<a@"[j % 3];
+			big[j] = k == 0   ? (char)(1 + j % 255)
+			         : k == 1 ? "\r\n"[j % 2]
+			                  : "<a@"[j % 3];
 		}
 		big[HOSTILE_BIG] = '\0';
 		for (const char *q = key; *q; q++)
@@ -789,11 +814,10 @@ static void test_threads(void **state)
 	for (int i = 0; i < 25; i++)
 		n += (size_t)snprintf(buf + n, 4096 - n, "host%d.example OK\n", i);
 	/* cidr first, so the IP lookups end there */
-	t[0] = open_case("cidr", "10.0.0.0/17 DEFER\n", 0, pc, sizeof(pc), err,
-			 sizeof(err));
+	t[0] = open_case("cidr", "10.0.0.0/17 DEFER\n", 0, pc, sizeof(pc), err, sizeof(err));
 	t[1] = open_case("texthash", buf, n, ph, sizeof(ph), err, sizeof(err));
-	t[2] = open_case("pcre", "/^host[0-9]+\\.example$/ REJECT\n/^10\\./ REJECT\n", 0,
-			 pp, sizeof(pp), err, sizeof(err));
+	t[2] = open_case("pcre", "/^host[0-9]+\\.example$/ REJECT\n/^10\\./ REJECT\n", 0, pp,
+	                 sizeof(pp), err, sizeof(err));
 	for (int i = 0; i < 3; i++)
 		assert_non_null(t[i]);
 	for (int i = 0; i < 4; i++) {
