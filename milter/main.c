@@ -111,23 +111,44 @@ static int drop_privileges(const char *user, char *err, size_t errsize)
 	return 0;
 }
 
-static int daemonize(char *err, size_t errsize, int keep_stderr)
+/* Fork into the background.  The parent waits until the child reports
+ * that it is ready (socket open, pidfile written, privileges dropped) and
+ * exits 0, or exits 1 when the child failed (the child has printed why).
+ * Returns the child's end of the readiness pipe, or -1. */
+static int daemonize(char *err, size_t errsize)
 {
-	pid_t pid = fork();
-	int fd;
+	int pfd[2];
+	pid_t pid;
+	char ok;
 
+	if (pipe(pfd) < 0) {
+		snprintf(err, errsize, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
 	if (pid < 0) {
 		snprintf(err, errsize, "fork: %s", strerror(errno));
 		return -1;
 	}
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(pfd[1]);
+		_exit(read(pfd[0], &ok, 1) == 1 && ok == '0' ? 0 : 1);
+	}
+	close(pfd[0]);
 	setsid();
 	if (chdir("/") < 0) {
 		snprintf(err, errsize, "chdir /: %s", strerror(errno));
 		return -1;
 	}
-	fd = open("/dev/null", O_RDWR);
+	return pfd[1];
+}
+
+/* Tell the waiting parent that startup is done, and let go of the
+ * terminal (stderr stays when it is the log). */
+static void daemon_ready(int ready_fd, int keep_stderr)
+{
+	int fd = open("/dev/null", O_RDWR);
+
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
@@ -136,7 +157,89 @@ static int daemonize(char *err, size_t errsize, int keep_stderr)
 		if (fd > 2)
 			close(fd);
 	}
-	return 0;
+	if (write(ready_fd, "0", 1) != 1)
+		log_msg(LOG_LVL_WARN, "could not tell the parent process that startup is done");
+	close(ready_fd);
+}
+
+/* Open the socket, daemonize, drop privileges, run until stopped.  Takes
+ * over the reference c.  Returns the exit status. */
+static int serve(struct conf *c, int foreground)
+{
+	char err[1024], sock_path[1024] = "";
+	int ready_fd = -1, pidfile_written = 0, rc;
+	struct stat st;
+	sigset_t set;
+	pthread_t tid;
+
+	if (stat(c->core.state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, sizeof(err), "state_dir %s: %s (create it or set state_dir)",
+		         c->core.state_dir, errno ? strerror(errno) : "not a directory");
+		goto fail;
+	}
+	if (milter_open(c, err, sizeof(err)) < 0)
+		goto fail;
+	if (milter_socket_path(c->core.socket))
+		bcopy_str(sock_path, sizeof(sock_path), milter_socket_path(c->core.socket));
+	if (!foreground && (ready_fd = daemonize(err, sizeof(err))) < 0)
+		goto fail;
+	if (c->core.pidfile[0]) {
+		if (write_pidfile(c->core.pidfile, err, sizeof(err)) < 0)
+			goto fail;
+		pidfile_written = 1;
+	}
+	if (c->core.user[0] && drop_privileges(c->core.user, err, sizeof(err)) < 0)
+		goto fail;
+	if (access(c->core.state_dir, W_OK | X_OK) < 0) {
+		snprintf(err, sizeof(err), "state_dir %s: %s", c->core.state_dir, strerror(errno));
+		goto fail;
+	}
+	if (log_open("portcullis", c->core.log_target, c->core.log_facility) < 0) {
+		snprintf(err, sizeof(err), "log_target/log_facility: cannot open");
+		goto fail;
+	}
+	log_set_debug(c->core.debug);
+	if (getuid() == 0)
+		log_msg(LOG_LVL_WARN, "running as root; set user = portcullis to drop privileges");
+
+	/* Block the signals before any thread exists: SIGUSR1 goes to the
+	 * reload thread, SIGTERM/SIGINT/SIGHUP to libmilter's signal thread
+	 * (a thread that left them unblocked would be killed by them). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (pthread_create(&tid, NULL, reload_thread, NULL) != 0) {
+		snprintf(err, sizeof(err), "cannot start the reload thread");
+		goto fail;
+	}
+	pthread_detach(tid);
+	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s", PACKAGE_VERSION,
+	        c->core.socket, conf_path ? conf_path : "(embedded defaults)");
+	if (ready_fd >= 0)
+		daemon_ready(ready_fd, !strcmp(c->core.log_target, "stderr"));
+	conf_install(c);
+
+	rc = milter_run();
+	log_msg(LOG_LVL_INFO, "portcullis stopped");
+	c = conf_current();
+	if (c && c->core.pidfile[0])
+		unlink(c->core.pidfile);
+	if (sock_path[0])
+		unlink(sock_path);
+	conf_install(NULL);
+	conf_unref(c);
+	return rc == 0 ? 0 : 1;
+fail:
+	fprintf(stderr, "portcullis: %s\n", err);
+	if (pidfile_written)
+		unlink(c->core.pidfile);
+	if (sock_path[0])
+		unlink(sock_path);
+	conf_unref(c);
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -145,11 +248,6 @@ int main(int argc, char **argv)
 	enum { RUN, DUMP_N, DUMP_D, DUMP_SAMPLE, TEST } what = RUN;
 	char err[1024];
 	struct conf *c;
-	struct stat st;
-	sigset_t set;
-	pthread_t tid;
-	char sock_path[1024] = "";
-	int rc;
 
 	conf_path = DEFAULT_CONF;
 	while ((opt = getopt(argc, argv, "c:fndDtVh")) != -1) {
@@ -199,67 +297,5 @@ int main(int argc, char **argv)
 		conf_unref(c);
 		return 0;
 	}
-	if (stat(c->core.state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "portcullis: state_dir %s: %s (create it or set state_dir)\n",
-		        c->core.state_dir, errno ? strerror(errno) : "not a directory");
-		return 1;
-	}
-	if (milter_open(c, err, sizeof(err)) < 0) {
-		fprintf(stderr, "portcullis: %s\n", err);
-		return 1;
-	}
-	if (!foreground && daemonize(err, sizeof(err), !strcmp(c->core.log_target, "stderr")) < 0) {
-		fprintf(stderr, "portcullis: %s\n", err);
-		return 1;
-	}
-	if (c->core.pidfile[0] && write_pidfile(c->core.pidfile, err, sizeof(err)) < 0) {
-		fprintf(stderr, "portcullis: %s\n", err);
-		return 1;
-	}
-	if (c->core.user[0] && drop_privileges(c->core.user, err, sizeof(err)) < 0) {
-		fprintf(stderr, "portcullis: %s\n", err);
-		return 1;
-	}
-	if (access(c->core.state_dir, W_OK | X_OK) < 0) {
-		fprintf(stderr, "portcullis: state_dir %s: %s\n", c->core.state_dir,
-		        strerror(errno));
-		return 1;
-	}
-	if (log_open("portcullis", c->core.log_target, c->core.log_facility) < 0) {
-		fprintf(stderr, "portcullis: log_target/log_facility: cannot open\n");
-		return 1;
-	}
-	log_set_debug(c->core.debug);
-	if (getuid() == 0)
-		log_msg(LOG_LVL_WARN, "running as root; set user = portcullis to drop privileges");
-	if (milter_socket_path(c->core.socket))
-		bcopy_str(sock_path, sizeof(sock_path), milter_socket_path(c->core.socket));
-	conf_install(c);
-
-	/* Block the signals before any thread exists: SIGUSR1 goes to the
-	 * reload thread, SIGTERM/SIGINT/SIGHUP to libmilter's signal thread
-	 * (a thread that left them unblocked would be killed by them). */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (pthread_create(&tid, NULL, reload_thread, NULL) != 0) {
-		log_msg(LOG_LVL_ERR, "cannot start the reload thread");
-		return 1;
-	}
-	pthread_detach(tid);
-	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s", PACKAGE_VERSION,
-	        c->core.socket, conf_path ? conf_path : "(embedded defaults)");
-	rc = milter_run();
-	log_msg(LOG_LVL_INFO, "portcullis stopped");
-	c = conf_current();
-	if (c && c->core.pidfile[0])
-		unlink(c->core.pidfile);
-	if (sock_path[0])
-		unlink(sock_path);
-	conf_install(NULL);
-	conf_unref(c);
-	return rc == 0 ? 0 : 1;
+	return serve(c, foreground);
 }

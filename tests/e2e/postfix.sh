@@ -1,0 +1,331 @@
+#!/bin/sh
+# tests/e2e/postfix.sh - portcullis behind a real Postfix on the loopback
+#
+# A private Postfix instance (own config, queue and data folders under a
+# temp folder, chroot off, smtpd on 127.0.0.1:FREEPORT, maillog_file,
+# virtual delivery of example.test into one Maildir) calls portcullis over
+# a unix socket (socket_group = postfix, mode 0660).  swaks plays remote
+# clients through XCLIENT (smtpd_authorized_xclient_hosts = 127.0.0.0/8),
+# so the milter sees 192.0.2.x, not the loopback.  Asserts:
+#  1. HELO localhost from 192.0.2.7: "550 5.7.1 ... (ref XXXXXXXXXX); contact
+#     postmaster@example.test" at RCPT, and the same ref in portcullis' log
+#     line for that client and HELO (refused=...:reject:helo.localhost);
+#  2. a good message (FQDN HELO) is queued ("250 2.0.0 Ok: queued as QID"),
+#     "QID: removed" comes in the maillog, the file is in the Maildir, it
+#     has no X-Portcullis header, and the log line has qid=QID
+#     verdict=accept; a message with a non-FQDN HELO (helo.non_fqdn =
+#     monitor) is delivered with "X-Portcullis-Monitor: helo.non_fqdn (ref
+#     R)" and R is the ref of the log line with its qid;
+#  3. postmaster@example.test is reachable from the refused client (250 at
+#     RCPT, delivered);
+#  4. with portcullis stopped (milter_default_action = tempfail) Postfix
+#     says 4xx at MAIL FROM and accepts nothing.
+# Skips (77) without postfix or swaks.  The system's own Postfix (port 25)
+# is never touched.  Prints the elapsed time.
+
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib.sh"
+
+PATH=$PATH:/usr/sbin:/sbin
+export PATH
+: "${POSTFIX:=$(command -v postfix 2>/dev/null)}"
+t_need "$POSTFIX" "$SWAKS" postconf ss pgrep timeout
+id postfix >/dev/null 2>&1 || { echo "SKIP: no postfix user" >&2; exit 77; }
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: a private Postfix instance needs root" >&2; exit 77; }
+t_init
+START_MS=$(t_now_ms)
+
+# The postfix user must reach the milter socket and the Maildir owner
+# (65534) the mailbox folder: open up the temp folder for traversal.
+chmod 755 "$T"
+PF=$T/postfix
+Q=$T/queue
+PC=$T/pc
+MAILDIR=$T/vmail/catchall
+mkdir -p "$PF" "$Q" "$T/data" "$T/vmail" "$PC"
+chown postfix "$T/data"
+chown 65534:65534 "$T/vmail"
+chmod 755 "$PC"
+
+PORT=$(t_free_port)
+SOCK=$PC/sock
+
+# --- portcullis ----------------------------------------------------------------
+t_conf "$PC/portcullis.conf" "socket = unix:$SOCK" "state_dir = $PC" \
+	"socket_mode = 0660" "socket_group = postfix" "helo.non_fqdn = monitor"
+t_start "$PC/portcullis.conf" "$T/portcullis.log"
+PC_PID=$T_PID PC_WRAP=$T_WRAP
+
+# --- Postfix ---------------------------------------------------------------------
+cat >"$PF/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $Q
+data_directory = $T/data
+maillog_file = $T/maillog
+maillog_file_prefixes = $T
+myhostname = mx.example.test
+mydomain = example.test
+myorigin = example.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+smtpd_banner = \$myhostname ESMTP portcullis-e2e
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_milters = unix:$SOCK
+non_smtpd_milters =
+milter_default_action = tempfail
+milter_connect_timeout = 5s
+milter_command_timeout = 10s
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = $T/vmail
+virtual_mailbox_maps = static:catchall/
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+virtual_minimum_uid = 1
+alias_maps =
+alias_database =
+local_recipient_maps =
+default_transport = error:no relaying in this test
+biff = no
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+daemon_timeout = 60s
+EOF
+# chroot off everywhere: a chrooted smtpd would look for the milter socket
+# inside the queue folder.
+cat >"$PF/master.cf" <<EOF
+127.0.0.1:$PORT inet n - n - - smtpd
+pickup    unix  n - n 60   1 pickup
+cleanup   unix  n - n -    0 cleanup
+qmgr      unix  n - n 300  1 qmgr
+rewrite   unix  - - n -    - trivial-rewrite
+bounce    unix  - - n -    0 bounce
+defer     unix  - - n -    0 bounce
+trace     unix  - - n -    0 bounce
+verify    unix  - - n -    1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -    - proxymap
+smtp      unix  - - n -    - smtp
+relay     unix  - - n -    - smtp
+showq     unix  n - n -    - showq
+error     unix  - - n -    - error
+retry     unix  - - n -    - error
+discard   unix  - - n -    - discard
+local     unix  - n n -    - local
+virtual   unix  - n n -    - virtual
+anvil     unix  - - n -    1 anvil
+scache    unix  - - n -    1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+
+pf_master_pid()
+{
+	sed -n '1s/^[[:space:]]*\([0-9][0-9]*\).*/\1/p' "$Q/pid/master.pid" 2>/dev/null
+}
+
+pf_stop()
+{
+	_mp=$(pf_master_pid)
+	[ -n "$_mp" ] || return 0
+	timeout 20 "$POSTFIX" -c "$PF" stop >/dev/null 2>&1
+	if ! t_wait_exit "$_mp" 10; then
+		echo "postfix master $_mp did not stop: killing it" >&2
+		kill -KILL "$_mp" 2>/dev/null
+	fi
+	rm -f "$Q/pid/master.pid"
+}
+t_at_exit pf_stop
+
+t_port_busy "$PORT" && fail "port $PORT is taken"
+timeout 30 "$POSTFIX" -c "$PF" check >"$T/pf-check.out" 2>&1 ||
+	fail "postfix check failed: $(cat "$T/pf-check.out") (Postfix logs its fatal errors to $T/maillog or a tty)"
+timeout 30 "$POSTFIX" -c "$PF" start >"$T/pf-start.out" 2>&1 ||
+	fail "postfix start: $(cat "$T/pf-start.out")"
+t_wait_for 't_port_busy "$PORT"' 15 || fail "Postfix does not listen on 127.0.0.1:$PORT"
+PF_MASTER=$(pf_master_pid)
+[ -n "$PF_MASTER" ] || fail "no Postfix master pid"
+echo "ok: Postfix (master $PF_MASTER) on 127.0.0.1:$PORT, portcullis on unix:$SOCK"
+SETUP_MS=$(($(t_now_ms) - START_MS))
+
+# --- helpers ---------------------------------------------------------------------
+
+# smtp NAME XCLIENT_ADDR HELO RCPT [SWAKS ARGS...]: one SMTP session; the
+# transcript is in $T/NAME.txt.  Each message carries "X-Test-Id: NAME".
+smtp()
+{
+	_name=$1 _addr=$2 _helo=$3 _to=$4
+	shift 4
+	timeout 60 "$SWAKS" --server 127.0.0.1 --port "$PORT" \
+		--xclient-addr "$_addr" --xclient-name "client-${_addr##*.}.example.net" \
+		--helo "$_helo" --from "sender@example.net" --to "$_to" \
+		--header "Subject: portcullis e2e $_name" --header "X-Test-Id: $_name" \
+		--body "test message $_name" "$@" >"$T/$_name.txt" 2>&1
+	echo $? >"$T/$_name.rc"
+}
+
+# The queue id from "250 2.0.0 Ok: queued as QID" in transcript NAME.
+queue_id()
+{
+	sed -n 's/^ *<- *250 2\.0\.0 Ok: queued as \([0-9A-Za-z]*\).*/\1/p' "$T/$1.txt" | head -n 1
+}
+
+# delivered NAME QID: wait (20 s) for "QID: removed" in the maillog and
+# for the message with X-Test-Id: NAME in the Maildir; prints its path.
+delivered()
+{
+	_qid=$2
+	t_wait_for 'grep -q "$_qid: removed" "$T/maillog" 2>/dev/null' 20 || {
+		t_err "$1: no '$_qid: removed' in the maillog after 20 s"
+		return 1
+	}
+	grep -q "$_qid: to=<.*status=sent" "$T/maillog" ||
+		t_err "$1: maillog has no status=sent for $_qid: $(grep "$_qid" "$T/maillog" | tail -n 3)"
+	_file=$(grep -l -x "X-Test-Id: $1" "$MAILDIR"/new/* 2>/dev/null | head -n 1)
+	if [ -z "$_file" ]; then
+		t_err "$1: not in the Maildir $MAILDIR/new"
+		return 1
+	fi
+	echo "$_file"
+}
+
+# The log line of portcullis whose ref is $1.
+log_line()
+{
+	grep "portcullis: ref=$1 " "$T/portcullis.log"
+}
+
+# --- 1. a bad HELO is refused at RCPT, with a ref that is in the log ---------
+smtp bad 192.0.2.7 localhost user@example.test
+t_grep '^ *-> RCPT TO:<user@example.test>' "$T/bad.txt" "bad HELO: RCPT sent"
+line=$(grep -E '^ *<\*\* *550 5\.7\.1 ' "$T/bad.txt" | head -n 1)
+if [ -z "$line" ]; then
+	t_err "bad HELO: no 550 5.7.1 in the transcript: $(grep -E '^ *<' "$T/bad.txt" | tail -n 4)"
+else
+	# the 550 answers the RCPT (the line before it is the RCPT command)
+	prev=$(grep -B 1 -E '^ *<\*\* *550 5\.7\.1 ' "$T/bad.txt" | head -n 1)
+	case $prev in
+	*"RCPT TO:"*) ;;
+	*) t_err "bad HELO: the 550 does not answer RCPT (it follows '$prev')" ;;
+	esac
+	REF=$(echo "$line" | sed -n 's/.*(ref \([0-9A-Za-z]\{10\}\)); contact postmaster@example\.test$/\1/p')
+	[ -n "$REF" ] || t_err "bad HELO: reply lacks '(ref XXXXXXXXXX); contact postmaster@example.test': $line"
+	echo "$line" | grep -q "HELO localhost" || t_err "bad HELO: reply does not name the HELO: $line"
+	if [ -n "$REF" ]; then
+		t_wait_for 'log_line "$REF" >/dev/null' 5
+		l=$(log_line "$REF")
+		if [ -z "$l" ]; then
+			t_err "bad HELO: ref $REF of the reply is not in the portcullis log"
+		else
+			echo "$l" | grep -q 'client=client-7\.example\.net\[192\.0\.2\.7\] helo=<localhost> from=<sender@example\.net>' ||
+				t_err "bad HELO: log line has the wrong client/helo/from: $l"
+			echo "$l" | grep -q 'refused=<user@example\.test>:reject:helo\.localhost verdict=reject' ||
+				t_err "bad HELO: log line lacks refused=<user@example.test>:reject:helo.localhost verdict=reject: $l"
+		fi
+	fi
+	[ -n "$REF" ] && t_grep "milter-reject: RCPT from client-7\.example\.net\[192\.0\.2\.7\]: 550 5\.7\.1 .*\(ref $REF\); contact postmaster@example\.test" \
+		"$T/maillog" "bad HELO: Postfix's milter-reject line with ref $REF" >/dev/null
+	grep -q "queued as" "$T/bad.txt" && t_err "bad HELO: a message was queued"
+	echo "ok: 1. bad HELO refused at RCPT: $line"
+fi
+
+# --- 2. good messages are delivered ------------------------------------------
+smtp good 192.0.2.8 mail.example.net user@example.test
+QID=$(queue_id good)
+if [ -z "$QID" ]; then
+	t_err "good: not queued: $(grep -E '^ *<' "$T/good.txt" | tail -n 4)"
+else
+	f=$(delivered good "$QID")
+	if [ -n "$f" ]; then
+		grep -qi '^X-Portcullis' "$f" && t_err "good: unexpected header $(grep -i '^X-Portcullis' "$f")"
+		grep -qx 'Delivered-To: user@example.test' "$f" || t_err "good: no Delivered-To: user@example.test in $f"
+		echo "ok: 2a. good message queued as $QID and delivered ($(basename "$f"))"
+	fi
+	l=$(grep "portcullis: ref=[0-9A-Za-z]* qid=$QID " "$T/portcullis.log")
+	echo "$l" | grep -q 'client=client-8\.example\.net\[192\.0\.2\.8\] helo=<mail\.example\.net> from=<sender@example\.net> to=<user@example\.test> verdict=accept' ||
+		t_err "good: no log line 'qid=$QID ... to=<user@example.test> verdict=accept': '$l'"
+fi
+
+smtp monitor 192.0.2.9 mailhost user@example.test
+QID2=$(queue_id monitor)
+if [ -z "$QID2" ]; then
+	t_err "monitor: not queued: $(grep -E '^ *<' "$T/monitor.txt" | tail -n 4)"
+else
+	f=$(delivered monitor "$QID2")
+	if [ -n "$f" ]; then
+		h=$(grep '^X-Portcullis-Monitor:' "$f")
+		R=$(echo "$h" | sed -n 's/^X-Portcullis-Monitor: helo\.non_fqdn (ref \([0-9A-Za-z]\{10\}\))$/\1/p')
+		if [ -z "$R" ]; then
+			t_err "monitor: want 'X-Portcullis-Monitor: helo.non_fqdn (ref R)' in the delivered mail, got '$h'"
+		else
+			l=$(log_line "$R")
+			echo "$l" | grep -q "qid=$QID2 .*helo=<mailhost> .*verdict=accept .*monitor=helo\.non_fqdn" ||
+				t_err "monitor: log line of ref $R lacks qid=$QID2 helo=<mailhost> verdict=accept monitor=helo.non_fqdn: '$l'"
+			echo "ok: 2b. non-FQDN HELO: delivered with '$h', same ref and qid in the log"
+		fi
+	fi
+fi
+
+# --- 3. postmaster@ is reachable from the refused client ---------------------
+smtp postmaster 192.0.2.7 localhost postmaster@example.test
+rcpt_reply=$(grep -A 1 -E '^ *-> RCPT TO:<postmaster@example.test>' "$T/postmaster.txt" | tail -n 1)
+case $rcpt_reply in
+*"<- "*250*) ;;
+*) t_err "postmaster: RCPT answered '$rcpt_reply', want 250" ;;
+esac
+QID3=$(queue_id postmaster)
+if [ -z "$QID3" ]; then
+	t_err "postmaster: not queued: $(grep -E '^ *<' "$T/postmaster.txt" | tail -n 4)"
+else
+	f=$(delivered postmaster "$QID3")
+	if [ -n "$f" ]; then
+		grep -qx 'Delivered-To: postmaster@example.test' "$f" ||
+			t_err "postmaster: no Delivered-To: postmaster@example.test in $f"
+		echo "ok: 3. postmaster@example.test reachable from 192.0.2.7 with HELO localhost (queued as $QID3, delivered)"
+	fi
+	grep "portcullis: ref=[0-9A-Za-z]* qid=$QID3 " "$T/portcullis.log" |
+		grep -q 'helo=<localhost> .*to=<postmaster@example\.test> verdict=accept' ||
+		t_err "postmaster: no log line qid=$QID3 ... to=<postmaster@example.test> verdict=accept"
+fi
+
+# --- 4. portcullis down: Postfix defers at MAIL FROM, accepts nothing ---------
+t0=$(t_now_ms)
+kill -TERM "$PC_PID"
+t_reap "$PC_PID" 10 "$PC_WRAP" && { [ "$T_RC" = 0 ] || t_err "portcullis: exit status $T_RC after SIGTERM"; }
+echo "portcullis stopped in $(($(t_now_ms) - t0)) ms"
+[ -e "$SOCK" ] && t_err "portcullis left its socket $SOCK behind"
+before=$(ls "$MAILDIR/new" | wc -l)
+smtp down 192.0.2.8 mail.example.net user@example.test
+mail_reply=$(grep -A 1 -E '^ *-> MAIL FROM:<sender@example.net>' "$T/down.txt" | tail -n 1)
+case $mail_reply in
+*"<** 451 4."*) echo "ok: 4. portcullis down: MAIL FROM answered: $mail_reply" ;;
+*) t_err "down: MAIL FROM answered '$mail_reply', want 451 4.x.x" ;;
+esac
+grep -q "queued as" "$T/down.txt" && t_err "down: a message was queued with the milter down"
+sleep 1
+after=$(ls "$MAILDIR/new" | wc -l)
+[ "$after" -eq "$before" ] || t_err "down: the Maildir grew from $before to $after messages"
+t_grep "connect to Milter service unix:$SOCK" "$T/maillog" "down: Postfix logs the unreachable milter" >/dev/null
+t_grep "milter-reject: MAIL from client-8\.example\.net\[192\.0\.2\.8\]: 451 " "$T/maillog" \
+	"down: Postfix logs the 451 at MAIL" >/dev/null
+
+t_sanitizer_clean "$T/portcullis.log" portcullis
+t_grep "portcullis stopped" "$T/portcullis.log" >/dev/null
+if grep -E "portcullis: (error|warning): " "$T/portcullis.log" | grep -v "running as root" >"$T/warn"; then
+	t_err "portcullis logged warnings: $(head -n 3 "$T/warn")"
+fi
+# Postfix itself must not have complained about the milter while it ran.
+if grep -E "warning: .*milter" "$T/maillog" | grep -v -E "No such file|Connection refused|connect to Milter" >"$T/pfwarn"; then
+	t_err "Postfix milter warnings: $(head -n 3 "$T/pfwarn")"
+fi
+
+t0=$(t_now_ms)
+pf_stop
+echo "Postfix stopped in $(($(t_now_ms) - t0)) ms"
+t_port_busy "$PORT" && t_err "port $PORT still listening after postfix stop"
+echo "postfix.sh: $(($(t_now_ms) - START_MS)) ms (setup $SETUP_MS ms)"
+t_done
