@@ -28,61 +28,23 @@
 #include "check.h"
 #include "conf.h"
 #include "engine.h"
+#include "testutil.h"
 #include "util.h"
 
 /* --- temporary folder, snapshots -------------------------------------------- */
 
-static char tmpdir[256];
-static int ntables;
-
-/* Write a table file and return its "type:path" spec (static ring). */
-static const char *table(const char *type, const char *content)
-{
-	static char specs[8][600];
-	char *spec = specs[ntables % 8];
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/t%d.%s", tmpdir, ntables++, type);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(content, fp);
-	assert_int_equal(fclose(fp), 0);
-	snprintf(spec, 600, "%s:%s", type, path);
-	return spec;
-}
-
 static int group_setup(void **state)
 {
-	const char *dir = getenv("TMPDIR");
-
 	(void)state;
-	if (dir == NULL || *dir == '\0')
-		dir = "/tmp";
-	snprintf(tmpdir, sizeof(tmpdir), "%s/pc-checks-XXXXXX", dir);
-	if (mkdtemp(tmpdir) == NULL)
+	if (tmpdir_create("pc-checks") < 0)
 		return -1;
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	DIR *d = opendir(tmpdir);
-	struct dirent *e;
-	char path[600];
-
 	(void)state;
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(tmpdir);
-	return 0;
+	return tmpdir_remove();
 }
 
 static struct conf **owned;

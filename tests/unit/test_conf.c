@@ -31,35 +31,18 @@
 #include "check.h"
 #include "conf.h"
 #include "engine.h"
+#include "testutil.h"
 #include "util.h"
 
 /* --- the temporary folder ------------------------------------------------- */
 
-static char tmpdir[256];
 static char good_cidr[512], broken_cidr[512], good_hash[512], good_pcre[512];
 static char broken_pcre[512], broken_hash[512];
 
-/* Write content to tmpdir/name; the full path goes to path. */
-static void write_file(char *path, size_t pathsize, const char *name, const char *content)
-{
-	FILE *fp;
-
-	snprintf(path, pathsize, "%s/%s", tmpdir, name);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	assert_int_equal(fputs(content, fp) >= 0, 1);
-	assert_int_equal(fclose(fp), 0);
-}
-
 static int group_setup(void **state)
 {
-	const char *dir = getenv("TMPDIR");
-
 	(void)state;
-	if (dir == NULL || *dir == '\0')
-		dir = "/tmp";
-	snprintf(tmpdir, sizeof(tmpdir), "%s/pc-conf-XXXXXX", dir);
-	if (mkdtemp(tmpdir) == NULL)
+	if (tmpdir_create("pc-conf") < 0)
 		return -1;
 	write_file(good_cidr, sizeof(good_cidr), "client.cidr",
 	           "# clients\n"
@@ -87,22 +70,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	DIR *d = opendir(tmpdir);
-	struct dirent *e;
-	char path[600];
-
 	(void)state;
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(tmpdir);
-	return 0;
+	return tmpdir_remove();
 }
 
 /* Replace "{F}" by file, "{T}" by table in tmpl. */

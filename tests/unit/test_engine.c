@@ -34,44 +34,20 @@
 #include "conf.h"
 #include "engine.h"
 #include "hostile.h"
+#include "testutil.h"
 #include "util.h"
 
 #define CONTACT "postmaster@example.test"
 
 /* --- temporary folder and tables ------------------------------------------ */
 
-static char tmpdir[256];
-static int ntables;
-
-/* Write a table file and return its "type:path" spec (static ring). */
-static const char *table(const char *type, const char *content)
-{
-	static char specs[8][600];
-	char *spec = specs[ntables % 8];
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/t%d.%s", tmpdir, ntables++, type);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(content, fp);
-	assert_int_equal(fclose(fp), 0);
-	snprintf(spec, 600, "%s:%s", type, path);
-	return spec;
-}
-
 static char logpath[512];
 static int saved_stderr = -1;
 
 static int group_setup(void **state)
 {
-	const char *dir = getenv("TMPDIR");
-
 	(void)state;
-	if (dir == NULL || *dir == '\0')
-		dir = "/tmp";
-	snprintf(tmpdir, sizeof(tmpdir), "%s/pc-engine-XXXXXX", dir);
-	if (mkdtemp(tmpdir) == NULL)
+	if (tmpdir_create("pc-engine") < 0)
 		return -1;
 	snprintf(logpath, sizeof(logpath), "%s/log", tmpdir);
 	hostile_init();
@@ -80,22 +56,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	DIR *d = opendir(tmpdir);
-	struct dirent *e;
-	char path[600];
-
 	(void)state;
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(tmpdir);
-	return 0;
+	return tmpdir_remove();
 }
 
 /* --- capturing the log (stderr) ------------------------------------------- */
