@@ -132,9 +132,9 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 			char why[256];
 
 			enc_log(why, sizeof(why), out.error, 200);
-			log_msg(LOG_LVL_WARN, "%s%s%s check failed: %s (on_error=%s)",
+			log_msg(LOG_LVL_WARN, "%s%s%s%s check failed: %s (on_error=%s)",
 			        c->txn ? "ref=" : "", c->txn ? c->txn->ref : "", c->txn ? " " : "",
-			        m->name, mc->on_error == ONERR_DEFER ? "defer" : "skip");
+			        m->name, why, mc->on_error == ONERR_DEFER ? "defer" : "skip");
 			if (mc->on_error == ONERR_DEFER && out.n < VERDICTS_MAX) {
 				struct verdict *v = &out.v[out.n++];
 
@@ -273,6 +273,29 @@ static void notes_append(char *dst, size_t dstsize, const struct note *notes, in
 	}
 }
 
+/* " to=<a>,<b>" (accepted) or " refused=<c>:reject:SYMBOL,..." at most
+ * LOG_RCPTS_MAX each, so that the line keeps its verdict and timing. */
+#define LOG_RCPTS_MAX 20
+static void rcpts_append(char *line, size_t size, const struct txn *t, int accepted)
+{
+	char buf[300];
+	int n = 0;
+
+	for (const struct rcpt *rc = t->rcpts; rc; rc = rc->next) {
+		if ((rc->outcome == RCPT_ACCEPTED) != accepted)
+			continue;
+		if (++n > LOG_RCPTS_MAX)
+			continue;
+		bappend(line, size, "%s<%s>", n == 1 ? (accepted ? " to=" : " refused=") : ",",
+		        enc_log(buf, sizeof(buf), rc->addr.full, 100));
+		if (!accepted)
+			bappend(line, size, ":%s:%s",
+			        rc->outcome == RCPT_REJECTED ? "reject" : "defer", rc->symbol);
+	}
+	if (n > LOG_RCPTS_MAX)
+		bappend(line, size, ",(+%d more)", n - LOG_RCPTS_MAX);
+}
+
 static void log_txn(struct conn *c, const char *verdict)
 {
 	struct txn *t = c->txn;
@@ -292,23 +315,8 @@ static void log_txn(struct conn *c, const char *verdict)
 	if (t->auth_authen[0])
 		bappend(line, sizeof(line), " auth=%s",
 		        enc_log(buf, sizeof(buf), t->auth_authen, 60));
-	first = 1;
-	for (struct rcpt *rc = t->rcpts; rc; rc = rc->next) {
-		if (rc->outcome != RCPT_ACCEPTED)
-			continue;
-		bappend(line, sizeof(line), "%s<%s>", first ? " to=" : ",",
-		        enc_log(buf, sizeof(buf), rc->addr.full, 100));
-		first = 0;
-	}
-	first = 1;
-	for (struct rcpt *rc = t->rcpts; rc; rc = rc->next) {
-		if (rc->outcome == RCPT_ACCEPTED)
-			continue;
-		bappend(line, sizeof(line), "%s<%s>:%s:%s", first ? " refused=" : ",",
-		        enc_log(buf, sizeof(buf), rc->addr.full, 100),
-		        rc->outcome == RCPT_REJECTED ? "reject" : "defer", rc->symbol);
-		first = 0;
-	}
+	rcpts_append(line, sizeof(line), t, 1);
+	rcpts_append(line, sizeof(line), t, 0);
 	bappend(line, sizeof(line), " verdict=%s score=%.1f", verdict, c->score + t->score);
 	first = 1;
 	buf[0] = '\0';

@@ -62,7 +62,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	static const char *const tag[] = { "error: ", "warning: ", "", "debug: " };
-	char line[2048];
+	char line[4096];
 	va_list ap;
 
 	if (discard || (lvl == LOG_LVL_DEBUG && !debug_on))

@@ -1231,6 +1231,38 @@ static void test_null_sender_two_rcpts(void **state)
 	conf_unref(cf);
 }
 
+/* The log line lists at most 20 recipients of each kind and still ends
+ * with the verdict and timing. */
+static void test_log_caps_recipients(void **state)
+{
+	struct conf *cf = mkconf("score.tag", "0");
+	struct conn *c;
+	struct reply r;
+	char *log, line[8192], to[64], ref[REF_LEN + 1];
+
+	(void)state;
+	log_start();
+	c = start(cf, NULL, "192.0.2.7", "mail.example.org");
+	mail(c, "<a@example.org>");
+	snprintf(ref, sizeof(ref), "%s", c->txn->ref);
+	for (int i = 0; i < 30; i++) {
+		snprintf(to, sizeof(to), "<r%d@example.test>", i);
+		engine_rcpt(c, to, &r);
+		engine_rcpt(c, "<bad@localhost>", &r);
+	}
+	engine_eom(c, &r);
+	engine_txn_end(c, &r);
+	engine_conn_free(c);
+	log = log_stop();
+	log_line(log, ref, line, sizeof(line));
+	expect_in(line, "<r19@example.test>,(+10 more) refused=<bad@localhost>:reject:");
+	expect_in(line, ",(+10 more) verdict=accept ");
+	assert_null(strstr(line, "<r20@example.test>"));
+	expect_in(line, " ms=");
+	free(log);
+	conf_unref(cf);
+}
+
 static void test_too_many_rcpts(void **state)
 {
 	static const struct {
@@ -1547,6 +1579,7 @@ int main(void)
 		T(test_second_helo_drops_helo_whitelist),
 		T(test_null_sender_two_rcpts),
 		T(test_too_many_rcpts),
+		T(test_log_caps_recipients),
 		T(test_stages_needed),
 		T(test_make_ref),
 		T(test_percent_in_text),
