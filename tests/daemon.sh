@@ -286,6 +286,16 @@ t_conf "$T/b/portcullis.conf" "socket = inet:$PORT@127.0.0.1" "state_dir = $T/b"
 t_start "$T/b/portcullis.conf" "$T/b.log"
 B_PID=$T_PID B_WRAP=$T_WRAP
 
+# E: inet6 socket on ::1, when this machine has an IPv6 loopback.
+E_PID=
+if ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1'; then
+	mkdir "$T/e"
+	PORT6=$(t_free_port)
+	t_conf "$T/e/portcullis.conf" "socket = inet6:$PORT6@::1" "state_dir = $T/e"
+	t_start "$T/e/portcullis.conf" "$T/e.log"
+	E_PID=$T_PID E_WRAP=$T_WRAP
+fi
+
 # C: daemon mode (no -f), socket 0666.  The parent returns at once; the
 # child writes the pidfile.
 mkdir "$T/c"
@@ -363,6 +373,20 @@ client "B: inet:$PORT@127.0.0.1 answers" "inet:$PORT@127.0.0.1" localhost y
 t_grep "helo=<localhost> .*refused=<user@example\.test>:reject:helo\.localhost" "$T/b.log" \
 	"B: log line of the refused transaction"
 client "C: daemon mode answers" "unix:$T/c/sock" localhost y
+if [ -n "$E_PID" ]; then
+	# miltertest cannot connect over IPv6: a protocol option negotiation
+	# (SMFIC_OPTNEG, version 6) must be answered with SMFIC_OPTNEG.
+	ans=$(timeout 10 perl -MIO::Socket::IP -e '
+		my $s = IO::Socket::IP->new(PeerHost => "::1", PeerPort => $ARGV[0]) or die "connect: $!";
+		print $s pack("N a N N N", 13, "O", 6, 0x1ff, 0x1fffff);
+		read($s, my $len, 4) == 4 or die "no reply";
+		read($s, my $body, unpack("N", $len)) or die "short reply";
+		print substr($body, 0, 1), "\n";' "$PORT6" 2>&1)
+	[ "$ans" = O ] && echo "ok: E: inet6:$PORT6@::1 negotiates" ||
+		t_err "E: inet6 socket: option negotiation answered '$ans'"
+else
+	echo "SKIP: no IPv6 loopback, inet6 socket not tested"
+fi
 
 # A second daemon on B's port cannot listen: status 1, one line.
 mkdir "$T/b2"
@@ -400,7 +424,7 @@ client "A: after portcullisctl reload, helo.localhost = reject" "unix:$T/a/sock"
 # --- stop everything at once ---------------------------------------------------
 
 STOP_MS=$(t_now_ms)
-for p in $A_PID $B_PID $C_PID $D_PID; do
+for p in $A_PID $B_PID $C_PID $D_PID $E_PID; do
 	kill -TERM "$p" 2>/dev/null || t_err "pid $p gone before SIGTERM"
 done
 t_reap "$A_PID" 10 "$A_WRAP" && { [ "$T_RC" = 0 ] || t_err "A: exit status $T_RC after SIGTERM, want 0"; }
@@ -409,9 +433,12 @@ t_wait_exit "$C_PID" 10 || t_err "C: still running 10 s after SIGTERM"
 if [ -n "$D_PID" ]; then
 	t_reap "$D_PID" 10 "$D_WRAP" && { [ "$T_RC" = 0 ] || t_err "D: exit status $T_RC after SIGTERM, want 0"; }
 fi
+if [ -n "$E_PID" ]; then
+	t_reap "$E_PID" 10 "$E_WRAP" && { [ "$T_RC" = 0 ] || t_err "E: exit status $T_RC after SIGTERM, want 0"; }
+fi
 echo "ok: SIGTERM stopped all daemons in $(($(t_now_ms) - STOP_MS)) ms"
 
-for x in a b c d; do
+for x in a b c d e; do
 	[ -f "$T/$x.log" ] || continue
 	[ -e "$T/$x/sock" ] && t_err "$x: socket $T/$x/sock left behind after SIGTERM"
 	[ -e "$T/$x/pid" ] && t_err "$x: pidfile $T/$x/pid left behind after SIGTERM"
