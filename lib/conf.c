@@ -8,6 +8,7 @@
  */
 #include "conf.h"
 #include "check.h"
+#include "dns.h"
 #include "log.h"
 #include "util.h"
 
@@ -64,6 +65,16 @@ const struct conf_param core_params[] = {
 	  "add the spam status header when the score reaches this (0: never)" },
 	{ "header_prefix", "X-Portcullis", CONF_STR, CORE(header_prefix), 0, 0,
 	  "prefix of the headers portcullis adds (-Status, -Monitor)" },
+	{ "dns.resolver", "", CONF_STR, CORE(dns_resolver), 0, 0,
+	  "DNS server as ADDRESS[:PORT] or [IPv6]:PORT; empty: /etc/resolv.conf" },
+	{ "dns.timeout_ms", "5000", CONF_INT, CORE(dns_timeout_ms), 50, 60000,
+	  "time one check may wait for all its DNS answers together (ms)" },
+	{ "dns.cache_size", "10000", CONF_INT, CORE(dns_cache_size), 0, 10000000,
+	  "DNS answers kept in the cache (0: no cache)" },
+	{ "dns.ttl_max", "1h", CONF_TIME, CORE(dns_ttl_max), 0, 604800,
+	  "longest time a positive DNS answer is cached" },
+	{ "dns.neg_ttl_max", "15m", CONF_TIME, CORE(dns_neg_ttl_max), 0, 86400,
+	  "longest time a 'does not exist' answer is cached" },
 	CONF_END
 };
 
@@ -519,6 +530,7 @@ static void conf_free(struct conf *c)
 		free(c->mod[i].data);
 	free(c->mod);
 	free(c->order);
+	dns_free(c->dns);
 	for (int i = 0; i < priv->nset; i++)
 		free(priv->set[i].key);
 	free(priv->set);
@@ -626,6 +638,26 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 	else
 		snprintf(c->contact, sizeof(c->contact), "postmaster@%.200s", c->hostname);
 
+	{
+		char why[512];
+
+		dns_free(c->dns);
+		c->dns = dns_new(core->dns_resolver, why, sizeof(why));
+		if (c->dns == NULL) {
+			snprintf(err, errsize, "dns.resolver: %s", why);
+			locate_error(c, "dns.resolver", err, errsize);
+			return -1;
+		}
+	}
+	{
+		struct dns_limits lim;
+
+		dns_get_limits(c->dns, &lim);
+		lim.cache_max = (unsigned)core->dns_cache_size;
+		lim.ttl_max = (unsigned)core->dns_ttl_max;
+		lim.neg_ttl_max = (unsigned)core->dns_neg_ttl_max;
+		dns_set_limits(c->dns, &lim);
+	}
 	/* A second conf_finish() (after more conf_set() calls) starts over. */
 	for (int i = 0; i < c->norder; i++) {
 		const struct check_module *m = check_registry[c->order[i]];

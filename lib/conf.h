@@ -85,11 +85,17 @@ struct core_conf {
 	double score_defer;
 	double score_tag;
 	char *header_prefix;
+	char *dns_resolver;
+	long dns_timeout_ms;
+	long dns_cache_size;
+	long dns_ttl_max;
+	long dns_neg_ttl_max;
 };
 
 extern const struct conf_param core_params[];
 
 struct check_module;
+struct dns;
 
 /* Settings of one module inside a snapshot. */
 struct modconf {
@@ -108,6 +114,7 @@ struct conf {
 	char hostname[256]; /* resolved core.hostname */
 	char contact[256];  /* resolved core.contact */
 	void *priv;         /* where keys were set (conf.c) */
+	struct dns *dns;    /* the resolver of dns.* (one per snapshot) */
 };
 
 /* Load a snapshot from path (NULL: built-in defaults only).  Returns NULL
