@@ -18,6 +18,10 @@
 # The script starts the daemon through lib.lua, with its stderr appended to
 # DIR/log.  After miltertest the test also fails when the daemon's log holds
 # a sanitizer report (AddressSanitizer, LeakSanitizer, UBSan "runtime error:").
+# A script with a line "-- needs: dns" gets a real DNS server: NSD and the
+# fault proxy of tests/dns/server.sh (zones: tests/dns/*.zone), the globals
+# dnsport and dnsproxy, and "dns.resolver = 127.0.0.1:DNSPORT" in the base
+# configuration; it is skipped (77) when nsd is missing.
 # Everything is bounded by a timeout (MILTER_TEST_TIMEOUT seconds, default
 # 90) and cleaned up by a trap, including a daemon that outlived a killed
 # miltertest.  KEEP_TEST_DIR=1 keeps the temporary folder for a look.
@@ -51,6 +55,7 @@ if [ ${#dir} -gt 80 ]; then
 fi
 
 cleanup() {
+	[ -f "$dir/dns/dns.env" ] && sh "$here/../dns/server.sh" stop "$dir/dns" >/dev/null 2>&1
 	# Only the daemon this run started: its pid is in our private pidfile.
 	if [ -s "$dir/portcullis.pid" ]; then
 		pid=$(cat "$dir/portcullis.pid" 2>/dev/null)
@@ -93,10 +98,27 @@ contact = postmaster@example.test
 EOF
 : >"$dir/log"
 
+dnsargs=
+if grep -q '^-- needs: dns' "$script"; then
+	DNS_SERVER_LIFETIME=300 sh "$here/../dns/server.sh" start "$dir/dns" >"$dir/dns.out" 2>&1
+	rc=$?
+	if [ $rc -eq 77 ]; then
+		cat "$dir/dns.out"
+		exit 77
+	elif [ $rc -ne 0 ]; then
+		cat "$dir/dns.out" "$dir/dns/nsd.log" "$dir/dns/proxy.log" >&2 2>/dev/null
+		echo "ERROR: the DNS servers did not start" >&2
+		exit 99
+	fi
+	. "$dir/dns/dns.env"
+	printf 'dns.resolver = 127.0.0.1:%s\ndns.timeout_ms = 2000\n' "$DNS_NSD_PORT" >>"$dir/portcullis.conf"
+	dnsargs="-D dnsport=$DNS_NSD_PORT -D dnsproxy=$DNS_PROXY_PORT"
+fi
+
 start=$(date +%s)
 (cd "$dir" && timeout -k 5 "${MILTER_TEST_TIMEOUT:-90}" "$MILTERTEST" \
 	-D dir="$dir" -D portcullis="$PORTCULLIS" -D portcullisctl="$PORTCULLISCTL" \
-	-D libdir="$here" -s "$abs_script")
+	-D libdir="$here" $dnsargs -s "$abs_script")
 rc=$?
 end=$(date +%s)
 
