@@ -95,5 +95,19 @@ int check_retry(struct verdicts *out, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(out->error, sizeof(out->error), fmt, ap);
 	va_end(ap);
+	out->retry_code[0] = out->retry_xcode[0] = '\0';
+	return CHECK_RETRY;
+}
+
+int check_retry_reply(struct verdicts *out, const char *code, const char *xcode, const char *fmt,
+                      ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out->error, sizeof(out->error), fmt, ap);
+	va_end(ap);
+	bcopy_str(out->retry_code, sizeof(out->retry_code), code);
+	bcopy_str(out->retry_xcode, sizeof(out->retry_xcode), xcode);
 	return CHECK_RETRY;
 }

@@ -59,6 +59,11 @@ struct verdicts {
 	int n;
 	struct verdict v[VERDICTS_MAX];
 	char error[200]; /* reason for CHECK_RETRY, for the log */
+	/* The reply for on_error = defer, when the module chose one with
+	 * check_retry_reply(); empty: "451 4.3.0 Temporary failure in the NAME
+	 * check". */
+	char retry_code[4];
+	char retry_xcode[10];
 };
 
 struct conn;
@@ -109,5 +114,10 @@ void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol, con
                    const char *xcode, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Record a temporary failure of the check itself (returns CHECK_RETRY). */
 int check_retry(struct verdicts *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same, naming the reply to give when NAME.on_error = defer, e.g.
+ * "450", "4.1.8", "Sender domain lookup failed for %s"; the text is also
+ * the reason logged. */
+int check_retry_reply(struct verdicts *out, const char *code, const char *xcode, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
 
 #endif

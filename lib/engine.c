@@ -127,7 +127,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 			continue;
 		cx->mconf = mc->data;
 		out.n = 0;
-		out.error[0] = '\0';
+		out.error[0] = out.retry_code[0] = out.retry_xcode[0] = '\0';
 		if (m->hook[st](cx, &out) == CHECK_RETRY) {
 			char why[256];
 
@@ -142,11 +142,18 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 				v->action = ACT_DEFER;
 				v->mode = MODE_REJECT;
 				snprintf(v->symbol, sizeof(v->symbol), "%s.error", m->name);
-				bcopy_str(v->code, sizeof(v->code), "451");
-				bcopy_str(v->xcode, sizeof(v->xcode), "4.3.0");
-				snprintf(v->text, sizeof(v->text),
-				         "Temporary failure in the %s check, try again later",
-				         m->name);
+				if (out.retry_code[0]) {
+					bcopy_str(v->code, sizeof(v->code), out.retry_code);
+					bcopy_str(v->xcode, sizeof(v->xcode), out.retry_xcode);
+					bcopy_str(v->text, sizeof(v->text), out.error);
+				} else {
+					bcopy_str(v->code, sizeof(v->code), "451");
+					bcopy_str(v->xcode, sizeof(v->xcode), "4.3.0");
+					snprintf(
+					    v->text, sizeof(v->text),
+					    "Temporary failure in the %s check, try again later",
+					    m->name);
+				}
 			}
 		}
 		for (int k = 0; k < out.n; k++) {

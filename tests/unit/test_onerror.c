@@ -51,6 +51,16 @@ static int f_helo(const struct check_ctx *cx, struct verdicts *out)
 	return fault_hook(STAGE_HELO, out);
 }
 
+/* MAIL: a module-chosen temporary reply, as the sender domain check gives. */
+static int f_mail(const struct check_ctx *cx, struct verdicts *out)
+{
+	calls++;
+	if (fail_stages & 1u << STAGE_MAIL)
+		return check_retry_reply(out, "450", "4.1.8", "Sender domain %s: DNS lookup failed",
+		                         cx->txn->sender.domain);
+	return CHECK_DONE;
+}
+
 static int f_rcpt(const struct check_ctx *cx, struct verdicts *out)
 {
 	(void)cx;
@@ -78,6 +88,7 @@ static const struct check_module check_fault = {
 	.hook = {
 		[STAGE_CONNECT] = f_connect,
 		[STAGE_HELO] = f_helo,
+		[STAGE_MAIL] = f_mail,
 		[STAGE_RCPT] = f_rcpt,
 		[STAGE_EOM] = f_eom,
 	},
@@ -165,6 +176,23 @@ static void test_defer_at_each_stage(void **state)
 	conf_unref(cf);
 }
 
+static void test_module_reply(void **state)
+{
+	struct conf *cf = mkconf("defer", "reject");
+	struct reply r, eom;
+	char ref[16], want[80];
+
+	(void)state;
+	fail_stages = 1u << STAGE_MAIL;
+	r = session(cf, &eom, ref, sizeof(ref));
+	assert_int_equal(r.action, REPLY_TEMPFAIL);
+	assert_string_equal(r.code, "450");
+	assert_string_equal(r.xcode, "4.1.8");
+	snprintf(want, sizeof(want), "Sender domain example.org: DNS lookup failed (ref %s)", ref);
+	assert_non_null(strstr(r.text, want));
+	conf_unref(cf);
+}
+
 static void test_skip(void **state)
 {
 	struct conf *cf = mkconf("skip", "reject");
@@ -177,7 +205,7 @@ static void test_skip(void **state)
 	r = session(cf, &eom, ref, sizeof(ref));
 	assert_int_equal(r.action, REPLY_CONTINUE);
 	assert_int_equal(eom.action, REPLY_CONTINUE);
-	assert_int_equal(calls, 4); /* every stage ran and failed */
+	assert_int_equal(calls, 5); /* every stage ran and failed */
 	conf_unref(cf);
 }
 
@@ -225,6 +253,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defer_at_each_stage),
+		cmocka_unit_test(test_module_reply),
 		cmocka_unit_test(test_skip),
 		cmocka_unit_test(test_monitor_and_off),
 		cmocka_unit_test(test_postmaster_still_reachable),
