@@ -5,9 +5,11 @@
  * depend on the locale), so any milter thread may call it at any time.
  *
  * Input is read only up to its NUL.  Output fields are always terminated and
- * bounded, and never hold a control or 8-bit byte: on input flagged
- * ADDR_BAD_SYNTAX such bytes are copied as '?', so a best-effort copy can be
- * logged (still through enc_log()) without surprises.  .reason is the first
+ * bounded, and never hold a control byte or malformed UTF-8: well-formed
+ * UTF-8 is kept where RFC 6531 (SMTPUTF8) allows it (flag ADDR_UTF8), every
+ * other byte outside printable ASCII is copied as '?' (and flags
+ * ADDR_BAD_SYNTAX), so a best-effort copy can be logged (still through
+ * enc_log()) without surprises.  .reason is the first
  * problem found, as a static string.
  *
  * Address literals are kept as given (validated, so only "[", "]", "IPv6:",
@@ -59,6 +61,38 @@ static int is_atext(int c)
 	return is_letdig(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
+/* The length (2..4) of the well-formed UTF-8 character of a non-ASCII
+ * byte at s, within n bytes; 0 for anything else (overlong forms,
+ * surrogates, stray continuation bytes, beyond U+10FFFF).  RFC 3629 4. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
 /* RFC 5321 qtextSMTP: printable ASCII except '"' and '\\'. */
 static int is_qtext(int c)
 {
@@ -80,36 +114,55 @@ static void bad(struct mailaddr *out, const char *reason)
 }
 
 /* Bounded copy of the span [s, s+n) into dst (size dstsize > 0), control and
- * 8-bit bytes as '?', optionally lower-cased.  Returns the length copied. */
-static size_t copy_span(char *dst, size_t dstsize, const char *s, size_t n, int lower)
+ * 8-bit bytes as '?' -- except well-formed UTF-8 when utf8 is set (a valid
+ * RFC 6531 address) -- optionally ASCII-lower-cased.  A UTF-8 character is
+ * copied whole or not at all.  Returns the length copied. */
+static size_t copy_span(char *dst, size_t dstsize, const char *s, size_t n, int lower, int utf8)
 {
-	size_t i;
+	size_t i = 0, o = 0;
 
-	if (n > dstsize - 1)
-		n = dstsize - 1;
-	for (i = 0; i < n; i++) {
+	while (i < n && o < dstsize - 1) {
 		unsigned char c = (unsigned char)s[i];
+		size_t k = c >= 0x80 && utf8 ? utf8_seq((const unsigned char *)s + i, n - i) : 0;
 
+		if (k) {
+			if (o + k > dstsize - 1)
+				break;
+			memcpy(dst + o, s + i, k);
+			o += k;
+			i += k;
+			continue;
+		}
 		if (c < 0x20 || c >= 0x7f)
 			c = '?';
-		dst[i] = (char)(lower ? to_lower(c) : c);
+		dst[o++] = (char)(lower ? to_lower(c) : c);
+		i++;
 	}
-	dst[n] = '\0';
-	return n;
+	dst[o] = '\0';
+	return o;
 }
 
 /* Check the span [s, s+n) as sub-domain *("." sub-domain) with labels of at
  * most 63 octets, no trailing dot.  Returns NULL or a static reason. */
-static const char *check_domain(const char *s, size_t n)
+static const char *check_domain(const char *s, size_t n, int *utf8)
 {
 	size_t i, label = 0;
 
 	if (n == 0)
 		return "empty domain";
-	/* Characters first, so that hostile bytes get the clearest reason. */
-	for (i = 0; i < n; i++)
-		if (!is_letdig((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+	/* Characters first, so that hostile bytes get the clearest reason.
+	 * U-labels (RFC 6531 3.3) may hold well-formed UTF-8. */
+	for (i = 0; i < n; i++) {
+		size_t k;
+
+		if (is_letdig((unsigned char)s[i]) || s[i] == '-' || s[i] == '.')
+			continue;
+		k = (unsigned char)s[i] >= 0x80 ? utf8_seq((const unsigned char *)s + i, n - i) : 0;
+		if (k == 0 || utf8 == NULL)
 			return "invalid character in domain";
+		*utf8 = 1;
+		i += k - 1;
+	}
 	for (i = 0; i <= n; i++) {
 		if (i < n && s[i] != '.') {
 			label++;
@@ -129,15 +182,24 @@ static const char *check_domain(const char *s, size_t n)
 
 /* Check the span [s, s+n) as an RFC 5321 Dot-string.  Returns NULL or a
  * static reason. */
-static const char *check_dot_string(const char *s, size_t n)
+static const char *check_dot_string(const char *s, size_t n, int *utf8)
 {
 	size_t i;
 
 	if (n == 0)
 		return "empty local part";
-	for (i = 0; i < n; i++)
-		if (!is_atext((unsigned char)s[i]) && s[i] != '.')
+	for (i = 0; i < n; i++) {
+		size_t k;
+
+		if (is_atext((unsigned char)s[i]) || s[i] == '.')
+			continue;
+		/* RFC 6531 3.3: atext =/ UTF8-non-ascii */
+		k = (unsigned char)s[i] >= 0x80 ? utf8_seq((const unsigned char *)s + i, n - i) : 0;
+		if (k == 0)
 			return "invalid character in local part";
+		*utf8 = 1;
+		i += k - 1;
+	}
 	for (i = 0; i < n; i++)
 		if (s[i] == '.' && (i == 0 || i == n - 1 || s[i + 1] == '.'))
 			return "misplaced dot in local part";
@@ -152,7 +214,7 @@ static const char *check_route(const char *s, const char *e)
 		const char *comma = memchr(s, ',', (size_t)(e - s));
 		const char *next = comma ? comma : e;
 
-		if (*s != '@' || check_domain(s + 1, (size_t)(next - s - 1)))
+		if (*s != '@' || check_domain(s + 1, (size_t)(next - s - 1), NULL))
 			return "invalid source route";
 		if (comma && comma + 1 == e)
 			return "invalid source route";
@@ -176,6 +238,11 @@ static void parse_quoted(struct mailaddr *out, const char **pp, const char *e)
 				continue;
 			}
 			bad(out, "invalid quoted pair in local part");
+		} else if ((unsigned char)*p >= 0x80 &&
+		           utf8_seq((const unsigned char *)p, (size_t)(e - p)) > 0) {
+			out->flags |= ADDR_UTF8; /* qtextSMTP =/ UTF8-non-ascii */
+			p += utf8_seq((const unsigned char *)p, (size_t)(e - p));
+			continue;
 		} else if (!is_qtext((unsigned char)*p)) {
 			bad(out, "invalid character in local part");
 		}
@@ -186,6 +253,20 @@ static void parse_quoted(struct mailaddr *out, const char **pp, const char *e)
 	else
 		p++;
 	*pp = p;
+}
+
+/* FQDN shape of a (syntax-checked) domain with U-labels: a dot inside and
+ * a top label that is not all digits. */
+static int utf8_domain_is_fqdn(const char *d)
+{
+	const char *dot = strrchr(d, '.');
+
+	if (dot == NULL || dot == d || dot[1] == '\0')
+		return 0;
+	for (const char *p = dot + 1; *p; p++)
+		if (!is_digit((unsigned char)*p))
+			return 1;
+	return 0;
 }
 
 /* Parse the domain part [d, e) (after '@') into out. */
@@ -210,17 +291,21 @@ static void parse_domain(struct mailaddr *out, const char *d, const char *e)
 			if (ip_parse_literal(lit, &ip) != 0)
 				bad(out, "invalid address literal");
 		}
-		copy_span(out->domain, sizeof(out->domain), d, n, 0);
+		copy_span(out->domain, sizeof(out->domain), d, n, 0, 0);
 		return;
 	}
 	if (n <= ADDR_DOMAIN_MAX) {
-		const char *r = check_domain(d, n);
+		int utf8 = 0;
+		const char *r = check_domain(d, n, &utf8);
 
 		if (r != NULL)
 			bad(out, r);
+		if (utf8)
+			out->flags |= ADDR_UTF8;
 	}
-	copy_span(out->domain, sizeof(out->domain), d, n, 1);
-	if (!domain_is_fqdn(out->domain))
+	copy_span(out->domain, sizeof(out->domain), d, n, 1, !(out->flags & ADDR_BAD_SYNTAX));
+	if (!((out->flags & ADDR_UTF8) ? utf8_domain_is_fqdn(out->domain)
+	                               : domain_is_fqdn(out->domain)))
 		out->flags |= ADDR_NON_FQDN;
 }
 
@@ -310,17 +395,22 @@ void addr_parse(const char *in, struct mailaddr *out)
 		const char *at = memchr(p, '@', (size_t)(e - p));
 		const char *r;
 
+		int utf8 = 0;
+
 		le = at ? at : e;
-		r = check_dot_string(lp, (size_t)(le - lp));
+		r = check_dot_string(lp, (size_t)(le - lp), &utf8);
 		if (r != NULL)
 			bad(out, r);
+		if (utf8)
+			out->flags |= ADDR_UTF8;
 		p = le;
 	}
 	if ((size_t)(le - lp) > ADDR_LOCAL_MAX) {
 		out->flags |= ADDR_TOO_LONG;
 		bad(out, "local part too long");
 	}
-	copy_span(out->local, sizeof(out->local), lp, (size_t)(le - lp), 0);
+	copy_span(out->local, sizeof(out->local), lp, (size_t)(le - lp), 0,
+	          !(out->flags & ADDR_BAD_SYNTAX));
 
 	/* Domain, or none: only "<Postmaster>" may omit it (RFC 5321 4.1.1.3). */
 	if (p == e) {
@@ -360,7 +450,7 @@ int domain_valid(const char *name)
 		n--;
 	if (n == 0 || n > DNS_NAME_MAX)
 		return 0;
-	return check_domain(name, n) == NULL;
+	return check_domain(name, n, NULL) == NULL;
 }
 
 /* Valid, at least two labels, top label not all digits. */

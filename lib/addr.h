@@ -27,6 +27,7 @@
 #define ADDR_QUOTED         0x0040 /* quoted-string local part */
 #define ADDR_SOURCE_ROUTE   0x0080 /* <@a,@b:user@dom>: route dropped */
 #define ADDR_TOO_LONG       0x0100 /* a part exceeded its RFC limit */
+#define ADDR_UTF8           0x0200 /* UTF-8 in local part or domain (RFC 6531) */
 
 struct mailaddr {
 	char local[ADDR_LOCAL_MAX + 1];   /* as given (quotes kept), truncated if TOO_LONG */

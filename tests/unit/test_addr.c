@@ -29,6 +29,7 @@
 #define QUO   ADDR_QUOTED
 #define SRC   ADDR_SOURCE_ROUTE
 #define LONG  ADDR_TOO_LONG
+#define UTF8  ADDR_UTF8
 
 struct addr_case {
 	const char *in;
@@ -111,8 +112,7 @@ static const struct addr_case addr_cases[] = {
 	  "invalid character in local part" },
 	{ "<\"tab\there\"@example.org>", QUO | BAD, 0, "\"tab?here\"", NULL, NULL,
 	  "invalid character in local part" },
-	{ "<\"caf\xc3\xa9\"@example.org>", QUO | BAD, 0, "\"caf??\"", NULL, NULL,
-	  "invalid character in local part" },
+	{ "<\"caf\xc3\xa9\"@example.org>", QUO | UTF8, 0, "\"caf\xc3\xa9\"", NULL, NULL, NULL },
 	{ "<\"a\\\x01\"@example.org>", QUO | BAD, 0, NULL, NULL, NULL,
 	  "invalid quoted pair in local part" },
 	{ "<\"a\r\nb\"@example.org>", QUO | BAD, 0, "\"a??b\"", NULL, NULL, NULL },
@@ -154,7 +154,10 @@ static const struct addr_case addr_cases[] = {
 	{ "<user@>", BAD | NFQ, 0, "user", "", "user@", "empty domain" },
 	{ "<user@exa mple.org>", BAD | NFQ, 0, NULL, NULL, NULL, "invalid character in domain" },
 	{ "<user@example_org.com>", BAD | NFQ, 0, NULL, NULL, NULL, "invalid character in domain" },
-	{ "<user@ex\xc3\xa4mple.org>", BAD | NFQ, 0, NULL, "ex??mple.org", NULL,
+	/* RFC 6531 (SMTPUTF8): well-formed UTF-8 in local part and domain */
+	{ "<user@ex\xc3\xa4mple.org>", UTF8, 0, NULL, "ex\xc3\xa4mple.org", NULL, NULL },
+	{ "<user@\xe4\xbe\x8b\xe5\xad\x90>", UTF8 | NFQ, 0, NULL, NULL, NULL, NULL },
+	{ "<user@ex\xc3mple.org>", BAD | NFQ, 0, NULL, "ex?mple.org", NULL,
 	  "invalid character in domain" },
 	{ "<user@example.org\r\n>", BAD | NFQ, 0, NULL, "example.org??", NULL,
 	  "invalid character in domain" },
@@ -172,7 +175,18 @@ static const struct addr_case addr_cases[] = {
 	  BAD, 0, "us?er", NULL, NULL, "invalid character in local part" },
 	{ "<us\rer@example.org>", BAD, 0, "us?er", NULL, NULL, "invalid character in local part" },
 	{ "<us\x7f@example.org>", BAD, 0, "us?", NULL, NULL, "invalid character in local part" },
-	{ "<caf\xc3\xa9@example.org>", BAD, 0, "caf??", NULL, NULL,
+	{ "<caf\xc3\xa9@example.org>", UTF8, 0, "caf\xc3\xa9", NULL, "caf\xc3\xa9@example.org",
+	  NULL },
+	{ "<\xf0\x9f\x93\xa7@example.org>", UTF8, 0, "\xf0\x9f\x93\xa7", NULL, NULL, NULL },
+	/* malformed UTF-8: overlong, surrogate, truncated, stray continuation */
+	{ "<caf\xc0\xa9@example.org>", BAD, 0, "caf??", NULL, NULL,
+	  "invalid character in local part" },
+	{ "<\xed\xa0\x80x@example.org>", BAD, 0, "???x", NULL, NULL,
+	  "invalid character in local part" },
+	{ "<caf\xc3@example.org>", BAD, 0, "caf?", NULL, NULL, "invalid character in local part" },
+	{ "<\x80user@example.org>", BAD, 0, "?user", NULL, NULL,
+	  "invalid character in local part" },
+	{ "<\xf4\x90\x80\x80@example.org>", BAD, 0, "????", NULL, NULL,
 	  "invalid character in local part" },
 	{ "<us(er)@example.org>", BAD, 0, NULL, NULL, NULL, "invalid character in local part" },
 	{ "<us,er@example.org>", BAD, 0, NULL, NULL, NULL, "invalid character in local part" },
@@ -192,8 +206,8 @@ static const struct addr_case addr_cases[] = {
 	{ "<\">", QUO | BAD, QUO | BAD, NULL, NULL, NULL, NULL },
 };
 
-/* Fields terminated, in bounds, free of control and 8-bit bytes, and
- * reason set exactly when the syntax is bad. */
+/* Fields terminated, in bounds, free of control bytes, 8-bit bytes only in
+ * an SMTPUTF8 address, and reason set exactly when the syntax is bad. */
 static void check_invariants(const struct mailaddr *a)
 {
 	const char *fields[] = { a->local, a->domain, a->full };
@@ -207,7 +221,9 @@ static void check_invariants(const struct mailaddr *a)
 		for (j = 0; j < n; j++) {
 			unsigned char c = (unsigned char)fields[i][j];
 
-			assert_true(c >= 0x20 && c < 0x7f);
+			assert_true(c >= 0x20 && c != 0x7f);
+			if (c >= 0x80)
+				assert_true(a->flags & ADDR_UTF8);
 		}
 	}
 	assert_true(strlen(a->local) <= ADDR_LOCAL_MAX);

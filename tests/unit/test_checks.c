@@ -157,7 +157,23 @@ static void test_registry(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(check_registry_count, (int)ARRAY_SIZE(want));
+	assert_true(check_registry_count >= (int)ARRAY_SIZE(want));
+	/* Every registered module is complete: documented, with defaults and
+	 * at least one hook, and findable by its name. */
+	for (int i = 0; i < check_registry_count; i++) {
+		const struct check_module *m = check_registry[i];
+		unsigned hooks = 0;
+
+		assert_int_equal(check_find(m->name), i);
+		assert_non_null(m->doc);
+		assert_non_null(m->default_mode);
+		assert_non_null(m->default_on_error);
+		assert_true(m->conf_size > 0);
+		for (int st = 0; st < STAGE_COUNT; st++)
+			hooks |= m->hook[st] ? 1u << st : 0;
+		if (hooks == 0)
+			fail_msg("module %s has no hook", m->name);
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
 		int idx = check_find(want[i].name);
 		const struct check_module *m;
