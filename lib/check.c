@@ -88,6 +88,23 @@ void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol, con
 	va_end(ap);
 }
 
+void verdict_header(struct verdicts *out, const char *name, int top, const char *fmt, ...)
+{
+	struct verdict_hdr *h;
+	va_list ap;
+
+	if (out->nhdr < 0 || out->nhdr >= VERDICT_HDRS_MAX) {
+		log_msg(LOG_LVL_WARN, "too many headers in one stage; dropped %s", name);
+		return;
+	}
+	h = &out->hdr[out->nhdr++];
+	bcopy_str(h->name, sizeof(h->name), name);
+	h->top = top;
+	va_start(ap, fmt);
+	vsnprintf(h->value, sizeof(h->value), fmt, ap);
+	va_end(ap);
+}
+
 int check_retry(struct verdicts *out, const char *fmt, ...)
 {
 	va_list ap;

@@ -42,6 +42,8 @@ enum action { ACT_DUNNO, ACT_OK, ACT_SCORE, ACT_DEFER, ACT_REJECT };
 
 #define VERDICT_TEXT_MAX 400
 #define VERDICTS_MAX     16
+#define VERDICT_HDRS_MAX 4
+#define VERDICT_HDR_MAX  1000
 
 struct verdict {
 	enum action action;
@@ -64,6 +66,14 @@ struct verdicts {
 	 * check". */
 	char retry_code[4];
 	char retry_xcode[10];
+	/* Headers the module asks to add (verdict_header); the engine resets
+	 * nhdr before each hook call. */
+	int nhdr;
+	struct verdict_hdr {
+		char name[64];
+		char value[VERDICT_HDR_MAX];
+		int top;
+	} hdr[VERDICT_HDRS_MAX];
 };
 
 struct conn;
@@ -112,6 +122,17 @@ void verdict_reject(struct verdicts *out, enum mode mode, const char *symbol, co
                     const char *xcode, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol, const char *code,
                    const char *xcode, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Ask for a header to be added to the message (top: inserted above the
+ * others, like a trace header).  Allowed at MAIL, RCPT and EOM (and in a
+ * hook that then returns CHECK_RETRY): the engine keeps it with the
+ * transaction and adds it at end of message if the message is accepted,
+ * whatever the module's mode except off.  The value is encoded with
+ * enc_header() by the engine; fmt is built by the module and must only
+ * quote validated tokens (addresses, result words, validated domains),
+ * never raw HELO or other network text.  At most VERDICT_HDRS_MAX per hook
+ * call; more are dropped with a warning. */
+void verdict_header(struct verdicts *out, const char *name, int top, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Record a temporary failure of the check itself (returns CHECK_RETRY). */
 int check_retry(struct verdicts *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same, naming the reply to give when NAME.on_error = defer, e.g.

@@ -102,6 +102,22 @@ static int skipping(const struct conn *c, enum stage st)
 	return st >= STAGE_MAIL && c->txn && c->txn->whitelisted;
 }
 
+/* --- headers requested by modules (verdict_header) ------------------------ */
+
+static void add_header(struct txn *t, const char *name, const char *value, int top);
+
+/* Keep the headers a hook asked for with the transaction; engine_eom's
+ * caller adds them when the message is accepted.  Only from MAIL on (there
+ * is no transaction before); at most 32 per transaction. */
+static void take_headers(struct conn *c, const struct verdicts *out)
+{
+	if (c->txn == NULL)
+		return;
+	for (int k = 0; k < out->nhdr && k < VERDICT_HDRS_MAX; k++)
+		if (c->txn->nheaders < 32)
+			add_header(c->txn, out->hdr[k].name, out->hdr[k].value, out->hdr[k].top);
+}
+
 /* Run the enabled modules' hooks for one stage in `checks` order and sort
  * their decisions into the stage's scope. */
 static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struct rcpt *rc,
@@ -127,8 +143,12 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 			continue;
 		cx->mconf = mc->data;
 		out.n = 0;
+		out.nhdr = 0;
 		out.error[0] = out.retry_code[0] = out.retry_xcode[0] = '\0';
-		if (m->hook[st](cx, &out) == CHECK_RETRY) {
+		int status = m->hook[st](cx, &out);
+
+		take_headers(c, &out);
+		if (status == CHECK_RETRY) {
 			char why[256];
 
 			enc_log(why, sizeof(why), out.error, 200);
