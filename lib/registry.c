@@ -10,11 +10,16 @@
 extern const struct check_module check_access;
 extern const struct check_module check_helo;
 extern const struct check_module check_envelope;
+extern const struct check_module check_dnsbl;
+extern const struct check_module check_rhsbl;
+extern const struct check_module check_sender_domain;
+extern const struct check_module check_sender_mxns;
+extern const struct check_module check_client_dns;
+extern const struct check_module check_spf;
 
 const struct check_module *const check_registry[] = {
-	&check_access,
-	&check_helo,
-	&check_envelope,
+	&check_access,        &check_helo,        &check_envelope,   &check_dnsbl, &check_rhsbl,
+	&check_sender_domain, &check_sender_mxns, &check_client_dns, &check_spf,
 };
 
 const int check_registry_count = sizeof(check_registry) / sizeof(check_registry[0]);

@@ -603,7 +603,7 @@ static const struct file_case file_cases[] = {
 	  "score.tag = 7\n"
 	  "checks = helo, nosuch\n"
 	  "score.reject = 12\n",
-	  "{F}:2: checks: unknown check 'nosuch' (known: access helo envelope)", 1, NULL },
+	  "{F}:2: checks: unknown check 'nosuch' (known: access helo envelope", 0, NULL },
 	{ "unknown check on a continuation line",
 	  "# c\n"
 	  "checks = helo,\n"
@@ -1053,8 +1053,9 @@ static void test_conf_set(void **state)
 
 	assert_int_equal(conf_set(c, "checks", "helo, nosuch", err, sizeof(err)), 0);
 	assert_int_equal(conf_finish(c, err, sizeof(err)), -1);
-	assert_string_equal(err, "(defaults): checks: unknown check 'nosuch' (known: access helo "
-	                         "envelope)");
+	/* the list of known checks grows with the registry */
+	assert_non_null(strstr(err, "(defaults): checks: unknown check 'nosuch' (known: access "
+	                            "helo envelope"));
 	assert_int_equal(conf_set(c, "checks", "envelope envelope", err, sizeof(err)), 0);
 	assert_int_equal(conf_finish(c, err, sizeof(err)), -1);
 	assert_string_equal(err, "(defaults): checks: 'envelope' listed twice");

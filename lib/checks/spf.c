@@ -1,0 +1,242 @@
+/* lib/checks/spf.c - SPF (RFC 7208) for MAIL FROM and HELO
+ *
+ * At MAIL, check_host() (lib/spf.c: libspf2 on lib/dns, one deadline of
+ * dns.timeout_ms for the whole evaluation) runs for the identities of RFC
+ * 7208 2.3/2.4: the MAIL FROM domain, and the HELO name for the null sender
+ * (or for every message with spf.check_helo; a HELO "fail" then decides).
+ * Results map to actions:
+ *   fail       550 5.7.23 (RFC 7372), sub-check mode spf.fail
+ *   permerror  550 5.7.24, sub-check mode spf.permerror (default monitor:
+ *              broken records are common and say nothing about the mail)
+ *   temperror  check_retry_reply 451 4.7.24: spf.on_error applies
+ *   softfail, neutral, none, pass   scores spf.*_score
+ * Skipped for clients in spf.skip_clients (forwarders, secondary MX); the
+ * engine already skips trusted networks and authenticated senders.
+ * Headers (kept by the engine, added at end of message when accepted):
+ * Received-SPF (RFC 7208 9.1) per identity checked, and one
+ * Authentication-Results (RFC 8601, authserv-id spf.authserv_id or the
+ * hostname), inserted at the top, built only from the client address,
+ * result words and validated domains.  Thread-safe: reads its settings and
+ * the connection; lib/spf.c is thread-safe.
+ */
+#include "addr.h"
+#include "check.h"
+#include "engine.h"
+#include "spf.h"
+#include "util.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+struct spf_conf {
+	enum mode fail;
+	enum mode permerror;
+	double softfail_score;
+	double neutral_score;
+	double none_score;
+	double pass_score;
+	int check_helo;
+	int add_headers;
+	struct netlist skip_clients;
+	char *authserv_id;
+};
+
+#define F(x) offsetof(struct spf_conf, x)
+static const struct conf_param spf_params[] = {
+	{ "spf.fail", "reject", CONF_MODE, F(fail), 0, 0,
+	  "SPF result fail: 550 5.7.23 (mode of this sub-check)" },
+	{ "spf.permerror", "monitor", CONF_MODE, F(permerror), 0, 0,
+	  "SPF result permerror (broken record): 550 5.7.24 (mode of this sub-check)" },
+	{ "spf.softfail_score", "3", CONF_SCORE, F(softfail_score), -100, 100,
+	  "score added for SPF softfail" },
+	{ "spf.neutral_score", "0", CONF_SCORE, F(neutral_score), -100, 100,
+	  "score added for SPF neutral" },
+	{ "spf.none_score", "0", CONF_SCORE, F(none_score), -100, 100,
+	  "score added when the domain publishes no SPF record" },
+	{ "spf.pass_score", "0", CONF_SCORE, F(pass_score), -100, 100,
+	  "score added for SPF pass (negative to reward)" },
+	{ "spf.check_helo", "no", CONF_BOOL, F(check_helo), 0, 0,
+	  "also check the HELO name for every message (always for the null sender)" },
+	{ "spf.add_headers", "yes", CONF_BOOL, F(add_headers), 0, 0,
+	  "add Received-SPF and Authentication-Results headers" },
+	{ "spf.skip_clients", "", CONF_NETS, F(skip_clients), 0, 0,
+	  "clients not checked: forwarders and secondary MX hosts (CIDR list)" },
+	{ "spf.authserv_id", "", CONF_STR, F(authserv_id), 0, 0,
+	  "authserv-id of Authentication-Results; empty: the hostname" },
+	CONF_END
+};
+
+static int spf_init(void *mconf, const struct conf *c, char *err, size_t errsize)
+{
+	struct spf_conf *sc = mconf;
+
+	(void)c;
+	if (sc->authserv_id && sc->authserv_id[0] && !domain_valid(sc->authserv_id)) {
+		snprintf(err, errsize, "spf.authserv_id: not a domain name");
+		return -1;
+	}
+	return 0;
+}
+
+static const char *authserv(const struct check_ctx *cx)
+{
+	const struct spf_conf *sc = cx->mconf;
+
+	return sc->authserv_id && sc->authserv_id[0] ? sc->authserv_id : cx->conf->hostname;
+}
+
+/* Received-SPF for one identity (RFC 7208 9.1). */
+static void received_spf(const struct check_ctx *cx, struct verdicts *out,
+                         const struct spf_outcome *o, const char *identity, int helo_ok)
+{
+	const struct conn *c = cx->conn;
+	const char *r = spf_result_name(o->result);
+	char comment[800];
+
+	switch (o->result) {
+	case SPF_PASS:
+	case SPF_FAIL:
+	case SPF_SOFTFAIL:
+	case SPF_NEUTRAL:
+		snprintf(comment, sizeof(comment), "%s: %s of %s %s %s as permitted sender",
+		         cx->conf->hostname, identity[0] == 'h' ? "helo" : "domain", o->domain,
+		         o->result == SPF_PASS ? "designates" : "does not designate",
+		         c->client_addr);
+		break;
+	case SPF_NONE:
+		snprintf(comment, sizeof(comment), "%s: %s does not publish SPF",
+		         cx->conf->hostname, o->domain[0] ? o->domain : "no domain");
+		break;
+	default:
+		snprintf(comment, sizeof(comment), "%s: error in processing during lookup of %s",
+		         cx->conf->hostname, o->domain);
+		break;
+	}
+	verdict_header(out, "Received-SPF", 1,
+	               "%s (%s) client-ip=%s;%s%s%s identity=%s; receiver=%s;", r, comment,
+	               c->client_addr, helo_ok ? " helo=" : "", helo_ok ? c->helo : "",
+	               helo_ok ? ";" : "", identity, cx->conf->hostname);
+}
+
+/* Act on one identity's result; returns CHECK_RETRY for temperror. */
+static int act(const struct check_ctx *cx, struct verdicts *out, const struct spf_outcome *o,
+               const char *what)
+{
+	const struct spf_conf *sc = cx->mconf;
+	const char *ip = cx->conn->client_addr;
+
+	switch (o->result) {
+	case SPF_FAIL:
+		verdict_reject(out, sc->fail, "spf.fail", "550", "5.7.23",
+		               "SPF %s %s does not permit client %s to send its mail", what,
+		               o->domain, ip);
+		break;
+	case SPF_PERMERROR:
+		verdict_reject(out, sc->permerror, "spf.permerror", "550", "5.7.24",
+		               "SPF record of %s %s is invalid (permerror)", what, o->domain);
+		break;
+	case SPF_TEMPERROR:
+		return check_retry_reply(
+		    out, "451", "4.7.24",
+		    "SPF check of %s %s failed temporarily (DNS), try again later", what,
+		    o->domain);
+	case SPF_SOFTFAIL:
+		if (sc->softfail_score != 0)
+			verdict_score(out, MODE_REJECT, "spf.softfail", sc->softfail_score,
+			              "SPF softfail for %s", o->domain);
+		break;
+	case SPF_NEUTRAL:
+		if (sc->neutral_score != 0)
+			verdict_score(out, MODE_REJECT, "spf.neutral", sc->neutral_score,
+			              "SPF neutral for %s", o->domain);
+		break;
+	case SPF_NONE:
+		if (sc->none_score != 0)
+			verdict_score(out, MODE_REJECT, "spf.none", sc->none_score,
+			              "No SPF record for %s", o->domain);
+		break;
+	case SPF_PASS:
+		if (sc->pass_score != 0)
+			verdict_score(out, MODE_REJECT, "spf.pass", sc->pass_score,
+			              "SPF pass for %s", o->domain);
+		break;
+	}
+	return CHECK_DONE;
+}
+
+static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
+{
+	const struct spf_conf *sc = cx->mconf;
+	const struct conn *c = cx->conn;
+	const struct mailaddr *from = &cx->txn->sender;
+	struct spf_outcome ho, mo;
+	int timeout = (int)cx->conf->core.dns_timeout_ms;
+	int null = (from->flags & ADDR_NULL) || from->domain[0] == '\0';
+	int helo_ok = c->helo_seen && !c->helo_truncated && domain_is_fqdn(c->helo);
+	int did_helo = 0, did_mail = 0, rc = CHECK_DONE;
+	char ar[VERDICT_HDR_MAX];
+
+	if (c->client_ip.family == 0)
+		return CHECK_DONE;
+	for (int i = 0; i < sc->skip_clients.n; i++)
+		if (ip_in_net(&c->client_ip, &sc->skip_clients.v[i].ip, sc->skip_clients.v[i].len))
+			return CHECK_DONE;
+	if (null || sc->check_helo) {
+		/* RFC 7208 2.3: a HELO that is not a domain name gives none */
+		if (helo_ok)
+			spf_eval(cx->conf->dns, timeout, &c->client_ip, c->helo, c->helo, &ho);
+		else
+			memset(&ho, 0, sizeof(ho));
+		did_helo = 1;
+	}
+	if (!null && !(did_helo && ho.result == SPF_FAIL)) {
+		if (from->flags & (ADDR_BAD_SYNTAX | ADDR_DOMAIN_LITERAL)) {
+			memset(&mo, 0, sizeof(mo));
+		} else {
+			char sender[ADDR_MAX + 16];
+
+			/* The local part only reaches %{l} / %{s} macros, whose
+			 * expansions lib/dns refuses unless they are valid names. */
+			snprintf(sender, sizeof(sender), "%s@%s",
+			         from->local[0] ? from->local : "postmaster", from->domain);
+			spf_eval(cx->conf->dns, timeout, &c->client_ip,
+			         helo_ok ? c->helo : "unknown", sender, &mo);
+		}
+		did_mail = 1;
+	}
+	if (sc->add_headers) {
+		snprintf(ar, sizeof(ar), "%s", authserv(cx));
+		if (did_mail) {
+			received_spf(cx, out, &mo, "mailfrom", helo_ok);
+			bappend(ar, sizeof(ar), "; spf=%s smtp.mailfrom=%s",
+			        spf_result_name(mo.result), mo.domain[0] ? mo.domain : "unknown");
+		}
+		if (did_helo && helo_ok) {
+			received_spf(cx, out, &ho, "helo", helo_ok);
+			bappend(ar, sizeof(ar), "; spf=%s smtp.helo=%s", spf_result_name(ho.result),
+			        ho.domain);
+		}
+		if (did_mail || (did_helo && helo_ok))
+			verdict_header(out, "Authentication-Results", 1, "%s", ar);
+	}
+	/* A HELO fail decides; else the MAIL FROM result (RFC 7208 2.3, 2.4). */
+	if (did_helo && helo_ok && (ho.result == SPF_FAIL || !did_mail))
+		rc = act(cx, out, &ho, "HELO");
+	if (did_mail)
+		rc = act(cx, out, &mo, "domain") == CHECK_RETRY ? CHECK_RETRY : rc;
+	return rc;
+}
+
+const struct check_module check_spf = {
+	.name = "spf",
+	.doc = "Sender Policy Framework (RFC 7208) for MAIL FROM and HELO",
+	.params = spf_params,
+	.conf_size = sizeof(struct spf_conf),
+	.default_mode = "reject",
+	.default_on_error = "defer",
+	.init = spf_init,
+	.hook = {
+		[STAGE_MAIL] = spf_mail,
+	},
+};

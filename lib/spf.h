@@ -1,0 +1,66 @@
+/* lib/spf.h - SPF (RFC 7208) evaluation: libspf2 on lib/dns
+ *
+ * spf_eval() runs one check_host() for one identity with libspf2, but every
+ * DNS question goes through lib/dns (its resolver, cache and statistics)
+ * inside ONE batch, so the whole evaluation shares one deadline.  Each call
+ * makes its own libspf2 server and request (libspf2 is not thread-safe in
+ * all parts), so spf_eval() is thread-safe.
+ *
+ * Before libspf2 compiles a record, the record is checked against the RFC
+ * 7208 grammar here (section 4.6.1, 7.1, 12): a record that does not parse
+ * is a permerror, unknown modifiers are dropped, redirect= is moved to the
+ * end (and dropped when the record has an "all"), exp= is dropped (we never
+ * quote explanations), "/0" prefix lengths (which libspf2 cannot compile)
+ * are rewritten: ip4/ip6 into two halves, a/mx into a marked name whose
+ * address lookups the layer answers with the client's address when the
+ * real name has any.  The layer also counts void lookups (RFC 7208 4.6.4:
+ * more than 2 is a permerror), makes an MX set of more than 10 names a
+ * permerror, and treats names that are not valid DNS names as nonexistent.
+ *
+ * See also: RFC 7208, lib/dns.h, lib/checks/spf.c.
+ */
+#ifndef PORTCULLIS_SPF_H
+#define PORTCULLIS_SPF_H
+
+#include <stddef.h>
+
+#include "addr.h"
+
+struct dns;
+
+enum spf_result {
+	SPF_NONE,
+	SPF_NEUTRAL,
+	SPF_PASS,
+	SPF_FAIL,
+	SPF_SOFTFAIL,
+	SPF_TEMPERROR,
+	SPF_PERMERROR,
+};
+
+struct spf_outcome {
+	enum spf_result result;
+	char domain[256]; /* the checked domain (validated), "" if none */
+	char reason[200]; /* short text for logs: why this result */
+	int dns_queries;  /* questions asked for this evaluation */
+};
+
+/* Evaluate the identity sender ("local@domain"; a bare domain means
+ * postmaster@domain) for client ip, with helo as %{h}.  The whole
+ * evaluation uses at most timeout_ms of DNS time on resolver d.  A domain
+ * that is not a valid multi-label DNS name gives SPF_NONE (RFC 7208 4.3).
+ * IPv4-mapped IPv6 clients are evaluated as IPv4.  Always fills *out;
+ * returns its result. */
+enum spf_result spf_eval(struct dns *d, int timeout_ms, const struct ipaddr *ip, const char *helo,
+                         const char *sender, struct spf_outcome *out);
+
+/* "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror". */
+const char *spf_result_name(enum spf_result r);
+
+/* Check a record's text (len bytes, may contain NUL) against the RFC 7208
+ * grammar and write the cleaned record for libspf2, for a client of address
+ * family (AF_INET or AF_INET6), into dst.  Returns 0, or -1 with a reason
+ * in dst. */
+int spf_record_clean(const char *txt, size_t len, int family, char *dst, size_t dstsize);
+
+#endif

@@ -1,0 +1,164 @@
+-- tests/milter/spf.lua - the spf check against a real DNS server
+-- needs: dns
+--
+-- Zone tests/dns/spf.test.zone.  Asserts: pass adds Received-SPF and
+-- Authentication-Results at the top (exact values, authserv-id); fail
+-- rejects 550 5.7.23 at RCPT with the exact text and the log's ref and
+-- symbol; softfail adds spf.softfail_score; permerror is monitor by
+-- default (X-Portcullis-Monitor with the ref) and 550 5.7.24 in reject
+-- mode; the null sender is checked by its HELO (fail: 550 5.7.23 naming
+-- the HELO); spf.check_helo checks HELO for every message; a timeout and a
+-- SERVFAIL through the fault proxy give temperror: on_error=defer 451
+-- 4.7.24 with the domain, on_error=skip accepts with "temperror" headers;
+-- spf.mode defer answers 450 4.7.23, monitor accepts with the monitor
+-- header; spf.skip_clients, authenticated senders ({auth_authen}) and
+-- trusted_networks are not checked (no headers).
+
+local t = dofile(libdir .. "/lib.lua")
+
+local BASE = "checks = spf\nscore.tag = 0\nspf.authserv_id = auth.example.test\n"
+local GOOD, BAD = "192.0.2.20", "192.0.2.21"
+local HELO = "client.example.net"
+
+local function hdr(conn, name, value, what)
+	local ok = mt.eom_check(conn, MT_HDRINSERT, name, value)
+	if not ok then
+		print("#   want " .. name .. ": " .. value)
+	end
+	t.check(ok, what)
+end
+
+-- An accepted message; returns the open conn for header checks and the log.
+local function accepted(label, ip, helo, from, rcpt)
+	local conn = t.connect { ip = ip, helo = helo }
+	t.eq(t.mail(conn, from), "continue", label .. ": MAIL continue")
+	t.eq(t.rcpt(conn, rcpt), "continue", label .. ": RCPT continue")
+	t.eq(t.eom(conn), "continue", label .. ": accepted at EOM")
+	return conn, t.wait_txn(rcpt)
+end
+
+-- A refused recipient through the raw client: checks code, text, ref.
+local function refused(label, ip, helo, from, rcpt, code, xcode, text, how, sym)
+	local res, why = t.raw {
+		{ "conn", "client.example.net", ip }, { "helo", helo }, { "mail", from },
+		{ "rcpt", rcpt }, { "quit" },
+	}
+	if res == nil then
+		print("# SKIP " .. label .. ": " .. why)
+		return
+	end
+	local ref = t.raw_reply(res[4], code, xcode, text .. " (ref ", label .. ": " .. code ..
+		" " .. xcode .. " " .. text)
+	local p = t.wait_txn(rcpt)
+	t.eq(p.ref, ref, label .. ": the reply's ref is the log line's")
+	t.log_has(p, { "refused=" .. rcpt .. ":" .. how .. ":" .. sym }, label .. ": log names " .. sym)
+end
+
+t.main(function()
+	t.config(BASE)
+	t.start()
+
+	local conn, p = accepted("pass", GOOD, HELO, "<a@pass.spf.test>", "<p1@example.test>")
+	hdr(conn, "Received-SPF", "pass (mx.example.test: domain of pass.spf.test designates " ..
+		"192.0.2.20 as permitted sender) client-ip=192.0.2.20; helo=client.example.net; " ..
+		"identity=mailfrom; receiver=mx.example.test;", "pass: Received-SPF at the top")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=pass smtp.mailfrom=pass.spf.test",
+		"pass: Authentication-Results with our authserv-id")
+	mt.disconnect(conn)
+	t.hasnt(p.line, "symbols=", "pass: no symbol")
+
+	refused("fail", BAD, HELO, "<a@pass.spf.test>", "<f1@example.test>", "550", "5.7.23",
+		"SPF domain pass.spf.test does not permit client 192.0.2.21 to send its mail",
+		"reject", "spf.fail")
+
+	conn, p = accepted("softfail", BAD, HELO, "<a@soft.spf.test>", "<s1@example.test>")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=softfail smtp.mailfrom=soft.spf.test",
+		"softfail: Authentication-Results")
+	mt.disconnect(conn)
+	t.log_has(p, { "symbols=spf.softfail(3)", "score=3.0" }, "softfail: scored 3")
+
+	conn, p = accepted("none", BAD, HELO, "<a@none.spf.test>", "<n1@example.test>")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=none smtp.mailfrom=none.spf.test",
+		"none: Authentication-Results")
+	mt.disconnect(conn)
+
+	conn, p = accepted("permerror monitor", GOOD, HELO, "<a@perm.spf.test>", "<m1@example.test>")
+	t.check(mt.eom_check(conn, MT_HDRADD, "X-Portcullis-Monitor", "spf.permerror (ref " ..
+		tostring(p.ref) .. ")"), "permerror: monitor header with the ref (default monitor)")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=permerror smtp.mailfrom=perm.spf.test",
+		"permerror: Authentication-Results")
+	mt.disconnect(conn)
+	t.log_has(p, { "monitor=spf.permerror" }, "permerror: monitor in the log")
+
+	-- The null sender: the HELO identity.
+	refused("null sender", BAD, "helo.spf.test", "<>", "<h1@example.test>", "550", "5.7.23",
+		"SPF HELO helo.spf.test does not permit client 192.0.2.21 to send its mail",
+		"reject", "spf.fail")
+	conn = accepted("null sender pass", GOOD, "helo.spf.test", "<>", "<h2@example.test>")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=pass smtp.helo=helo.spf.test",
+		"null sender pass: smtp.helo result")
+	mt.disconnect(conn)
+
+	-- Temporary DNS failures through the fault proxy.
+	local PROXY = "dns.resolver = 127.0.0.1:" .. tostring(dnsproxy) .. "\ndns.timeout_ms = 300\n"
+	t.reconfig(BASE .. PROXY .. "spf.permerror = reject\nspf.check_helo = yes\n")
+	refused("timeout", GOOD, HELO, "<a@temp.spf.test>", "<t1@example.test>", "451", "4.7.24",
+		"SPF check of domain temp.spf.test failed temporarily (DNS), try again later",
+		"defer", "spf.error")
+	refused("servfail", GOOD, HELO, "<a@sfail.spf.test>", "<t2@example.test>", "451", "4.7.24",
+		"SPF check of domain sfail.spf.test failed temporarily (DNS), try again later",
+		"defer", "spf.error")
+	refused("permerror reject", GOOD, HELO, "<a@perm.spf.test>", "<r1@example.test>", "550",
+		"5.7.24", "SPF record of domain perm.spf.test is invalid (permerror)", "reject",
+		"spf.permerror")
+	-- check_helo: a failing HELO decides even for a passing sender domain.
+	refused("check_helo", BAD, "helo.spf.test", "<a@neutral.spf.test>", "<r2@example.test>",
+		"550", "5.7.23", "SPF HELO helo.spf.test does not permit client 192.0.2.21 to send its mail",
+		"reject", "spf.fail")
+	conn = accepted("check_helo pass", GOOD, "helo.spf.test", "<a@pass.spf.test>", "<r3@example.test>")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=pass smtp.mailfrom=pass.spf.test; " ..
+		"spf=pass smtp.helo=helo.spf.test", "check_helo: both identities in Authentication-Results")
+	mt.disconnect(conn)
+
+	t.reconfig(BASE .. PROXY .. "spf.on_error = skip\n")
+	conn = accepted("on_error skip", GOOD, HELO, "<a@temp.spf.test>", "<k1@example.test>")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=temperror smtp.mailfrom=temp.spf.test",
+		"on_error=skip: accepted with spf=temperror")
+	mt.disconnect(conn)
+
+	-- Modes.
+	t.reconfig(BASE .. "spf.mode = defer\n")
+	refused("mode defer", BAD, HELO, "<a@pass.spf.test>", "<d1@example.test>", "450", "4.7.23",
+		"SPF domain pass.spf.test does not permit client 192.0.2.21 to send its mail", "defer",
+		"spf.fail")
+	t.reconfig(BASE .. "spf.mode = monitor\n")
+	conn, p = accepted("mode monitor", BAD, HELO, "<a@pass.spf.test>", "<o1@example.test>")
+	t.check(mt.eom_check(conn, MT_HDRADD, "X-Portcullis-Monitor", "spf.fail (ref " ..
+		tostring(p.ref) .. ")"), "monitor: X-Portcullis-Monitor names spf.fail and the ref")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=fail smtp.mailfrom=pass.spf.test",
+		"monitor: Authentication-Results still added")
+	mt.disconnect(conn)
+
+	-- Forwarders are not checked.
+	t.reconfig(BASE .. "spf.skip_clients = 192.0.2.16/28\n")
+	conn, p = accepted("skip_clients", BAD, HELO, "<a@pass.spf.test>", "<x1@example.test>")
+	t.check(not mt.eom_check(conn, MT_HDRINSERT, "Received-SPF"), "skip_clients: no Received-SPF")
+	mt.disconnect(conn)
+	t.hasnt(p.line, "symbols=", "skip_clients: no spf symbol")
+
+	-- Authenticated senders and trusted networks are skipped by the engine.
+	t.reconfig(BASE)
+	conn = t.connect { ip = BAD, helo = HELO }
+	mt.macro(conn, SMFIC_MAIL, "{auth_authen}", "alice")
+	t.eq(t.mail(conn, "<a@pass.spf.test>"), "continue", "auth: MAIL continue")
+	t.eq(t.rcpt(conn, "<u1@example.test>"), "continue", "auth: RCPT continue (not rejected)")
+	t.eq(t.eom(conn), "continue", "auth: accepted")
+	t.check(not mt.eom_check(conn, MT_HDRINSERT, "Received-SPF"), "auth: no Received-SPF")
+	mt.disconnect(conn)
+	p = t.wait_txn("<u1@example.test>")
+	t.log_has(p, { "auth=alice", "verdict=accept" }, "auth: logged as authenticated")
+	t.reconfig(BASE .. "trusted_networks = 192.0.2.21/32\n")
+	conn, p = accepted("trusted", BAD, HELO, "<a@pass.spf.test>", "<w1@example.test>")
+	t.check(not mt.eom_check(conn, MT_HDRINSERT, "Received-SPF"), "trusted: no Received-SPF")
+	mt.disconnect(conn)
+end)
