@@ -105,6 +105,21 @@ void verdict_header(struct verdicts *out, const char *name, int top, const char 
 	va_end(ap);
 }
 
+void verdict_delete_header(struct verdicts *out, const char *name, int index)
+{
+	struct verdict_del *d;
+
+	if (index < 1 || name == NULL || strlen(name) >= sizeof(d->name))
+		return;
+	if (out->ndel < 0 || out->ndel >= VERDICT_DELS_MAX) {
+		log_msg(LOG_LVL_WARN, "too many header deletions in one stage; dropped %s", name);
+		return;
+	}
+	d = &out->del[out->ndel++];
+	bcopy_str(d->name, sizeof(d->name), name);
+	d->index = index;
+}
+
 int check_retry(struct verdicts *out, const char *fmt, ...)
 {
 	va_list ap;

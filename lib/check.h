@@ -44,6 +44,7 @@ enum action { ACT_DUNNO, ACT_OK, ACT_SCORE, ACT_DEFER, ACT_REJECT };
 #define VERDICTS_MAX     16
 #define VERDICT_HDRS_MAX 4
 #define VERDICT_HDR_MAX  1000
+#define VERDICT_DELS_MAX 2
 
 struct verdict {
 	enum action action;
@@ -74,6 +75,13 @@ struct verdicts {
 		char value[VERDICT_HDR_MAX];
 		int top;
 	} hdr[VERDICT_HDRS_MAX];
+	/* Incoming headers the module asks to remove (verdict_delete_header);
+	 * the engine resets ndel before each hook call. */
+	int ndel;
+	struct verdict_del {
+		char name[64];
+		int index;
+	} del[VERDICT_DELS_MAX];
 };
 
 struct conn;
@@ -88,6 +96,11 @@ struct check_ctx {
 	const struct rcpt *rcpt; /* STAGE_RCPT only */
 	const char *hdr_name;    /* STAGE_HEADER only */
 	const char *hdr_value;
+	/* STAGE_HEADER only: the occurrence of hdr_name in the message so far,
+	 * names compared case-insensitively, 1 for the first: the index
+	 * smfi_chgheader() expects.  Counted by the engine for every header,
+	 * also while no module runs. */
+	int hdr_index;
 	const unsigned char *body; /* STAGE_BODY only */
 	size_t body_len;
 };
@@ -133,6 +146,12 @@ void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol, con
  * call; more are dropped with a warning. */
 void verdict_header(struct verdicts *out, const char *name, int top, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Ask for the incoming header name (the header of this STAGE_HEADER call:
+ * cx->hdr_name, cx->hdr_index) to be removed, e.g. a forged trace header.
+ * Only at STAGE_HEADER; ignored elsewhere.  Like verdict_header: kept with
+ * the transaction, applied at end of message if the message is accepted,
+ * whatever the module's mode except off, before our own headers are added. */
+void verdict_delete_header(struct verdicts *out, const char *name, int index);
 /* Record a temporary failure of the check itself (returns CHECK_RETRY). */
 int check_retry(struct verdicts *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same, naming the reply to give when NAME.on_error = defer, e.g.

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,75 @@ static void take_headers(struct conn *c, const struct verdicts *out)
 			add_header(c->txn, out->hdr[k].name, out->hdr[k].value, out->hdr[k].top);
 }
 
+/* --- incoming headers: occurrence counting and removals ------------------ */
+
+struct hdr_count {
+	struct hdr_count *next;
+	int count;
+	char name[]; /* the whole name as first seen */
+};
+
+static unsigned char ascii_lower(unsigned char ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch - 'A' + 'a') : ch;
+}
+
+static int ascii_caseeq(const char *a, const char *b)
+{
+	for (; *a && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b); a++, b++)
+		;
+	return *a == '\0' && *b == '\0';
+}
+
+/* The occurrence number (1 for the first) of header name in the message so
+ * far, as smfi_chgheader() counts: names compared case-insensitively
+ * (ASCII).  A hash table, so that many distinct names stay cheap; its size
+ * is bounded by the MTA's own header limits. */
+static int count_header(struct txn *t, const char *name)
+{
+	unsigned h = 2166136261u;
+	struct hdr_count *e;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ ascii_lower((unsigned char)*p)) * 16777619u;
+	for (e = t->hdr_seen[h % HDR_BUCKETS]; e; e = e->next)
+		if (ascii_caseeq(e->name, name)) {
+			if (e->count < INT_MAX)
+				e->count++;
+			return e->count;
+		}
+	e = xmalloc(sizeof(*e) + strlen(name) + 1);
+	memcpy(e->name, name, strlen(name) + 1);
+	e->count = 1;
+	e->next = t->hdr_seen[h % HDR_BUCKETS];
+	t->hdr_seen[h % HDR_BUCKETS] = e;
+	return 1;
+}
+
+/* Keep the removals a header hook asked for (only there is the index
+ * meaningful).  Beyond DEL_HEADERS_MAX the message is refused at EOM. */
+static void take_deletions(struct conn *c, enum stage st, const struct verdicts *out)
+{
+	struct txn *t = c->txn;
+
+	if (t == NULL || st != STAGE_HEADER)
+		return;
+	for (int k = 0; k < out->ndel && k < VERDICT_DELS_MAX; k++) {
+		if (t->ndels >= DEL_HEADERS_MAX) {
+			if (!t->dels_overflow)
+				log_msg(LOG_LVL_WARN,
+				        "ref=%s more than %d headers to remove; "
+				        "the message will be refused",
+				        t->ref, DEL_HEADERS_MAX);
+			t->dels_overflow = 1;
+			continue;
+		}
+		t->dels = xrealloc(t->dels, sizeof(*t->dels) * (size_t)(t->ndels + 1));
+		bcopy_str(t->dels[t->ndels].name, sizeof(t->dels[t->ndels].name), out->del[k].name);
+		t->dels[t->ndels++].index = out->del[k].index;
+	}
+}
+
 /* Run the enabled modules' hooks for one stage in `checks` order and sort
  * their decisions into the stage's scope. */
 static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struct rcpt *rc,
@@ -144,10 +214,12 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		cx->mconf = mc->data;
 		out.n = 0;
 		out.nhdr = 0;
+		out.ndel = 0;
 		out.error[0] = out.retry_code[0] = out.retry_xcode[0] = '\0';
 		int status = m->hook[st](cx, &out);
 
 		take_headers(c, &out);
+		take_deletions(c, st, &out);
 		if (status == CHECK_RETRY) {
 			char why[256];
 
@@ -386,6 +458,12 @@ static void txn_free(struct txn *t)
 	free(t->held);
 	free(t->notes);
 	free(t->headers);
+	free(t->dels);
+	for (int b = 0; b < HDR_BUCKETS; b++)
+		for (struct hdr_count *e = t->hdr_seen[b], *enext; e; e = enext) {
+			enext = e->next;
+			free(e);
+		}
 	free(t);
 }
 
@@ -637,8 +715,9 @@ void engine_header(struct conn *c, const char *name, const char *value, struct r
 	if (c->txn == NULL)
 		return;
 	c->txn->nhdr++;
-	cx.hdr_name = name;
-	cx.hdr_value = value;
+	cx.hdr_name = name ? name : "";
+	cx.hdr_value = value ? value : "";
+	cx.hdr_index = count_header(c->txn, cx.hdr_name);
 	run_stage(c, STAGE_HEADER, &cx, NULL, NULL, NULL);
 }
 
@@ -705,6 +784,20 @@ void engine_eom(struct conn *c, struct reply *r)
 	score = all_rcpts_whitelisted(t) ? t->content_score : c->score + t->score;
 	if (!skipping(c, STAGE_EOM)) {
 		best = strongest(t->held, t->nheld, STAGE_HEADER, STAGE_EOM, NULL);
+		if (best == NULL && t->dels_overflow) {
+			/* Refused rather than delivered with a forgery kept. */
+			memset(&sv, 0, sizeof(sv));
+			sv.action = ACT_REJECT;
+			sv.stage = STAGE_EOM;
+			bcopy_str(sv.code, sizeof(sv.code), "550");
+			bcopy_str(sv.xcode, sizeof(sv.xcode), "5.7.1");
+			bcopy_str(sv.symbol, sizeof(sv.symbol), "headers.too_many_removals");
+			snprintf(sv.text, sizeof(sv.text),
+			         "Message has more than %d headers that must be removed",
+			         DEL_HEADERS_MAX);
+			add_note(&t->notes, &t->nnotes, &sv, 0);
+			best = &sv;
+		}
 		if (best == NULL)
 			best = score_verdict(c->conf, score, &sv);
 	}

@@ -54,6 +54,20 @@ struct add_header {
 	int top; /* insert at the top (trace-like) instead of appending */
 };
 
+/* An incoming header to remove at end of message: smfi_chgheader's name
+ * and 1-based index among the message's headers of that name. */
+struct del_header {
+	char name[64];
+	int index;
+};
+
+/* More deletions than this in one message refuse it at end of message
+ * (a forged header must never be kept for lack of room). */
+#define DEL_HEADERS_MAX 1000
+#define HDR_BUCKETS     64
+
+struct hdr_count; /* engine-private: occurrences of one header name */
+
 enum rcpt_outcome { RCPT_ACCEPTED, RCPT_REJECTED, RCPT_DEFERRED };
 
 struct rcpt {
@@ -90,6 +104,10 @@ struct txn {
 	int nnotes;
 	struct add_header *headers;
 	int nheaders;
+	struct del_header *dels; /* in arrival order: ascending per name */
+	int ndels;
+	int dels_overflow; /* more than DEL_HEADERS_MAX were asked for */
+	struct hdr_count *hdr_seen[HDR_BUCKETS];
 	long long start_ms;
 	int logged;
 	unsigned long nhdr; /* headers seen */
@@ -141,8 +159,11 @@ void engine_rcpt(struct conn *c, const char *to, struct reply *r);
 void engine_header(struct conn *c, const char *name, const char *value, struct reply *r);
 void engine_eoh(struct conn *c, struct reply *r);
 void engine_body(struct conn *c, const unsigned char *buf, size_t len, struct reply *r);
-/* End of message: *r is the final answer; c->txn->headers are to be added
- * when r->action is REPLY_CONTINUE or REPLY_ACCEPT. */
+/* End of message: *r is the final answer.  When r->action is
+ * REPLY_CONTINUE or REPLY_ACCEPT, first c->txn->dels are to be removed, the
+ * LAST first (so that an MTA that renumbers after a removal still finds
+ * the earlier ones), then c->txn->headers added: removing
+ * first keeps our own inserted headers out of the MTA's counting. */
 void engine_eom(struct conn *c, struct reply *r);
 /* The transaction ended without EOM (RSET, QUIT, lost connection, MTA
  * reject).  Logs it and frees it. */

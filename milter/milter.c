@@ -202,6 +202,17 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	engine_set_queue_id(c, macro(ctx, "i")); /* Postfix sends it only here */
 	engine_eom(c, &r);
 	if (c->txn && (r.action == REPLY_CONTINUE || r.action == REPLY_ACCEPT)) {
+		/* Removals first, and the last first: an MTA may renumber the
+		 * remaining headers after a removal (Postfix walks its queue
+		 * file, where a removed header is gone), and both Postfix and
+		 * Sendmail count the headers a milter inserted, ours too. */
+		for (int i = c->txn->ndels - 1; i >= 0; i--) {
+			struct del_header *d = &c->txn->dels[i];
+
+			if (smfi_chgheader(ctx, d->name, d->index, NULL) != MI_SUCCESS)
+				log_msg(LOG_LVL_WARN, "ref=%s could not remove header %s #%d",
+				        c->txn->ref, d->name, d->index);
+		}
 		for (int i = 0; i < c->txn->nheaders; i++) {
 			struct add_header *h = &c->txn->headers[i];
 			int rc = h->top ? smfi_insheader(ctx, 0, h->name, h->value)

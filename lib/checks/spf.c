@@ -16,8 +16,13 @@
  * Received-SPF (RFC 7208 9.1) per identity checked, and one
  * Authentication-Results (RFC 8601, authserv-id spf.authserv_id or the
  * hostname), inserted at the top, built only from the client address,
- * result words and validated domains.  Thread-safe: reads its settings and
- * the connection; lib/spf.c is thread-safe.
+ * result words and validated domains.
+ * At each header, an incoming Authentication-Results whose authserv-id is
+ * ours (RFC 8601 5: a forgery from outside our boundary) is removed at end
+ * of message and noted as spf.forged_ar in the log line (no score);
+ * foreign ones are kept.  This needs the MTA to send the headers.
+ * Thread-safe: reads its settings and the connection; lib/spf.c is
+ * thread-safe.
  */
 #include "addr.h"
 #include "check.h"
@@ -28,6 +33,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 struct spf_conf {
 	enum mode fail;
@@ -228,6 +234,94 @@ static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
 	return rc;
 }
 
+/* --- forged Authentication-Results (RFC 8601 5) -------------------------- */
+
+static unsigned char lower(unsigned char ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch - 'A' + 'a') : ch;
+}
+
+/* Skip CFWS (RFC 5322 3.2.2): white space, folding and nested comments
+ * with quoted pairs.  Linear, no recursion; an unclosed comment runs to
+ * the end. */
+static const char *skip_cfws(const char *p)
+{
+	size_t depth = 0;
+
+	for (; *p; p++) {
+		if (depth > 0 && *p == '\\' && p[1]) {
+			p++;
+		} else if (*p == '(') {
+			depth++;
+		} else if (depth > 0 && *p == ')') {
+			depth--;
+		} else if (depth == 0 && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+			break;
+		}
+	}
+	return p;
+}
+
+/* The authserv-id of an Authentication-Results value (RFC 8601 2.2: a
+ * token or quoted-string after optional CFWS) into id, lower-cased,
+ * without one trailing dot.  Returns 0, or -1 when there is none or it is
+ * longer than idsize - 1 (then it cannot be a domain name of ours). */
+static int ar_authserv_id(const char *value, char *id, size_t idsize)
+{
+	const char *p = skip_cfws(value);
+	size_t n = 0;
+
+	if (*p == '"') {
+		for (p++; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 >= idsize)
+				return -1;
+			id[n++] = (char)lower((unsigned char)*p);
+		}
+	} else {
+		/* token (RFC 2045 5.1): up to a tspecial, space or control */
+		for (; *p && (unsigned char)*p > ' ' && (unsigned char)*p < 0x7f &&
+		       strchr("()<>@,;:\\\"/[]?=", *p) == NULL;
+		     p++) {
+			if (n + 1 >= idsize)
+				return -1;
+			id[n++] = (char)lower((unsigned char)*p);
+		}
+	}
+	if (n > 0 && id[n - 1] == '.')
+		n--;
+	id[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+static int ar_is_ours(const char *value, const char *ours)
+{
+	char id[HOSTNAME_MAX + 2], want[HOSTNAME_MAX + 2];
+	size_t n = 0;
+
+	if (ar_authserv_id(value, id, sizeof(id)) < 0)
+		return 0;
+	for (; ours[n] && n + 1 < sizeof(want); n++)
+		want[n] = (char)lower((unsigned char)ours[n]);
+	if (n > 0 && want[n - 1] == '.')
+		n--;
+	want[n] = '\0';
+	return strcmp(id, want) == 0;
+}
+
+static int spf_header(const struct check_ctx *cx, struct verdicts *out)
+{
+	if (strcasecmp(cx->hdr_name, "Authentication-Results") != 0 ||
+	    !ar_is_ours(cx->hdr_value, authserv(cx)))
+		return CHECK_DONE;
+	verdict_delete_header(out, cx->hdr_name, cx->hdr_index);
+	/* A note for the log line, without a score. */
+	verdict_score(out, MODE_REJECT, "spf.forged_ar", 0,
+	              "Authentication-Results with our authserv-id %s removed", authserv(cx));
+	return CHECK_DONE;
+}
+
 const struct check_module check_spf = {
 	.name = "spf",
 	.doc = "Sender Policy Framework (RFC 7208) for MAIL FROM and HELO",
@@ -238,5 +332,6 @@ const struct check_module check_spf = {
 	.init = spf_init,
 	.hook = {
 		[STAGE_MAIL] = spf_mail,
+		[STAGE_HEADER] = spf_header,
 	},
 };

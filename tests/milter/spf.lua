@@ -12,7 +12,12 @@
 -- 4.7.24 with the domain, on_error=skip accepts with "temperror" headers;
 -- spf.mode defer answers 450 4.7.23, monitor accepts with the monitor
 -- header; spf.skip_clients, authenticated senders ({auth_authen}) and
--- trusted_networks are not checked (no headers).
+-- trusted_networks are not checked (no headers).  Incoming
+-- Authentication-Results with our authserv-id (any case, after a comment
+-- and folding) are removed by index at EOM before ours is inserted, and
+-- noted as spf.forged_ar; foreign ones (also "auth.example.test.evil") are
+-- kept: checked on the wire (SMFIR_CHGHEADER index, name, empty value, in
+-- order before SMFIR_INSHEADER) and with miltertest's MT_HDRDELETE.
 
 local t = dofile(libdir .. "/lib.lua")
 
@@ -98,6 +103,79 @@ t.main(function()
 	hdr(conn, "Authentication-Results", "auth.example.test; spf=pass smtp.helo=helo.spf.test",
 		"null sender pass: smtp.helo result")
 	mt.disconnect(conn)
+
+	-- Forged Authentication-Results: ours removed, foreign kept.
+	conn = t.connect { ip = GOOD, helo = HELO }
+	t.eq(t.mail(conn, "<a@pass.spf.test>"), "continue", "forged: MAIL continue")
+	t.eq(t.rcpt(conn, "<g1@example.test>"), "continue", "forged: RCPT continue")
+	t.check(not mt.test_option(conn, SMFIP_NOHDRS), "forged: spf asks for the headers")
+	for _, h in ipairs {
+		{ "Authentication-Results", "other.example.net; spf=pass smtp.mailfrom=x.example" },
+		{ "Authentication-Results", "auth.example.test; spf=pass smtp.mailfrom=pass.spf.test" },
+	} do
+		t.check(mt.header(conn, h[1], h[2]) == nil, "forged: header sent")
+		t.eq(t.reply(conn), "continue", "forged: header continue")
+	end
+	t.eq(t.eom(conn), "continue", "forged: accepted")
+	t.check(mt.eom_check(conn, MT_HDRDELETE, "Authentication-Results"),
+		"forged: an Authentication-Results is deleted")
+	hdr(conn, "Authentication-Results", "auth.example.test; spf=pass smtp.mailfrom=pass.spf.test",
+		"forged: ours inserted")
+	mt.disconnect(conn)
+	p = t.wait_txn("<g1@example.test>")
+	t.log_has(p, { "symbols=spf.forged_ar", "verdict=accept" }, "forged: noted in the log")
+
+	-- The same on the wire: exact indexes and order.
+	local function hdrpkt(name, value)
+		return { "raw", "L", name .. "\0" .. value .. "\0" }
+	end
+	local res, why = t.raw {
+		{ "conn", "client.example.net", GOOD }, { "helo", HELO },
+		{ "mail", "<a@pass.spf.test>" }, { "rcpt", "<g2@example.test>" },
+		hdrpkt("Authentication-Results", "other.example.net; spf=pass smtp.mailfrom=x.example"),
+		hdrpkt("Authentication-Results", "auth.example.test; spf=pass smtp.mailfrom=pass.spf.test"),
+		hdrpkt("Subject", "auth.example.test; not an A-R"),
+		hdrpkt("authentication-results", "(forged)\r\n\t AUTH.Example.TEST ; dkim=pass"),
+		hdrpkt("Authentication-Results", "auth.example.test.evil; spf=pass"),
+		{ "raw", "N", "" }, { "raw", "B", "test\r\n" }, { "eom" }, { "quit" },
+	}
+	if res == nil then
+		print("# SKIP forged on the wire: " .. why)
+	else
+		local eom
+		for _, e in ipairs(res) do
+			if e.cmd == "E" then
+				eom = e
+			end
+		end
+		local got = {}
+		for _, k in ipairs(eom and eom.packets or {}) do
+			if k.code == "m" or k.code == "i" or k.code == "h" then
+				local idx = string.unpack(">I4", k.data)
+				local name, value = k.data:sub(5):match("^([^%z]*)%z?(.*)$")
+				got[#got + 1] = k.code .. " " .. idx .. " " .. name ..
+					(k.code == "m" and (" [" .. value:gsub("%z$", "") .. "]") or "")
+			else
+				got[#got + 1] = k.code
+			end
+		end
+		local want = {
+			"m 3 authentication-results []", "m 2 Authentication-Results []",
+			"i 0 Received-SPF", "i 0 Authentication-Results", "c",
+		}
+		local ok = #got == #want
+		for i = 1, #want do
+			ok = ok and got[i] == want[i]
+		end
+		if not ok then
+			print("#   got:  " .. table.concat(got, " | "))
+			print("#   want: " .. table.concat(want, " | "))
+		end
+		t.check(ok, "forged on the wire: ours (#2, #3) removed last first, then ours inserted")
+		p = t.wait_txn("<g2@example.test>")
+		t.log_has(p, { "symbols=spf.forged_ar(0),spf.forged_ar(0)" },
+			"forged on the wire: both noted")
+	end
 
 	-- Temporary DNS failures through the fault proxy.
 	local PROXY = "dns.resolver = 127.0.0.1:" .. tostring(dnsproxy) .. "\ndns.timeout_ms = 300\n"

@@ -13,7 +13,8 @@
  * module mode vs sub-check mode, score thresholds at RCPT and EOM and the
  * status header, trusted_networks, auth_whitelist, several transactions on
  * one connection, a second HELO, bounces with two recipients, too many
- * recipients, engine_stages_needed, and every hostile string (hostile.h) as
+ * recipients, engine_stages_needed, header occurrence counting for
+ * removals (forged Authentication-Results via spf), and every hostile string (hostile.h) as
  * HELO, client name, sender, recipient and header: replies stay printable,
  * '%' doubled, bounded; log lines and added headers stay printable.
  */
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -1333,19 +1335,146 @@ static void test_stages_needed(void **state)
 			fail_msg("case %zu: stages 0x%x, expected 0x%x", i, need, base);
 		conf_unref(cf);
 	}
-	/* every stage a module of the registry hooks is asked for */
+	/* every stage an enabled module hooks is asked for */
 	{
 		struct conf *cf = mkconf("score.tag", "5");
 		unsigned need = engine_stages_needed(cf), hooked = 0;
 
-		for (int m = 0; m < check_registry_count; m++)
+		for (int i = 0; i < cf->norder; i++)
 			for (int st = 0; st < STAGE_COUNT; st++)
-				if (check_registry[m]->hook[st])
+				if (cf->mod[cf->order[i]].mode != MODE_OFF &&
+				    check_registry[cf->order[i]]->hook[st])
 					hooked |= 1u << st;
 		assert_int_equal(need & hooked, hooked);
 		assert_false(need & (1u << STAGE_HEADER | 1u << STAGE_EOH | 1u << STAGE_BODY));
 		conf_unref(cf);
 	}
+	/* spf reads headers (forged Authentication-Results) */
+	{
+		struct conf *cf = mkconf("checks", "spf");
+
+		assert_true(engine_stages_needed(cf) & 1u << STAGE_HEADER);
+		conf_unref(cf);
+	}
+}
+
+/* --- removing incoming headers: occurrence counting ----------------------- */
+
+static void header(struct conn *c, const char *name, const char *value)
+{
+	struct reply r;
+
+	engine_header(c, name, value, &r);
+	expect_continue(&r, name);
+}
+
+static void expect_dels(const struct conn *c, const int *want, int nwant, const char *what)
+{
+	assert_non_null(c->txn);
+	if (c->txn->ndels != nwant)
+		fail_msg("%s: %d removals, expected %d", what, c->txn->ndels, nwant);
+	for (int i = 0; i < nwant; i++) {
+		if (strcasecmp(c->txn->dels[i].name, "Authentication-Results") != 0)
+			fail_msg("%s: removal %d names '%s'", what, i, c->txn->dels[i].name);
+		if (c->txn->dels[i].index != want[i])
+			fail_msg("%s: removal %d has index %d, expected %d", what, i,
+			         c->txn->dels[i].index, want[i]);
+	}
+}
+
+/* The engine counts each header name's occurrences case-insensitively for
+ * every header, and the spf module asks to remove exactly the
+ * Authentication-Results that carry our authserv-id, by that count. */
+static void test_header_index(void **state)
+{
+	/* spf.skip_clients: no DNS at MAIL; the header hook still runs */
+	struct conf *cf =
+	    mkconf("checks", "spf", "spf.authserv_id", "mx.example.test", "spf.skip_clients",
+	           "192.0.2.0/24", "trusted_networks", "127.0.0.0/8");
+	static const int want[] = { 2, 3, 4, 7, 10 };
+	static const int want2[] = { 1 };
+	char *big = xmalloc(10240 + 64), *log, line[2048], ref[REF_LEN + 1];
+	struct conn *c;
+	struct reply r;
+
+	(void)state;
+	log_start();
+	c = start(cf, "client.example.org", "192.0.2.7", "client.example.org");
+	mail(c, "<a@example.org>");
+	rcpt_ok(c, "<b@example.test>");
+	header(c, "Received", "from x by y");
+	header(c, "Authentication-Results", "other.example; spf=pass");   /* 1 */
+	header(c, "authentication-results", "MX.Example.Test; spf=pass"); /* 2 ours */
+	header(c, "Subject", "mx.example.test; x");
+	header(c, "AUTHENTICATION-RESULTS", /* 3 ours */
+	       " (a (nested) \\) comment)\r\n\t mx.example.test.; dkim=pass");
+	header(c, "Authentication-Results", "\"mx.example.test\" 1; none");     /* 4 ours */
+	header(c, "Authentication-Results", "mx.example.test.evil; none");      /* 5 */
+	header(c, "Authentication-Results", "x mx.example.test; none");         /* 6 */
+	header(c, "Authentication-Results", "mx.example.test");                 /* 7 ours */
+	header(c, "Authentication-Results", "(unclosed mx.example.test; none"); /* 8 */
+	memset(big, 'a', 10240);                                                /* 9 */
+	big[10240] = '\0';
+	header(c, "Authentication-Results", big);
+	memset(big, '(', 5000); /* 10 ours */
+	memset(big + 5000, ')', 5000);
+	strcpy(big + 10000, " mx.example.test; none");
+	header(c, "Authentication-Results", big);
+	header(c, "Authentication-Results", ""); /* 11 */
+	header(c, "Authentication-Results-X", "mx.example.test; none");
+	expect_dels(c, want, 5, "first message");
+	bcopy_str(ref, sizeof(ref), c->txn->ref);
+	engine_eom(c, &r);
+	expect_continue(&r, "eom");
+	engine_txn_end(c, &r);
+
+	/* a new transaction counts afresh */
+	mail(c, "<a@example.org>");
+	rcpt_ok(c, "<b@example.test>");
+	header(c, "Authentication-Results", "mx.example.test; spf=pass");
+	expect_dels(c, want2, 1, "second message");
+	engine_eom(c, &r);
+	expect_continue(&r, "eom 2");
+	engine_txn_end(c, &r);
+
+	/* more removals than DEL_HEADERS_MAX: refused, not delivered forged */
+	mail(c, "<a@example.org>");
+	rcpt_ok(c, "<b@example.test>");
+	for (int i = 0; i <= DEL_HEADERS_MAX; i++)
+		header(c, "Authentication-Results", "mx.example.test; none");
+	assert_int_equal(c->txn->ndels, DEL_HEADERS_MAX);
+	engine_eom(c, &r);
+	expect_fail(c, &r, REPLY_REJECT, "550", "5.7.1",
+	            "Message has more than 1000 headers that must be removed", "too many");
+	engine_txn_end(c, &r);
+
+	/* hostile values: bounded parsing, never ours */
+	mail(c, "<a@example.org>");
+	rcpt_ok(c, "<b@example.test>");
+	for (const struct hostile *h = hostile_strings; h->name; h++) {
+		header(c, "Authentication-Results", h->s);
+		header(c, h->s, "mx.example.test; none");
+	}
+	assert_int_equal(c->txn->ndels, 0);
+	engine_eom(c, &r);
+	expect_continue(&r, "hostile");
+	engine_txn_end(c, &r);
+	engine_conn_free(c);
+
+	/* a trusted client is not checked: nothing removed */
+	c = start(cf, "client.example.org", "127.0.0.1", "client.example.org");
+	mail(c, "<a@example.org>");
+	rcpt_ok(c, "<b@example.test>");
+	header(c, "Authentication-Results", "mx.example.test; spf=pass");
+	assert_int_equal(c->txn->ndels, 0);
+	engine_conn_free(c);
+	log = log_stop();
+	log_line(log, ref, line, sizeof(line));
+	expect_symbol(line, "symbols", "spf.forged_ar");
+	expect_in(line, " score=0.0 ");
+	free(log);
+	free(big);
+	conf_unref(cf);
 }
 
 static void test_make_ref(void **state)
@@ -1581,6 +1710,7 @@ int main(void)
 		T(test_too_many_rcpts),
 		T(test_log_caps_recipients),
 		T(test_stages_needed),
+		T(test_header_index),
 		T(test_make_ref),
 		T(test_percent_in_text),
 		T(test_hostile),
