@@ -38,6 +38,7 @@
  * snapshot, behind one mutex that is never held across DNS waits.
  */
 #include "check.h"
+#include "dnsxl.h"
 #include "dns.h"
 #include "engine.h"
 #include "log.h"
@@ -54,19 +55,6 @@
 #define DNSXL_LISTS_MAX   32 /* distinct list domains (3 queries each fit a batch) */
 #define DNSXL_ENTRIES_MAX 64
 #define DNSXL_ANSWERS_MAX 8 /* answer addresses looked at per list */
-
-/* Shared with rhsbl.c, which repeats these declarations: keep in step. */
-struct dnsxl;
-typedef void (*dnsxl_hit_fn)(void *arg, const char *site, int reject, double weight,
-                             const char *answers);
-struct dnsxl *dnsxl_new(const char *module, int domains, long selftest_interval,
-                        long refused_disable);
-int dnsxl_add_sites(struct dnsxl *x, const struct strlist *sites, int reject, unsigned use,
-                    const char *key, char *err, size_t errsize);
-int dnsxl_lookup(struct dnsxl *x, const struct conf *conf, const struct ipaddr *ip,
-                 const char *domain, unsigned use, dnsxl_hit_fn fn, void *arg, char *failed,
-                 size_t failedsize);
-void dnsxl_free(struct dnsxl *x);
 
 enum selftest { ST_UNTESTED, ST_PASSED, ST_FAILED };
 

@@ -20,6 +20,7 @@
  * Thread-safety: as dnsbl.c (per-snapshot list state behind a mutex).
  */
 #include "check.h"
+#include "dnsxl.h"
 #include "dns.h"
 #include "engine.h"
 #include "log.h"
@@ -27,19 +28,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-/* From dnsbl.c (which documents them): keep in step with it. */
-struct dnsxl;
-typedef void (*dnsxl_hit_fn)(void *arg, const char *site, int reject, double weight,
-                             const char *answers);
-struct dnsxl *dnsxl_new(const char *module, int domains, long selftest_interval,
-                        long refused_disable);
-int dnsxl_add_sites(struct dnsxl *x, const struct strlist *sites, int reject, unsigned use,
-                    const char *key, char *err, size_t errsize);
-int dnsxl_lookup(struct dnsxl *x, const struct conf *conf, const struct ipaddr *ip,
-                 const char *domain, unsigned use, dnsxl_hit_fn fn, void *arg, char *failed,
-                 size_t failedsize);
-void dnsxl_free(struct dnsxl *x);
 
 #define USE_SENDER 1u
 #define USE_HELO   2u
