@@ -12,6 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 
+int check_dns_timeout(const struct check_ctx *cx)
+{
+	long long left = cx->dns_deadline_ms - now_ms();
+
+	return left > 0 ? (int)left : 0;
+}
+
 int check_find(const char *name)
 {
 	for (int i = 0; i < check_registry_count; i++)

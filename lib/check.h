@@ -103,7 +103,15 @@ struct check_ctx {
 	int hdr_index;
 	const unsigned char *body; /* STAGE_BODY only */
 	size_t body_len;
+	/* When the stage's DNS time is up (now_ms() clock): every check of a
+	 * stage shares one dns.timeout_ms, see check_dns_timeout(). */
+	long long dns_deadline_ms;
 };
+
+/* What is left of the stage's DNS time, in ms (0 when it is used up): the
+ * timeout a check gives dns_batch_new(), so that all DNS checks of one
+ * stage together wait at most dns.timeout_ms. */
+int check_dns_timeout(const struct check_ctx *cx);
 
 typedef int (*check_hook)(const struct check_ctx *cx, struct verdicts *out);
 

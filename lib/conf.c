@@ -68,7 +68,7 @@ const struct conf_param core_params[] = {
 	{ "dns.resolver", "", CONF_STR, CORE(dns_resolver), 0, 0,
 	  "DNS server as ADDRESS[:PORT] or [IPv6]:PORT; empty: /etc/resolv.conf" },
 	{ "dns.timeout_ms", "5000", CONF_INT, CORE(dns_timeout_ms), 50, 60000,
-	  "time one check may wait for all its DNS answers together (ms)" },
+	  "time the DNS checks of one SMTP stage may wait together (ms)" },
 	{ "dns.cache_size", "10000", CONF_INT, CORE(dns_cache_size), 0, 10000000,
 	  "DNS answers kept in the cache (0: no cache)" },
 	{ "dns.ttl_max", "1h", CONF_TIME, CORE(dns_ttl_max), 0, 604800,

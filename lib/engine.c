@@ -200,6 +200,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 	if (skipping(c, st))
 		return;
 	scope_of(c, st, rc, rheld, nrheld, &s);
+	cx->dns_deadline_ms = now_ms() + conf->core.dns_timeout_ms;
 	cx->conf = conf;
 	cx->conn = c;
 	cx->txn = c->txn;

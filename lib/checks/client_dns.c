@@ -116,7 +116,7 @@ static int client_dns_connect(const struct check_ctx *cx, struct verdicts *out)
 		return check_retry(out, "no DNS resolver");
 	rrtype = ip.family == AF_INET ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA;
 
-	b = dns_batch_new(cx->conf->dns, (int)cx->conf->core.dns_timeout_ms);
+	b = dns_batch_new(cx->conf->dns, check_dns_timeout(cx));
 	q = dns_batch_add(b, rev, LDNS_RR_TYPE_PTR);
 	dns_batch_run(b);
 	st = dns_result_status(b, q);
@@ -197,7 +197,7 @@ static int client_dns_helo(const struct check_ctx *cx, struct verdicts *out)
 		return check_retry(out, "no DNS resolver");
 	client_ip(c, &ip);
 
-	b = dns_batch_new(cx->conf->dns, (int)cx->conf->core.dns_timeout_ms);
+	b = dns_batch_new(cx->conf->dns, check_dns_timeout(cx));
 	q = dns_batch_add(b, name, ip.family == AF_INET ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA);
 	dns_batch_run(b);
 	st = dns_result_status(b, q);

@@ -393,7 +393,7 @@ static int judge_selftest(struct dnsxl *x, int l, const struct dns_batch *b, int
  * with the summed weight and the accepted answers.  Returns the number of
  * lists asked whose lookup failed temporarily, with "LIST: STATUS, ..." in
  * failed, or -1 when every list asked failed (0 lists asked is no failure). */
-int dnsxl_lookup(struct dnsxl *x, const struct conf *conf, const struct ipaddr *ip,
+int dnsxl_lookup(struct dnsxl *x, const struct conf *conf, int timeout_ms, const struct ipaddr *ip,
                  const char *domain, unsigned use, dnsxl_hit_fn fn, void *arg, char *failed,
                  size_t failedsize)
 {
@@ -429,7 +429,7 @@ int dnsxl_lookup(struct dnsxl *x, const struct conf *conf, const struct ipaddr *
 	}
 	pthread_mutex_unlock(&x->lock);
 
-	b = dns_batch_new(conf->dns, (int)conf->core.dns_timeout_ms);
+	b = dns_batch_new(conf->dns, timeout_ms);
 	for (int l = 0; l < x->nlists; l++) {
 		char tname[DNS_NAME_MAX + 16];
 
@@ -635,7 +635,8 @@ static int dnsbl_connect(const struct check_ctx *cx, struct verdicts *out)
 	}
 	if (ip_is_loopback(&ip))
 		return CHECK_DONE;
-	r = dnsxl_lookup(dc->x, cx->conf, &ip, NULL, 1, dnsbl_hit, &h, failed, sizeof(failed));
+	r = dnsxl_lookup(dc->x, cx->conf, check_dns_timeout(cx), &ip, NULL, 1, dnsbl_hit, &h,
+	                 failed, sizeof(failed));
 	if (r < 0)
 		return check_retry_reply(out, "451", "4.4.3",
 		                         "DNS blocklist lookups for client host %s failed (%s)",

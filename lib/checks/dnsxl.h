@@ -32,7 +32,7 @@ int dnsxl_add_sites(struct dnsxl *x, const struct strlist *sites, int reject, un
 /* Look ip (dnsbl) or domain (rhsbl) up in every list of use; returns the
  * number of lists that failed temporarily ("LIST: STATUS, ..." in failed),
  * or -1 when every list asked failed. */
-int dnsxl_lookup(struct dnsxl *x, const struct conf *conf, const struct ipaddr *ip,
+int dnsxl_lookup(struct dnsxl *x, const struct conf *conf, int timeout_ms, const struct ipaddr *ip,
                  const char *domain, unsigned use, dnsxl_hit_fn fn, void *arg, char *failed,
                  size_t failedsize);
 void dnsxl_free(struct dnsxl *x);

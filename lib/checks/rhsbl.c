@@ -121,7 +121,8 @@ static int rhsbl_run(const struct check_ctx *cx, struct verdicts *out, const cha
 	char failed[300];
 	int r;
 
-	r = dnsxl_lookup(rc->x, cx->conf, NULL, name, use, rhsbl_hit, &h, failed, sizeof(failed));
+	r = dnsxl_lookup(rc->x, cx->conf, check_dns_timeout(cx), NULL, name, use, rhsbl_hit, &h,
+	                 failed, sizeof(failed));
 	if (r < 0)
 		return check_retry_reply(
 		    out, "451", "4.4.3", "Domain blocklist lookups for %s %s failed (%s)",

@@ -87,7 +87,7 @@ static int sender_domain_mail(const struct check_ctx *cx, struct verdicts *out)
 	if (cx->conf->dns == NULL)
 		return check_retry(out, "no DNS resolver");
 
-	b = dns_batch_new(cx->conf->dns, (int)cx->conf->core.dns_timeout_ms);
+	b = dns_batch_new(cx->conf->dns, check_dns_timeout(cx));
 	q = dns_batch_add(b, a->domain, LDNS_RR_TYPE_MX);
 	dns_batch_run(b);
 	st = dns_result_status(b, q);

@@ -325,7 +325,7 @@ static int sender_mxns_mail(const struct check_ctx *cx, struct verdicts *out)
 
 	/* Batch 1: MX (+ implicit MX addresses) and NS of the domain and its
 	 * parents, all at once. */
-	b = dns_batch_new(cx->conf->dns, (int)cx->conf->core.dns_timeout_ms);
+	b = dns_batch_new(cx->conf->dns, check_dns_timeout(cx));
 	if (need_mx) {
 		qmx = dns_batch_add(b, a->domain, LDNS_RR_TYPE_MX);
 		qa = dns_batch_add(b, a->domain, LDNS_RR_TYPE_A);

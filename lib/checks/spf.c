@@ -177,7 +177,7 @@ static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
 	const struct conn *c = cx->conn;
 	const struct mailaddr *from = &cx->txn->sender;
 	struct spf_outcome ho, mo;
-	int timeout = (int)cx->conf->core.dns_timeout_ms;
+	int timeout = check_dns_timeout(cx);
 	int null = (from->flags & ADDR_NULL) || from->domain[0] == '\0';
 	int helo_ok = c->helo_seen && !c->helo_truncated && domain_is_fqdn(c->helo);
 	int did_helo = 0, did_mail = 0, rc = CHECK_DONE;

@@ -67,9 +67,13 @@ static int f_rcpt(const struct check_ctx *cx, struct verdicts *out)
 	return fault_hook(STAGE_RCPT, out);
 }
 
+static int budget_before, budget_after; /* check_dns_timeout() at EOM */
+
 static int f_eom(const struct check_ctx *cx, struct verdicts *out)
 {
-	(void)cx;
+	budget_before = check_dns_timeout(cx);
+	usleep(120 * 1000); /* a slow DNS answer uses up the stage's time */
+	budget_after = check_dns_timeout(cx);
 	return fault_hook(STAGE_EOM, out);
 }
 
@@ -193,6 +197,26 @@ static void test_module_reply(void **state)
 	conf_unref(cf);
 }
 
+/* All checks of a stage share one DNS time budget (dns.timeout_ms), and
+ * each stage starts with the whole of it. */
+static void test_stage_dns_budget(void **state)
+{
+	struct conf *cf = mkconf("skip", "reject");
+	struct reply r, eom;
+	char ref[16];
+
+	(void)state;
+	fail_stages = 0;
+	for (int i = 0; i < 2; i++) {
+		r = session(cf, &eom, ref, sizeof(ref));
+		assert_int_equal(r.action, REPLY_CONTINUE);
+		assert_true(budget_before > 4900 && budget_before <= 5000); /* the default */
+		assert_true(budget_after <= budget_before - 115);
+		assert_true(budget_after >= budget_before - 1000);
+	}
+	conf_unref(cf);
+}
+
 static void test_skip(void **state)
 {
 	struct conf *cf = mkconf("skip", "reject");
@@ -254,6 +278,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defer_at_each_stage),
 		cmocka_unit_test(test_module_reply),
+		cmocka_unit_test(test_stage_dns_budget),
 		cmocka_unit_test(test_skip),
 		cmocka_unit_test(test_monitor_and_off),
 		cmocka_unit_test(test_postmaster_still_reachable),
