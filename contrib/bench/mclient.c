@@ -1,7 +1,7 @@
 /* contrib/bench/mclient.c - a small milter-protocol load client (the MTA side)
  *
  *   mclient -p SOCKET [-n MESSAGES] [-m PER_CONN] [-t THREADS] [-b BAD_FRACTION]
- *           [-N] [-T SECONDS] [-l LABEL] [-q]
+ *           [-N] [-T SECONDS] [-l LABEL] [-q] [-a ADDR [-k COUNT]] [-s DOMAIN] [-L]
  *
  * Speaks the MTA side of the milter protocol (version 6, as Postfix and
  * Sendmail do) to a filter on a unix socket: option negotiation, then per
@@ -19,8 +19,21 @@
  * answer - a clean message refused or deferred, a bad one let through, a
  * malformed packet, a timeout - is printed and makes the exit status 1.
  *
+ * Client addresses: by default from 192.0.2.0/24 and 198.51.100.0/24 by
+ * connection number.  With -a ADDR, connection k comes from the IPv4 address
+ * ADDR + (k mod COUNT) (-k; default: every connection its own address), and
+ * its HELO and client name are aI.example.net, I = k mod COUNT.  -s DOMAIN
+ * is the sender domain (default example.net); a leading "*." is replaced by
+ * "aI.", so each address has its own sender domain (for SPF benchmarks with
+ * a wildcard record).
+ *
  * Prints one summary line of key=value pairs (messages, seconds, msg_per_s,
- * client CPU per message and the count of each reply code) on stdout.
+ * client CPU per message and the count of each reply code) on stdout.  With
+ * -L it adds the latency of the connections in milliseconds - from
+ * connect() to the final reply of its last message, so with -m 1 the time
+ * one whole transaction took as the MTA sees it: lat_ms_min, _median,
+ * _p90, _max, and with at most 100 connections every one in order
+ * (lat_ms=a,b,...).
  * Threads share nothing but an atomic connection counter and a stop flag.
  */
 #include <errno.h>
@@ -38,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <libmilter/mfdef.h>
 
 #define MTA_ACTIONS SMFI_CURR_ACTS /* all actions that a v6 MTA offers */
@@ -58,9 +72,15 @@ struct opts {
 	int timeout;
 	const char *label;
 	int quiet;
+	int have_addr;     /* -a given */
+	uint32_t addr;     /* -a, host order */
+	long addr_count;   /* -k, 0: one address per connection */
+	const char *sdom;  /* -s */
+	int latency;       /* -L */
 };
 
-static struct opts o = { NULL, 20000, 10, 4, 0.2, 0, 10, "filter", 0 };
+static struct opts o = { NULL, 20000, 10, 4, 0.2, 0, 10, "filter", 0, 0, 0, 0, "example.net", 0 };
+static double *lat_ms; /* -L: per connection, indexed by connection number */
 static long nconns;
 static long next_conn;
 static int stop; /* read with stopped(), set once in fatal() */
@@ -333,14 +353,24 @@ static int conn_is_bad(long k)
 	return (long)((double)(k + 1) * o.bad) > (long)((double)k * o.bad);
 }
 
+/* The index of connection k's address (-a): k mod COUNT, or k. */
+static long addr_index(long k)
+{
+	return o.addr_count > 0 ? k % o.addr_count : k;
+}
+
 static int one_message(struct client *cl, struct out *w, int bad)
 {
-	char from[64], rcpt[64], qid[32];
+	char from[320], rcpt[64], qid[32];
 	const unsigned char *d;
 	size_t len;
 	int r;
 
-	snprintf(from, sizeof(from), "<s%ld@example.net>", cl->msg_no);
+	if (!strncmp(o.sdom, "*.", 2))
+		snprintf(from, sizeof(from), "<s%ld@a%ld.%s>", cl->msg_no, addr_index(cl->conn_no),
+		         o.sdom + 2);
+	else
+		snprintf(from, sizeof(from), "<s%ld@%s>", cl->msg_no, o.sdom);
 	snprintf(rcpt, sizeof(rcpt), "<u%ld@example.test>", cl->msg_no % 1000);
 	snprintf(qid, sizeof(qid), "%lX", 0x10000000L + cl->msg_no);
 	{
@@ -455,8 +485,11 @@ static int one_message(struct client *cl, struct out *w, int bad)
 	}
 }
 
+static double now(void);
+
 static int one_connection(struct client *cl, long k, long nmsg)
 {
+	double t0 = now();
 	struct out *w = malloc(sizeof(*w));
 	struct sockaddr_un sun;
 	struct timeval tv = { o.timeout, 0 };
@@ -495,12 +528,21 @@ static int one_connection(struct client *cl, long k, long nmsg)
 	}
 	/* Client addresses from the documentation ranges; they are only data
 	 * inside the protocol, no packet goes there. */
-	snprintf(addr, sizeof(addr), "%s.%ld", k % 2 ? "192.0.2" : "198.51.100", k % 250 + 1);
-	snprintf(host, sizeof(host), "mail%ld.example.net", k % 5000);
+	if (o.have_addr) {
+		struct in_addr a;
+
+		a.s_addr = htonl(o.addr + (uint32_t)addr_index(k));
+		inet_ntop(AF_INET, &a, addr, sizeof(addr));
+		snprintf(host, sizeof(host), "a%ld.example.net", addr_index(k));
+	} else {
+		snprintf(addr, sizeof(addr), "%s.%ld", k % 2 ? "192.0.2" : "198.51.100",
+		         k % 250 + 1);
+		snprintf(host, sizeof(host), "mail%ld.example.net", k % 5000);
+	}
 	if (bad)
 		snprintf(helo, sizeof(helo), "localhost");
 	else
-		snprintf(helo, sizeof(helo), "mail%ld.example.net", k % 5000);
+		snprintf(helo, sizeof(helo), "%s", host);
 	if (negotiate(cl, w) < 0)
 		goto out;
 	{
@@ -535,6 +577,8 @@ static int one_connection(struct client *cl, long k, long nmsg)
 			goto out;
 		cl->cnt->msgs++;
 	}
+	if (lat_ms)
+		lat_ms[k] = (now() - t0) * 1e3;
 	pkt_begin(w, SMFIC_QUIT);
 	pkt_end(w);
 	if (flush_out(cl, w) < 0)
@@ -566,6 +610,13 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -588,12 +639,17 @@ static void usage(void)
 	fprintf(stderr,
 	        "usage: mclient -p SOCKET [-n MESSAGES] [-m PER_CONN] [-t THREADS]\n"
 	        "               [-b BAD_FRACTION] [-N] [-T SECONDS] [-l LABEL] [-q]\n"
+	        "               [-a ADDR [-k COUNT]] [-s DOMAIN] [-L]\n"
 	        "  -p  unix socket of the filter (a path, or unix:PATH)\n"
 	        "  -n  messages in all (20000)      -m  messages per connection (10)\n"
 	        "  -t  client threads (4)           -b  fraction of bad-HELO connections (0.2)\n"
 	        "  -N  the filter is the no-op baseline: expect 'c' for every RCPT\n"
 	        "  -T  seconds to wait for any reply (10)\n"
-	        "  -l  label for the summary line   -q  only the first error\n");
+	        "  -l  label for the summary line   -q  only the first error\n"
+	        "  -a  connection k comes from IPv4 ADDR + (k mod COUNT), HELO aI.example.net\n"
+	        "  -k  COUNT distinct addresses for -a (0: one per connection)\n"
+	        "  -s  sender domain (example.net); \"*.D\": aI.D, I the address index\n"
+	        "  -L  report per-connection latency (connect to last reply) in ms\n");
 	exit(2);
 }
 
@@ -604,7 +660,7 @@ int main(int argc, char **argv)
 	double t0, t1, c0, c1;
 	int ch, started = 0;
 
-	while ((ch = getopt(argc, argv, "p:n:m:t:b:NT:l:q")) != -1) {
+	while ((ch = getopt(argc, argv, "p:n:m:t:b:NT:l:qa:k:s:L")) != -1) {
 		switch (ch) {
 		case 'p': o.path = strncmp(optarg, "unix:", 5) ? optarg : optarg + 5; break;
 		case 'n': o.messages = atol(optarg); break;
@@ -615,17 +671,32 @@ int main(int argc, char **argv)
 		case 'T': o.timeout = atoi(optarg); break;
 		case 'l': o.label = optarg; break;
 		case 'q': o.quiet = 1; break;
+		case 'a': {
+			struct in_addr a;
+
+			if (inet_pton(AF_INET, optarg, &a) != 1)
+				usage();
+			o.addr = ntohl(a.s_addr);
+			o.have_addr = 1;
+			break;
+		}
+		case 'k': o.addr_count = atol(optarg); break;
+		case 's': o.sdom = optarg; break;
+		case 'L': o.latency = 1; break;
 		default: usage();
 		}
 	}
 	if (o.path == NULL || optind != argc || o.messages < 1 || o.per_conn < 1 || o.threads < 1 ||
-	    o.threads > 256 || o.bad < 0 || o.bad > 1 || o.timeout < 1)
+	    o.threads > 256 || o.bad < 0 || o.bad > 1 || o.timeout < 1 || o.addr_count < 0 ||
+	    !*o.sdom || strlen(o.sdom) > 200)
 		usage();
 	if (strlen(o.path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		fprintf(stderr, "mclient: socket path too long: %s\n", o.path);
 		return 2;
 	}
 	nconns = (o.messages + o.per_conn - 1) / o.per_conn;
+	if (o.latency && (lat_ms = calloc((size_t)nconns, sizeof(*lat_ms))) == NULL)
+		return 2;
 	cnt = calloc((size_t)o.threads, sizeof(*cnt));
 	tids = calloc((size_t)o.threads, sizeof(*tids));
 	if (cnt == NULL || tids == NULL)
@@ -666,8 +737,26 @@ int main(int argc, char **argv)
 			printf("%s%c:%ld", first ? "" : ",", r, total.replies[r]);
 			first = 0;
 		}
+	if (lat_ms && !stopped()) {
+		double *sorted = malloc((size_t)nconns * sizeof(*sorted));
+
+		if (sorted) {
+			memcpy(sorted, lat_ms, (size_t)nconns * sizeof(*sorted));
+			qsort(sorted, (size_t)nconns, sizeof(*sorted), cmp_double);
+			printf(" lat_ms_min=%.1f lat_ms_median=%.1f lat_ms_p90=%.1f lat_ms_max=%.1f",
+			       sorted[0],
+			       nconns % 2 ? sorted[nconns / 2]
+			                  : (sorted[nconns / 2 - 1] + sorted[nconns / 2]) / 2,
+			       sorted[(nconns * 9 + 9) / 10 - 1], sorted[nconns - 1]);
+			free(sorted);
+		}
+		if (nconns <= 100)
+			for (long i = 0; i < nconns; i++)
+				printf("%s%.1f", i ? "," : " lat_ms=", lat_ms[i]);
+	}
 	printf(" status=%s\n", stopped() ? "FAILED" : "ok");
 	free(cnt);
 	free(tids);
+	free(lat_ms);
 	return stopped() ? 1 : 0;
 }
