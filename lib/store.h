@@ -1,0 +1,121 @@
+/* lib/store.h - key/value store with namespaces, expiry and traverse (TDB)
+ *
+ * One TDB file per namespace under the state directory (DIR/greylist.tdb,
+ * DIR/awl.tdb, ...), opened on first use.  TDB handles are not thread-safe
+ * and TDB forbids opening one file twice in a process, so the store owns one
+ * handle per file and serialises every access to it with a mutex; all
+ * functions are safe to call from any thread.  Other processes (portcullisctl)
+ * may read and write the same files at the same time: TDB's fcntl locks
+ * arbitrate between processes.
+ *
+ * A record is a fixed 12-byte header (a format version byte, three zero
+ * bytes, the absolute expiry time as a big-endian 64-bit count of seconds,
+ * 0 = never) followed by the caller's value bytes.  An expired record reads
+ * as absent; store_expire_step() removes expired records a few hash chains
+ * at a time so that background expiry never holds a file for long.
+ *
+ * Errors: functions return -1 and set a typed error for the calling thread,
+ * read with store_last_error() / store_strerror().  A file that cannot be
+ * opened because its contents are not a TDB, or that TDB reports as corrupt
+ * during use, is logged, renamed to NAME.tdb.corrupt-YYYYMMDDTHHMMSS and
+ * recreated empty; the caller keeps working with a fresh namespace.  (TDB
+ * reports a broken chain met by a lookup as "not found", so a lookup never
+ * yields a false hit; writes and walks detect the corruption.)
+ *
+ * Open the store after any fork(): TDB's fcntl locks belong to a process.
+ *
+ * See also: DESIGN.md ("store"), tdb.h, lib/log.h.
+ */
+#ifndef PORTCULLIS_STORE_H
+#define PORTCULLIS_STORE_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct store;
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_ERR_IO,      /* open, read, write or lock failed */
+	STORE_ERR_CORRUPT, /* file corrupt (it has been moved aside and recreated) */
+	STORE_ERR_INVAL,   /* bad argument: namespace name, empty or huge key */
+	STORE_ERR_SPACE,   /* value larger than the caller's buffer (*len = size) */
+	STORE_ERR_VERSION, /* record written in an unknown format version */
+	STORE_ERR_FULL,    /* too many namespaces */
+	STORE_ERR_NOMEM,
+};
+
+#define STORE_REC_VERSION  1      /* format version byte written in each record */
+#define STORE_HDR_SIZE     12     /* version, 3 reserved, int64 expiry */
+#define STORE_HASH_DEFAULT 131071 /* hash chains of a new file (prime) */
+#define STORE_MAX_KEY      4096
+#define STORE_MAX_VALUE    (1024 * 1024)
+#define STORE_MAX_NS       32
+#define STORE_MAX_NS_NAME  32
+
+/* store_put() flags */
+#define STORE_NORMAL 0
+#define STORE_DURABLE                                                                              \
+	1 /* write inside a TDB transaction (fsync): survives kill -9 and power loss */
+
+/* Open the store in directory dir (which must exist and be a directory).
+ * Namespace files are opened lazily.  On error returns NULL and writes a
+ * message into err (errsize bytes). */
+struct store *store_open(const char *dir, char *err, size_t errsize);
+
+/* Close every file and free the store.  NULL is a no-op. */
+void store_close(struct store *st);
+
+/* Set the hash size (number of chains) used when namespace ns's file is
+ * created; an existing file keeps its own.  Must be called before the
+ * namespace's first use; returns -1 (STORE_ERR_INVAL) otherwise. */
+int store_ns_hash_size(struct store *st, const char *ns, int hash_size);
+
+/* Replace the clock used for expiry decisions (tests; default time(NULL)). */
+void store_set_clock(struct store *st, time_t (*now)(void *arg), void *arg);
+
+/* Look key up in ns.  Returns 1 and copies the value into buf (bufsize
+ * bytes), its length into *len and its expiry time into *expires (either may
+ * be NULL); 0 if absent or expired; -1 on error.  When the value does not fit,
+ * returns -1 with STORE_ERR_SPACE and *len set to the value's size. */
+int store_get(struct store *st, const char *ns, const void *key, size_t keylen, void *buf,
+              size_t bufsize, size_t *len, time_t *expires);
+
+/* Insert or replace key in ns with value val, expiring at the absolute time
+ * expires (0 = never).  flags: STORE_NORMAL (no fsync; fast, for the mail
+ * path) or STORE_DURABLE (a transaction, synced before returning).  Returns
+ * 0 or -1. */
+int store_put(struct store *st, const char *ns, const void *key, size_t keylen, const void *val,
+              size_t vallen, time_t expires, int flags);
+
+/* Delete key from ns.  Returns 1 if it was there, 0 if not, -1 on error.
+ * flags as for store_put(). */
+int store_del(struct store *st, const char *ns, const void *key, size_t keylen, int flags);
+
+/* Called for each live record by store_traverse(); return nonzero to stop.
+ * The callback may call any store function, including on the same ns. */
+typedef int (*store_traverse_fn)(const void *key, size_t keylen, const void *val, size_t vallen,
+                                 time_t expires, void *arg);
+
+/* Call fn for every live (unexpired, known version) record of ns, one hash
+ * chain at a time: the file's lock is held only while a chain is copied, so
+ * concurrent writers are not blocked and a record added or deleted during
+ * the walk may or may not be seen.  Returns the number of records passed to
+ * fn, or -1 on error. */
+int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void *arg);
+
+/* Delete expired records in at most max_chains hash chains of ns, starting
+ * at chain *cursor, and advance *cursor; it returns to 0 when a whole pass
+ * over the file is complete.  Start with *cursor = 0.  Returns the number of
+ * records deleted or -1. */
+int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max_chains,
+                      unsigned *cursor);
+
+/* Number of live records in ns (a chain-by-chain walk, O(n)), or -1. */
+long store_count(struct store *st, const char *ns);
+
+/* The error of the calling thread's last failed store call, and a text. */
+enum store_err store_last_error(void);
+const char *store_strerror(enum store_err e);
+
+#endif

@@ -1,0 +1,723 @@
+/* tests/unit/test_store.c - the TDB store (lib/store.c)
+ *
+ * cmocka cases: put/get/del, expiry with an injected clock, the record's
+ * version byte and header (read back with plain TDB after closing), traverse,
+ * bounded expiry steps, count, four threads on one namespace, a corrupt file
+ * moved aside and recreated, and unusable directories and files.
+ *
+ * With a mode argument it is the helper process of tests/store.sh:
+ *   test_store --writer DIR N normal|durable   put k0..kN-1, print each key
+ *                                              after store_put() returned
+ *   test_store --reader DIR N SECONDS          wait until k0..kN-1 are all
+ *                                              visible (written by another process)
+ *   test_store --check DIR FILE                every key listed in FILE is present
+ *   test_store --bench DIR N                   mixed workload, prints ops/s
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <tdb.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_store.XXXXXX", t != NULL ? t : "/tmp");
+	assert_non_null(mkdtemp(tmpdir));
+}
+
+static void rm_tmpdir(void)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	char p[512];
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
+		if (unlink(p) < 0)
+			rmdir(p);
+	}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	make_tmpdir();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	rm_tmpdir();
+	return 0;
+}
+
+static struct store *open_store(void)
+{
+	char err[256] = "";
+	struct store *st = store_open(tmpdir, err, sizeof(err));
+
+	if (st == NULL)
+		fail_msg("store_open: %s", err);
+	return st;
+}
+
+static time_t fake_now;
+
+static time_t fake_clock(void *arg)
+{
+	(void)arg;
+	return fake_now;
+}
+
+static void test_put_get_del(void **state)
+{
+	struct store *st = open_store();
+	char buf[64];
+	size_t len = 0;
+	time_t exp = -1;
+	unsigned char bin[5] = { 0, 1, 0, 255, 0 };
+
+	(void)state;
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, &exp), 0);
+	assert_int_equal(store_put(st, "greylist", "a", 1, "hello", 5, 0, STORE_NORMAL), 0);
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, &exp), 1);
+	assert_int_equal(len, 5);
+	assert_int_equal(exp, 0);
+	assert_memory_equal(buf, "hello", 5);
+	/* replace, binary key and value with NULs, empty value */
+	assert_int_equal(store_put(st, "greylist", "a", 1, "bye", 3, 0, STORE_DURABLE), 0);
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, NULL), 1);
+	assert_int_equal(len, 3);
+	assert_memory_equal(buf, "bye", 3);
+	assert_int_equal(store_put(st, "greylist", bin, 5, bin, 5, 0, 0), 0);
+	assert_int_equal(store_get(st, "greylist", bin, 5, buf, sizeof(buf), &len, NULL), 1);
+	assert_int_equal(len, 5);
+	assert_memory_equal(buf, bin, 5);
+	assert_int_equal(store_put(st, "greylist", "e", 1, NULL, 0, 0, 0), 0);
+	assert_int_equal(store_get(st, "greylist", "e", 1, NULL, 0, &len, NULL), 1);
+	assert_int_equal(len, 0);
+	/* namespaces are separate files */
+	assert_int_equal(store_get(st, "awl", "a", 1, buf, sizeof(buf), &len, NULL), 0);
+	/* too small a buffer: an error, and the size needed */
+	assert_int_equal(store_put(st, "awl", "big", 3, "0123456789", 10, 0, 0), 0);
+	assert_int_equal(store_get(st, "awl", "big", 3, buf, 4, &len, NULL), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_SPACE);
+	assert_int_equal(len, 10);
+	/* delete */
+	assert_int_equal(store_del(st, "greylist", "a", 1, STORE_NORMAL), 1);
+	assert_int_equal(store_del(st, "greylist", "a", 1, STORE_NORMAL), 0);
+	assert_int_equal(store_del(st, "greylist", "e", 1, STORE_DURABLE), 1);
+	assert_int_equal(store_del(st, "greylist", "e", 1, STORE_DURABLE), 0);
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, NULL), 0);
+	/* bad arguments */
+	assert_int_equal(store_put(st, "../x", "a", 1, "v", 1, 0, 0), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_INVAL);
+	assert_int_equal(store_put(st, "Grey", "a", 1, "v", 1, 0, 0), -1);
+	assert_int_equal(store_put(st, "", "a", 1, "v", 1, 0, 0), -1);
+	assert_int_equal(store_put(st, "greylist", "", 0, "v", 1, 0, 0), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_INVAL);
+	assert_int_equal(store_put(st, "greylist", "a", 1, "v", 1, 0, 4), -1);
+	assert_int_equal(store_ns_hash_size(st, "greylist", 101), -1); /* already open */
+	store_close(st);
+
+	/* persistent across close/open */
+	st = open_store();
+	assert_int_equal(store_get(st, "greylist", bin, 5, buf, sizeof(buf), &len, NULL), 1);
+	assert_int_equal(store_get(st, "awl", "big", 3, buf, sizeof(buf), &len, NULL), 1);
+	assert_memory_equal(buf, "0123456789", 10);
+	store_close(st);
+}
+
+static void test_expiry(void **state)
+{
+	struct store *st = open_store();
+	char buf[16];
+	size_t len;
+	time_t exp;
+
+	(void)state;
+	fake_now = 1000000;
+	store_set_clock(st, fake_clock, NULL);
+	assert_int_equal(store_put(st, "greylist", "k", 1, "v", 1, 1000100, 0), 0);
+	assert_int_equal(store_put(st, "greylist", "never", 5, "v", 1, 0, 0), 0);
+	assert_int_equal(store_get(st, "greylist", "k", 1, buf, sizeof(buf), &len, &exp), 1);
+	assert_int_equal(exp, 1000100);
+	assert_int_equal(store_count(st, "greylist"), 2);
+	fake_now = 1000099;
+	assert_int_equal(store_get(st, "greylist", "k", 1, buf, sizeof(buf), &len, &exp), 1);
+	fake_now = 1000100; /* expiry time is the first second it is gone */
+	assert_int_equal(store_get(st, "greylist", "k", 1, buf, sizeof(buf), &len, &exp), 0);
+	assert_int_equal(store_get(st, "greylist", "never", 5, buf, sizeof(buf), &len, &exp), 1);
+	assert_int_equal(store_count(st, "greylist"), 1);
+	/* renewing an expired record brings it back */
+	assert_int_equal(store_put(st, "greylist", "k", 1, "w", 1, 1000200, 0), 0);
+	assert_int_equal(store_get(st, "greylist", "k", 1, buf, sizeof(buf), &len, &exp), 1);
+	assert_int_equal(buf[0], 'w');
+	store_close(st);
+}
+
+static void test_version_byte(void **state)
+{
+	struct store *st = open_store();
+	char path[512], buf[16];
+	struct tdb_context *tdb;
+	TDB_DATA k = { (unsigned char *)"key", 3 }, d;
+	size_t len;
+	long n;
+	unsigned cur = 0;
+
+	(void)state;
+	assert_int_equal(store_put(st, "whitelist", "key", 3, "val", 3, 0x0102030405LL, 0), 0);
+	assert_int_equal(store_put(st, "whitelist", "ok", 2, "val", 3, 0, 0), 0);
+	store_close(st);
+
+	/* the record on disk: version 1, 3 zero bytes, big-endian expiry, value */
+	snprintf(path, sizeof(path), "%s/whitelist.tdb", tmpdir);
+	tdb = tdb_open(path, 0, 0, O_RDWR, 0);
+	assert_non_null(tdb);
+	d = tdb_fetch(tdb, k);
+	assert_non_null(d.dptr);
+	assert_int_equal(d.dsize, STORE_HDR_SIZE + 3);
+	assert_memory_equal(d.dptr,
+	                    "\x01\x00\x00\x00"
+	                    "\x00\x00\x00\x01\x02\x03\x04\x05val",
+	                    15);
+	/* a record from a future format version: not readable as ours */
+	d.dptr[0] = 2;
+	assert_int_equal(tdb_store(tdb, k, d, TDB_REPLACE), 0);
+	free(d.dptr);
+	tdb_close(tdb);
+
+	st = open_store();
+	assert_int_equal(store_get(st, "whitelist", "key", 3, buf, sizeof(buf), &len, NULL), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_VERSION);
+	assert_int_equal(store_traverse(st, "whitelist", NULL, NULL), 1);
+	n = store_count(st, "whitelist");
+	assert_int_equal(n, 1);
+	/* expiry leaves unknown versions alone */
+	do
+		assert_true(store_expire_step(st, "whitelist", (time_t)1 << 40, 1000, &cur) >= 0);
+	while (cur != 0);
+	store_close(st);
+	tdb = tdb_open(path, 0, 0, O_RDWR, 0);
+	assert_non_null(tdb);
+	assert_int_equal(tdb_exists(tdb, k), 1);
+	tdb_close(tdb);
+}
+
+struct seen {
+	int n;
+	int bits[200];
+	int stop_after;
+};
+
+static int collect(const void *key, size_t keylen, const void *val, size_t vallen, time_t expires,
+                   void *arg)
+{
+	struct seen *s = arg;
+	char k[32];
+	int i;
+
+	(void)expires;
+	assert_true(keylen < sizeof(k));
+	memcpy(k, key, keylen);
+	k[keylen] = '\0';
+	i = atoi(k + 1);
+	assert_true(i >= 0 && i < 200);
+	assert_int_equal(vallen, keylen);
+	assert_memory_equal(val, key, keylen);
+	s->bits[i]++;
+	s->n++;
+	return s->stop_after > 0 && s->n >= s->stop_after;
+}
+
+static int delete_each(const void *key, size_t keylen, const void *val, size_t vallen,
+                       time_t expires, void *arg)
+{
+	(void)val;
+	(void)vallen;
+	(void)expires;
+	/* a callback may write to the namespace it walks */
+	assert_int_equal(store_del(arg, "greylist", key, keylen, 0), 1);
+	return 0;
+}
+
+static void test_traverse_count(void **state)
+{
+	struct store *st = open_store();
+	struct seen s;
+	char k[32];
+	int i;
+
+	(void)state;
+	assert_int_equal(store_ns_hash_size(st, "greylist", 31), 0);
+	fake_now = 5000;
+	store_set_clock(st, fake_clock, NULL);
+	for (i = 0; i < 200; i++) {
+		int n = snprintf(k, sizeof(k), "k%d", i);
+		/* every 4th record already expired */
+		assert_int_equal(store_put(st, "greylist", k, n, k, n, i % 4 == 0 ? 4000 : 0, 0),
+		                 0);
+	}
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_traverse(st, "greylist", collect, &s), 150);
+	assert_int_equal(s.n, 150);
+	for (i = 0; i < 200; i++)
+		assert_int_equal(s.bits[i], i % 4 == 0 ? 0 : 1);
+	assert_int_equal(store_count(st, "greylist"), 150);
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 7;
+	assert_int_equal(store_traverse(st, "greylist", collect, &s), 7);
+	assert_int_equal(store_traverse(st, "nothing", NULL, NULL), 0);
+	assert_int_equal(store_count(st, "nothing"), 0);
+	assert_int_equal(store_traverse(st, "greylist", delete_each, st), 150);
+	assert_int_equal(store_count(st, "greylist"), 0);
+	store_close(st);
+}
+
+static void test_expire_step(void **state)
+{
+	struct store *st = open_store();
+	char k[32];
+	unsigned cur = 0;
+	int i, calls = 0, total = 0, r;
+
+	(void)state;
+	assert_int_equal(store_ns_hash_size(st, "greylist", 101), 0);
+	for (i = 0; i < 1000; i++) {
+		int n = snprintf(k, sizeof(k), "key-%d", i);
+		assert_int_equal(store_put(st, "greylist", k, n, "v", 1, i % 2 ? 100 : 300, 0), 0);
+	}
+	/* one step of 10 chains of 101: about a tenth of the 500 expired ones */
+	r = store_expire_step(st, "greylist", 200, 10, &cur);
+	assert_true(r > 0 && r < 200);
+	assert_int_equal(cur, 10);
+	total = r;
+	calls = 1;
+	while (cur != 0) {
+		r = store_expire_step(st, "greylist", 200, 10, &cur);
+		assert_true(r >= 0 && r < 200);
+		total += r;
+		calls++;
+		assert_true(calls <= 11);
+	}
+	assert_int_equal(calls, 11);
+	assert_int_equal(total, 500);
+	/* the clock of get is real time; use a far clock to see what is left */
+	fake_now = 200;
+	store_set_clock(st, fake_clock, NULL);
+	assert_int_equal(store_count(st, "greylist"), 500);
+	/* a second pass finds nothing more */
+	do
+		assert_int_equal(store_expire_step(st, "greylist", 200, 50, &cur), 0);
+	while (cur != 0);
+	assert_int_equal(store_expire_step(st, "greylist", 200, 0, &cur), -1);
+	store_close(st);
+}
+
+#define NTHREADS 4
+#define NOPS     4000
+
+struct thr {
+	struct store *st;
+	int id;
+	int errors;
+};
+
+static void *hammer(void *arg)
+{
+	struct thr *t = arg;
+	char k[32], v[64], buf[64];
+	int i;
+	unsigned cur = 0;
+
+	for (i = 0; i < NOPS; i++) {
+		int kn = snprintf(k, sizeof(k), "t%d-%d", t->id, i % 500);
+		int vn = snprintf(v, sizeof(v), "value-%d-%d", t->id, i);
+		size_t len;
+		if (store_put(t->st, "greylist", k, kn, v, vn, 0, 0) != 0)
+			t->errors++;
+		if (store_get(t->st, "greylist", k, kn, buf, sizeof(buf), &len, NULL) != 1 ||
+		    len != (size_t)vn || memcmp(buf, v, len) != 0)
+			t->errors++;
+		/* shared keys: all threads write them */
+		kn = snprintf(k, sizeof(k), "shared-%d", i % 50);
+		if (store_put(t->st, "greylist", k, kn, v, vn, 0, 0) != 0)
+			t->errors++;
+		if (i % 7 == 0 && store_del(t->st, "greylist", k, kn, 0) < 0)
+			t->errors++;
+		if (i % 100 == 0 && store_expire_step(t->st, "greylist", 1, 5, &cur) < 0)
+			t->errors++;
+		if (i % 1000 == 0 && store_count(t->st, "greylist") < 0)
+			t->errors++;
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct store *st = open_store();
+	pthread_t th[NTHREADS];
+	struct thr t[NTHREADS];
+	int i;
+	long n;
+
+	(void)state;
+	assert_int_equal(store_ns_hash_size(st, "greylist", 1021), 0);
+	for (i = 0; i < NTHREADS; i++) {
+		t[i].st = st;
+		t[i].id = i;
+		t[i].errors = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, hammer, &t[i]), 0);
+	}
+	for (i = 0; i < NTHREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(t[i].errors, 0);
+	}
+	n = store_count(st, "greylist");
+	assert_true(n >= NTHREADS * 500 && n <= NTHREADS * 500 + 50);
+	store_close(st);
+}
+
+static int count_aside(void)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "greylist.tdb.corrupt-", 21) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void write_file(const char *path, const char *data, size_t n)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, n, fp), n);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void test_corrupt_file(void **state)
+{
+	struct store *st;
+	char path[512], garbage[8192], buf[16];
+	size_t len;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	memset(garbage, 'x', sizeof(garbage));
+	write_file(path, garbage, sizeof(garbage));
+	st = open_store();
+	assert_int_equal(store_put(st, "greylist", "a", 1, "v", 1, 0, 0), 0);
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, NULL), 1);
+	assert_int_equal(count_aside(), 1);
+	assert_int_equal(store_count(st, "greylist"), 1);
+	store_close(st);
+
+	/* a short file of garbage too; the earlier one is kept */
+	write_file(path, "hello", 5);
+	st = open_store();
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, NULL), 0);
+	assert_int_equal(store_put(st, "greylist", "b", 1, "v", 1, 0, STORE_DURABLE), 0);
+	assert_int_equal(count_aside(), 2);
+	store_close(st);
+}
+
+/* Records overwritten inside a valid file: TDB reports corruption during a
+ * walk; the file is moved aside and the namespace works again at once. */
+static void test_corrupt_records(void **state)
+{
+	struct store *st = open_store();
+	char path[512], k[32], buf[64], *junk;
+	size_t len;
+	off_t size;
+	int i, fd, n;
+
+	(void)state;
+	assert_int_equal(store_ns_hash_size(st, "greylist", 7), 0);
+	for (i = 0; i < 100; i++) {
+		n = snprintf(k, sizeof(k), "key%d", i);
+		assert_int_equal(store_put(st, "greylist", k, n, k, n, 0, 0), 0);
+	}
+	store_close(st);
+	/* keep the header and the 7 chain heads, overwrite the records */
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	size = lseek(fd, 0, SEEK_END);
+	assert_true(size > 1000);
+	junk = xmalloc(size);
+	memset(junk, 0xff, size);
+	assert_int_equal(pwrite(fd, junk, size - 400, 200), size - 400);
+	free(junk);
+	close(fd);
+
+	st = open_store();
+	/* lookups on a broken chain read as absent (TDB reports "not found"),
+	 * never as a hit: a greylist then defers, a whitelist does not match */
+	for (i = 0; i < 100; i++) {
+		n = snprintf(k, sizeof(k), "key%d", i);
+		assert_true(store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL) <= 0);
+	}
+	assert_int_equal(store_count(st, "greylist"), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_CORRUPT);
+	assert_int_equal(count_aside(), 1);
+	assert_int_equal(store_count(st, "greylist"), 0);
+	assert_int_equal(store_put(st, "greylist", "z", 1, "v", 1, 0, 0), 0);
+	assert_int_equal(store_get(st, "greylist", "z", 1, buf, sizeof(buf), &len, NULL), 1);
+	assert_int_equal(store_count(st, "greylist"), 1);
+	store_close(st);
+}
+
+static void test_unusable(void **state)
+{
+	char err[256] = "", path[512], buf[16];
+	struct store *st;
+	size_t len;
+
+	(void)state;
+	assert_null(store_open("/nonexistent/portcullis-store", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/portcullis-store"));
+	assert_int_equal(store_last_error(), STORE_ERR_IO);
+	snprintf(path, sizeof(path), "%s/plainfile", tmpdir);
+	write_file(path, "x", 1);
+	err[0] = '\0';
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a directory"));
+	assert_null(store_open("", err, sizeof(err)));
+
+	/* a directory where the namespace file should be: an error, each time,
+	 * and it is not mistaken for corruption */
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	st = open_store();
+	assert_int_equal(store_put(st, "greylist", "a", 1, "v", 1, 0, 0), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_IO);
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, NULL), -1);
+	assert_int_equal(store_count(st, "greylist"), -1);
+	assert_int_equal(count_aside(), 0);
+	/* other namespaces still work */
+	assert_int_equal(store_put(st, "awl", "a", 1, "v", 1, 0, 0), 0);
+	store_close(st);
+	rmdir(path);
+}
+
+static void test_too_many_ns(void **state)
+{
+	struct store *st = open_store();
+	char ns[16];
+	int i;
+
+	(void)state;
+	for (i = 0; i < STORE_MAX_NS; i++) {
+		snprintf(ns, sizeof(ns), "ns%d", i);
+		assert_int_equal(store_ns_hash_size(st, ns, 7), 0);
+	}
+	assert_int_equal(store_ns_hash_size(st, "onemore", 7), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_FULL);
+	assert_string_equal(store_strerror(STORE_ERR_FULL), "too many namespaces");
+	store_close(st);
+}
+
+/* --- helper modes for tests/store.sh ----------------------------------- */
+
+static struct store *open_dir(const char *dir)
+{
+	char err[256];
+	struct store *st = store_open(dir, err, sizeof(err));
+
+	if (st == NULL) {
+		fprintf(stderr, "%s\n", err);
+		exit(2);
+	}
+	return st;
+}
+
+static int mode_writer(const char *dir, long n, const char *how)
+{
+	struct store *st = open_dir(dir);
+	int flags = strcmp(how, "durable") == 0 ? STORE_DURABLE : STORE_NORMAL;
+	char k[32], line[40];
+	long i;
+
+	for (i = 0; i < n; i++) {
+		int kn = snprintf(k, sizeof(k), "k%ld", i);
+		if (store_put(st, "whitelist", k, kn, k, kn, 0, flags) != 0) {
+			fprintf(stderr, "put %s: %s\n", k, store_strerror(store_last_error()));
+			return 1;
+		}
+		/* one write(2) per line: reported only after store_put returned */
+		kn = snprintf(line, sizeof(line), "%s\n", k);
+		if (write(1, line, kn) != kn)
+			return 1;
+	}
+	store_close(st);
+	return 0;
+}
+
+static int mode_reader(const char *dir, long n, int secs)
+{
+	struct store *st = open_dir(dir);
+	char k[32], buf[64];
+	long next = 0;
+	time_t end = time(NULL) + secs;
+	size_t len;
+
+	/* open the file before the writer starts, then announce it */
+	if (store_get(st, "whitelist", "none", 4, buf, sizeof(buf), &len, NULL) < 0)
+		return 2;
+	printf("ready\n");
+	fflush(stdout);
+	while (next < n && time(NULL) < end) {
+		int kn = snprintf(k, sizeof(k), "k%ld", next);
+		int r = store_get(st, "whitelist", k, kn, buf, sizeof(buf), &len, NULL);
+		if (r < 0) {
+			fprintf(stderr, "get %s: %s\n", k, store_strerror(store_last_error()));
+			return 1;
+		}
+		if (r == 1) {
+			if (len != (size_t)kn || memcmp(buf, k, len) != 0) {
+				fprintf(stderr, "bad value for %s\n", k);
+				return 1;
+			}
+			next++;
+		} else {
+			usleep(1000);
+		}
+	}
+	printf("seen %ld of %ld\n", next, n);
+	store_close(st);
+	return next == n ? 0 : 1;
+}
+
+static int mode_check(const char *dir, const char *file)
+{
+	struct store *st = open_dir(dir);
+	FILE *fp = fopen(file, "r");
+	char line[64], buf[64];
+	long ok = 0, missing = 0;
+	size_t len;
+
+	if (fp == NULL)
+		return 2;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		size_t n = strlen(line);
+		if (n == 0 || line[n - 1] != '\n')
+			continue; /* a line cut by the kill was never reported done */
+		line[--n] = '\0';
+		if (store_get(st, "whitelist", line, n, buf, sizeof(buf), &len, NULL) == 1 &&
+		    len == n && memcmp(buf, line, n) == 0) {
+			ok++;
+		} else {
+			missing++;
+			fprintf(stderr, "missing: %s\n", line);
+		}
+	}
+	fclose(fp);
+	printf("present %ld missing %ld total %ld\n", ok, missing, store_count(st, "whitelist"));
+	store_close(st);
+	return missing == 0 && ok > 0 ? 0 : 1;
+}
+
+static int mode_bench(const char *dir, long n)
+{
+	struct store *st = open_dir(dir);
+	char k[96], buf[64];
+	long i, errors = 0;
+	long long t0 = now_ms(), ms;
+	unsigned x = 12345, cur = 0;
+	size_t len;
+
+	for (i = 0; i < n; i++) {
+		int kn;
+		x = x * 1103515245u + 12345u;
+		kn = snprintf(k, sizeof(k), "198.51.%u.0/<s%u@example.org>/<r@example.net>",
+		              (x >> 8) % 256, (x >> 16) % 400);
+		switch ((x >> 28) % 10) {
+		case 0:
+			if (store_del(st, "greylist", k, kn, 0) < 0)
+				errors++;
+			break;
+		case 1:
+		case 2:
+		case 3:
+			if (store_put(st, "greylist", k, kn, k, 16, 0, 0) < 0)
+				errors++;
+			break;
+		default:
+			if (store_get(st, "greylist", k, kn, buf, sizeof(buf), &len, NULL) < 0)
+				errors++;
+		}
+		if (i % 1000 == 0 && store_expire_step(st, "greylist", 1, 64, &cur) < 0)
+			errors++;
+	}
+	ms = now_ms() - t0;
+	printf("bench: %ld mixed ops (60%% get, 30%% put, 10%% del) in %lld ms: %.0f ops/s, %ld "
+	       "records, %ld errors\n",
+	       n, ms, ms > 0 ? n * 1000.0 / ms : 0.0, store_count(st, "greylist"), errors);
+	store_close(st);
+	return errors != 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_get_del, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_traverse_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_step, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unusable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_many_ns, setup, teardown),
+	};
+
+	log_open("test_store", "none", NULL);
+	if (argc == 5 && strcmp(argv[1], "--writer") == 0)
+		return mode_writer(argv[2], atol(argv[3]), argv[4]);
+	if (argc == 5 && strcmp(argv[1], "--reader") == 0)
+		return mode_reader(argv[2], atol(argv[3]), atoi(argv[4]));
+	if (argc == 4 && strcmp(argv[1], "--check") == 0)
+		return mode_check(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "--bench") == 0)
+		return mode_bench(argv[2], atol(argv[3]));
+	if (argc != 1) {
+		fprintf(stderr, "usage: test_store [--writer DIR N normal|durable | --reader DIR N "
+		                "SECS | --check DIR FILE | --bench DIR N]\n");
+		return 2;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
