@@ -67,6 +67,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 if [ -z "${PORTCULLIS:-}" ]; then
 	PORTCULLIS=$top/build-bench-plain/milter/portcullis
 	[ -x "$PORTCULLIS" ] || PORTCULLIS=$top/build/milter/portcullis
@@ -254,35 +255,6 @@ conf lag \
 	"spf.pass_score = -1"
 
 # ---- start the filters -----------------------------------------------------
-start()
-{
-	_n=$1
-	shift
-	rm -f "$D/$_n.sock"
-	timeout -s KILL "$(left)" "$@" 2>"$D/$_n.log" &
-	_w=$!
-	WRAPS="$WRAPS $_w"
-	_p=
-	_i=0
-	while [ $_i -lt 200 ]; do
-		if [ -r "/proc/$_w/task/$_w/children" ]; then
-			_p=$(tr -d ' ' <"/proc/$_w/task/$_w/children")
-		else
-			_p=$(pgrep -P "$_w" 2>/dev/null) || _p=
-		fi
-		if [ -n "$_p" ] && [ -S "$D/$_n.sock" ]; then
-			break
-		fi
-		alive "$_w" || die "$_n did not start: $(tail -n 5 "$D/$_n.log")"
-		sleep 0.05
-		_i=$((_i + 1))
-	done
-	if [ -z "$_p" ] || [ ! -S "$D/$_n.sock" ]; then
-		die "$_n: no socket $D/$_n.sock after 10 s"
-	fi
-	PIDS="$PIDS $_p"
-	eval "PID_$_n=\$_p"
-}
 start noop "$D/noop-milter" -p "$D/noop.sock"
 start pc "$PORTCULLIS" -f -c "$D/pc.conf"
 start dns "$PORTCULLIS" -f -c "$D/dns.conf"
@@ -291,15 +263,7 @@ start lag "$PORTCULLIS" -f -c "$D/lag.conf"
 HZ=$(getconf CLK_TCK)
 NCPU=$(getconf _NPROCESSORS_ONLN)
 
-busy_ticks()
-{
-	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
-}
 
-cpu_ticks()
-{
-	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
 
 # client NAME [mclient options]: one mclient run against filter NAME, its
 # summary line in $D/out; dies when it fails.

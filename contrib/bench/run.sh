@@ -50,6 +50,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 if [ -z "${PORTCULLIS:-}" ]; then
 	PORTCULLIS=$top/build-bench-plain/milter/portcullis
 	[ -x "$PORTCULLIS" ] || PORTCULLIS=$top/build/milter/portcullis
@@ -192,38 +193,6 @@ conf tables \
 	"access.sender = texthash:$D/senders.txt"
 
 # ---- start the filters ---------------------------------------------------
-# start NAME CMD...: run CMD under timeout with stderr in $D/NAME.log, wait
-# for $D/NAME.sock; sets PID_<NAME> to the filter's own pid.
-start()
-{
-	_n=$1
-	shift
-	rm -f "$D/$_n.sock"
-	timeout -s KILL "$(left)" "$@" 2>"$D/$_n.log" &
-	_w=$!
-	WRAPS="$WRAPS $_w"
-	_p=
-	_i=0
-	while [ $_i -lt 200 ]; do
-		# The filter is the only child of timeout.
-		if [ -r "/proc/$_w/task/$_w/children" ]; then
-			_p=$(tr -d ' ' <"/proc/$_w/task/$_w/children")
-		else
-			_p=$(pgrep -P "$_w" 2>/dev/null) || _p=
-		fi
-		if [ -n "$_p" ] && [ -S "$D/$_n.sock" ]; then
-			break
-		fi
-		alive "$_w" || die "$_n did not start: $(tail -n 5 "$D/$_n.log")"
-		sleep 0.05
-		_i=$((_i + 1))
-	done
-	if [ -z "$_p" ] || [ ! -S "$D/$_n.sock" ]; then
-		die "$_n: no socket $D/$_n.sock after 10 s"
-	fi
-	PIDS="$PIDS $_p"
-	eval "PID_$_n=\$_p"
-}
 start noop "$D/noop-milter" -p "$D/noop.sock"
 start pc "$PORTCULLIS" -f -c "$D/pc.conf"
 start tables "$PORTCULLIS" -f -c "$D/tables.conf"
@@ -231,17 +200,7 @@ start tables "$PORTCULLIS" -f -c "$D/tables.conf"
 HZ=$(getconf CLK_TCK)
 NCPU=$(getconf _NPROCESSORS_ONLN)
 
-busy_ticks()
-{
-	# user nice system irq softirq steal of all CPUs, in clock ticks
-	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
-}
 
-cpu_ticks()
-{
-	# utime + stime: fields 14 and 15, counted after the "(comm)" field
-	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
 
 # load NAME MESSAGES [mclient options]: one client run; appends
 # "ROUND NAME msgs seconds server_ticks client_us_per_msg" to $D/results.
