@@ -3,7 +3,7 @@
 #
 # Sourced after the caller has defined D (its temp dir), WRAPS and PIDS
 # (what its trap stops), and the functions left (seconds of the time limit
-# left), alive PID and die MESSAGE.
+# left), alive PID and die MESSAGE; cpu_table needs HZ.
 
 # start NAME CMD...: run CMD under timeout with stderr in $D/NAME.log, wait
 # for $D/NAME.sock; sets PID_<NAME> to the filter's own pid.
@@ -48,4 +48,59 @@ cpu_ticks()
 {
 	# utime + stime: fields 14 and 15, counted after the "(comm)" field
 	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# cpu_table RESULTS THIRD LABEL PAIRS [INDENT]: the table of server CPU per
+# message for noop, pc and the filter THIRD (shown as LABEL) from the
+# RESULTS lines "ROUND FILTER MESSAGES SECONDS CPU_TICKS CLIENT_US OTHERS%",
+# then the ratios of the PAIRS ("a b c d e f": a/b, c/d, e/f) with the
+# median and range of the per-round ratios.
+cpu_table()
+{
+	awk -v hz="$HZ" -v third="$2" -v label="$3" -v pairs="$4" -v ind="${5:-}" '
+	function median(a, m,    i, j, x, b) {
+		for (i = 1; i <= m; i++) b[i] = a[i]
+		for (i = 2; i <= m; i++) {
+			x = b[i]
+			for (j = i - 1; j >= 1 && b[j] > x; j--) b[j + 1] = b[j]
+			b[j + 1] = x
+		}
+		lo_ = b[1]; hi_ = b[m]
+		return m % 2 ? b[(m + 1) / 2] : (b[m / 2] + b[m / 2 + 1]) / 2
+	}
+	function title(k) { return k == "noop" ? "noop" : k == "pc" ? "portcullis" : label }
+	{ k = $2; n[k] += $3; s[k] += $4; t[k] += $5; cu[k] += $6 * $3; oth += $7; nl++
+	  c = $5 / hz * 1e6 / $3
+	  cr[$1, k] = c
+	  if ($1 > rounds) rounds = $1
+	  if (!(k in lo) || c < lo[k]) lo[k] = c
+	  if (!(k in hi) || c > hi[k]) hi[k] = c }
+	END {
+		order[1] = "noop"; order[2] = "pc"; order[3] = third
+		name["noop"] = "noop (baseline)"; name["pc"] = "portcullis"; name[third] = label
+		w = 18 - length(ind) / 2; wr = 28 - length(ind) / 2
+		for (i = 1; i <= 3; i++) { k = order[i]
+			rate[k] = n[k] / s[k]; cpu[k] = t[k] / hz * 1e6 / n[k] }
+		printf "%s%-*s %8s %7s %10s %13s %10s\n", ind, w, "", "", "", "server CPU",
+			"per round", "client CPU"
+		printf "%s%-*s %8s %7s %10s %13s %10s\n", ind, w, "filter", "messages", "msg/s",
+			"us/msg", "(min-max)", "us/msg"
+		for (i = 1; i <= 3; i++) { k = order[i]
+			printf "%s%-*s %8d %7.0f %10.1f %13s %10.1f\n", ind, w, name[k], n[k],
+				rate[k], cpu[k], sprintf("(%.0f-%.0f)", lo[k], hi[k]), cu[k] / n[k] }
+		printf "\n%s%-*s %5s %10s %10s %21s\n", ind, wr, "ratio (all rounds)", "msg/s",
+			"server CPU", "extra CPU", "server CPU ratio per"
+		printf "%s%-*s %5s %10s %10s %21s\n", ind, wr, "", "", "", "us/msg",
+			"round: median (range)"
+		split(pairs, p, " ")
+		for (i = 1; i <= 5; i += 2) { a = p[i]; b = p[i + 1]
+			for (r = 1; r <= rounds; r++) x[r] = cr[r, a] / cr[r, b]
+			med = median(x, rounds)
+			printf "%s%-*s %5.2f %10.2f %10.1f %21s\n", ind, wr, title(a) "/" title(b),
+				rate[a] / rate[b], cpu[a] / cpu[b], cpu[a] - cpu[b],
+				sprintf("%.2f (%.2f-%.2f)", med, lo_, hi_)
+		}
+		printf "\n%sbetween the loads, other processes kept the CPUs %.0f%% busy (average)%s\n",
+			ind, oth / nl, (oth / nl > 5 ? ": a busy machine, the figures are noisy" : "")
+	}' "$1"
 }

@@ -311,52 +311,6 @@ echo "bench: logs ok: one line per transaction ($total each), verdicts as expect
 
 # ---- the table ------------------------------------------------------------
 echo
-awk -v hz="$HZ" '
-	function median(a, m,    i, j, x, b) {
-		for (i = 1; i <= m; i++) b[i] = a[i]
-		for (i = 2; i <= m; i++) {
-			x = b[i]
-			for (j = i - 1; j >= 1 && b[j] > x; j--) b[j + 1] = b[j]
-			b[j + 1] = x
-		}
-		lo_ = b[1]; hi_ = b[m]
-		return m % 2 ? b[(m + 1) / 2] : (b[m / 2] + b[m / 2 + 1]) / 2
-	}
-	{ k = $2; n[k] += $3; s[k] += $4; t[k] += $5; cu[k] += $6 * $3; oth += $7; nl++
-	  c = $5 / hz * 1e6 / $3
-	  cr[$1, k] = c; rr[$1, k] = $3 / $4
-	  if ($1 > rounds) rounds = $1
-	  if (!(k in lo) || c < lo[k]) lo[k] = c
-	  if (!(k in hi) || c > hi[k]) hi[k] = c }
-	END {
-		split("noop pc tables", order, " ")
-		name["noop"] = "noop (baseline)"; name["pc"] = "portcullis"
-		name["tables"] = "portcullis+tables"
-		for (i = 1; i <= 3; i++) { k = order[i]
-			rate[k] = n[k] / s[k]; cpu[k] = t[k] / hz * 1e6 / n[k] }
-		printf "%-18s %8s %7s %10s %13s %10s\n", "", "", "", "server CPU",
-			"per round", "client CPU"
-		printf "%-18s %8s %7s %10s %13s %10s\n", "filter", "messages", "msg/s",
-			"us/msg", "(min-max)", "us/msg"
-		for (i = 1; i <= 3; i++) { k = order[i]
-			printf "%-18s %8d %7.0f %10.1f %13s %10.1f\n", name[k], n[k], rate[k],
-				cpu[k], sprintf("(%.0f-%.0f)", lo[k], hi[k]), cu[k] / n[k] }
-		printf "\n%-28s %5s %10s %10s %21s\n", "ratio (all rounds)", "msg/s",
-			"server CPU", "extra CPU", "server CPU ratio per"
-		printf "%-28s %5s %10s %10s %21s\n", "", "", "", "us/msg",
-			"round: median (range)"
-		split("pc noop tables noop tables pc", pairs, " ")
-		for (i = 1; i <= 5; i += 2) { a = pairs[i]; b = pairs[i + 1]
-			for (r = 1; r <= rounds; r++) x[r] = cr[r, a] / cr[r, b]
-			med = median(x, rounds)
-			printf "%-28s %5.2f %10.2f %10.1f %21s\n",
-				(a == "tables" ? "portcullis+tables" : "portcullis") "/" \
-				(b == "noop" ? "noop" : "portcullis"),
-				rate[a] / rate[b], cpu[a] / cpu[b], cpu[a] - cpu[b],
-				sprintf("%.2f (%.2f-%.2f)", med, lo_, hi_)
-		}
-		printf "\nbetween the loads, other processes kept the CPUs %.0f%% busy (average)%s\n",
-			oth / nl, (oth / nl > 5 ? ": a busy machine, the figures are noisy" : "")
-	}' "$D/results"
+cpu_table "$D/results" tables portcullis+tables "pc noop tables noop tables pc"
 echo
 echo "bench: done in $(($(date +%s) - START)) s"
