@@ -18,17 +18,10 @@
 -- 4.7.1, with the text and the ref).
 
 local t = dofile(libdir .. "/lib.lua")
+local header = t.raw_header
 
 local n = 0
 
-local function header(e, name)
-	for _, pk in ipairs(e and e.packets or {}) do
-		if pk.code == "h" and pk.data:sub(1, #name + 1) == name .. "\0" then
-			return pk.data:sub(#name + 2)
-		end
-	end
-	return nil
-end
 
 -- One transaction over the raw client from o.ip with HELO o.helo (default
 -- the address literal, which client_dns leaves alone).  o.code/xcode/text/

@@ -19,6 +19,8 @@
 -- accepted), and six lists with one 200 ms late cost ~200 ms, not the sum.
 
 local t = dofile(libdir .. "/lib.lua")
+local now_ms = t.now_ms
+local count = t.count
 
 local SITES = "dnsbl.sites = bla.test=127.0.0.[2..3]*6, bla.test=127.0.0.[4..7]*4, " ..
 	"blb.test*2, blallow.test=127.0.[0..255].[1..3]*-10, blrefused.test*5, " ..
@@ -27,23 +29,7 @@ local SITES = "dnsbl.sites = bla.test=127.0.0.[2..3]*6, bla.test=127.0.0.[4..7]*
 	"dnsbl.allow_threshold = -5\n"
 local BASE = "checks = dnsbl\nscore.tag = 0\n"
 
-local function now_ms()
-	local p = io.popen("date +%s%N")
-	local s = p:read("l")
-	p:close()
-	return tonumber(s) // 1000000
-end
 
-local function count(s, plain)
-	local n, i = 0, 1
-	while true do
-		local a, b = s:find(plain, i, true)
-		if a == nil then
-			return n
-		end
-		n, i = n + 1, b + 1
-	end
-end
 
 -- One message from ip through miltertest; returns the conn (open, for
 -- eom_check), the parsed log line and the milliseconds connect took.

@@ -178,7 +178,8 @@ function t.config(text)
 	t.write(t.conf, text .. "\n", "ab")
 end
 
-local function count_matches(s, plain)
+-- How often the plain string `plain` occurs in s.
+function t.count(s, plain)
 	local n, i = 0, 1
 	while true do
 		local a, b = s:find(plain, i, true)
@@ -232,7 +233,7 @@ function t.start()
 end
 
 function t.reconfig(text)
-	local before = count_matches(t.read(t.logfile) or "", "configuration reloaded from")
+	local before = t.count(t.read(t.logfile) or "", "configuration reloaded from")
 	t.write(t.conf, base_conf .. (text or "") .. "\n")
 	mt.signal(10) -- SIGUSR1
 	local ok = t.poll(function()
@@ -240,7 +241,7 @@ function t.reconfig(text)
 		if log:find("reload failed", 1, true) then
 			error("reload failed:\n" .. log)
 		end
-		return count_matches(log, "configuration reloaded from") > before
+		return t.count(log, "configuration reloaded from") > before
 	end, 5)
 	if not ok then
 		error("daemon did not log the reload")
@@ -581,6 +582,25 @@ function t.raw(steps)
 end
 
 -- Split an SMFIR_REPLYCODE text "550 5.7.1 TEXT (ref ID); contact C".
+-- Milliseconds since the epoch (for timing a step).
+function t.now_ms()
+	local p = io.popen("date +%s%N")
+	local s = p:read("l")
+	p:close()
+	return tonumber(s) // 1000000
+end
+
+-- The value of the header `name` added in the EOM entry e of t.raw (its
+-- SMFIR_ADDHEADER packet), or nil.
+function t.raw_header(e, name)
+	for _, pk in ipairs(e and e.packets or {}) do
+		if pk.code == "h" and pk.data:sub(1, #name + 1) == name .. "\0" then
+			return pk.data:sub(#name + 2)
+		end
+	end
+	return nil
+end
+
 function t.split_reply(data)
 	if data == nil then
 		return {}

@@ -18,6 +18,7 @@
 -- lists, and six lists with one 200 ms late cost ~200 ms at MAIL.
 
 local t = dofile(libdir .. "/lib.lua")
+local now_ms = t.now_ms
 
 local SITES = "rhsbl.sender_sites = bld.test=127.0.1.[2..99]*6, blrefused.test*5, " ..
 	"blnotest.test*4\n" ..
@@ -26,12 +27,6 @@ local SITES = "rhsbl.sender_sites = bld.test=127.0.1.[2..99]*6, blrefused.test*5
 	"rhsbl.selftest_interval = 1h\n"
 local BASE = "checks = rhsbl\nscore.tag = 0\n"
 
-local function now_ms()
-	local p = io.popen("date +%s%N")
-	local s = p:read("l")
-	p:close()
-	return tonumber(s) // 1000000
-end
 
 -- One message; returns the parsed log line and the milliseconds MAIL took.
 local function message(label, helo, from, rcpt, want)

@@ -20,21 +20,13 @@
 -- the reply equal to the log's, refused=<rcpt>:reject|defer:SYMBOL.
 
 local t = dofile(libdir .. "/lib.lua")
+local header = t.raw_header
 
 local IP = "192.0.2.10"
 local HELO = "mail.example.net"
 
 local n = 0
 
--- The header packet of an EOM entry of t.raw: value or nil.
-local function header(e, name)
-	for _, pk in ipairs(e and e.packets or {}) do
-		if pk.code == "h" and pk.data:sub(1, #name + 1) == name .. "\0" then
-			return pk.data:sub(#name + 2)
-		end
-	end
-	return nil
-end
 
 -- One transaction over the raw client.  o.from: MAIL FROM; o.code/xcode/
 -- text/symbol: the expected RCPT reply (nil: accepted, then EOM);
