@@ -95,10 +95,10 @@ void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol, con
 	va_end(ap);
 }
 
-void verdict_header(struct verdicts *out, const char *name, int top, const char *fmt, ...)
+static void header_v(struct verdicts *out, const char *name, int top, int once, const char *fmt,
+                     va_list ap)
 {
 	struct verdict_hdr *h;
-	va_list ap;
 
 	if (out->nhdr < 0 || out->nhdr >= VERDICT_HDRS_MAX) {
 		log_msg(LOG_LVL_WARN, "too many headers in one stage; dropped %s", name);
@@ -107,8 +107,25 @@ void verdict_header(struct verdicts *out, const char *name, int top, const char 
 	h = &out->hdr[out->nhdr++];
 	bcopy_str(h->name, sizeof(h->name), name);
 	h->top = top;
-	va_start(ap, fmt);
+	h->once = once;
 	vsnprintf(h->value, sizeof(h->value), fmt, ap);
+}
+
+void verdict_header(struct verdicts *out, const char *name, int top, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	header_v(out, name, top, 0, fmt, ap);
+	va_end(ap);
+}
+
+void verdict_header_once(struct verdicts *out, const char *name, int top, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	header_v(out, name, top, 1, fmt, ap);
 	va_end(ap);
 }
 

@@ -74,6 +74,7 @@ struct verdicts {
 		char name[64];
 		char value[VERDICT_HDR_MAX];
 		int top;
+		int once; /* replace this module's earlier header of that name */
 	} hdr[VERDICT_HDRS_MAX];
 	/* Incoming headers the module asks to remove (verdict_delete_header);
 	 * the engine resets ndel before each hook call. */
@@ -87,6 +88,7 @@ struct verdicts {
 struct conn;
 struct txn;
 struct rcpt;
+struct store;
 
 struct check_ctx {
 	const struct conf *conf;
@@ -106,6 +108,11 @@ struct check_ctx {
 	/* When the stage's DNS time is up (now_ms() clock): every check of a
 	 * stage shares one dns.timeout_ms, see check_dns_timeout(). */
 	long long dns_deadline_ms;
+	/* The process's store (lib/store.h), NULL when none is open; and
+	 * whether this is a dry run (portcullisctl check), in which a
+	 * module reads the store but must not change it. */
+	struct store *store;
+	int dry_run;
 };
 
 /* What is left of the stage's DNS time, in ms (0 when it is used up): the
@@ -153,6 +160,11 @@ void verdict_defer(struct verdicts *out, enum mode mode, const char *symbol, con
  * never raw HELO or other network text.  At most VERDICT_HDRS_MAX per hook
  * call; more are dropped with a warning. */
 void verdict_header(struct verdicts *out, const char *name, int top, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The same, but replacing a header of the same name that this module asked
+ * for earlier in the transaction (one X-Greylist however many recipients
+ * were delayed). */
+void verdict_header_once(struct verdicts *out, const char *name, int top, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Ask for the incoming header name (the header of this STAGE_HEADER call:
  * cx->hdr_name, cx->hdr_index) to be removed, e.g. a forged trace header.

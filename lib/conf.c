@@ -42,7 +42,10 @@ const struct conf_param core_params[] = {
 	{ "pidfile", "", CONF_STR, CORE(pidfile), 0, 0,
 	  "write the daemon's process id here; empty: none" },
 	{ "state_dir", "/var/lib/portcullis", CONF_STR, CORE(state_dir), 0, 0,
-	  "directory of the state databases; must exist" },
+	  "directory of the state databases (greylist, whitelist, refs); must exist" },
+	{ "ref_keep", "7d", CONF_TIME, CORE(ref_keep), 0, 366 * 86400,
+	  "how long the details of a refused transaction are kept for portcullisctl explain "
+	  "(0: not kept)" },
 	{ "hostname", "", CONF_STR, CORE(hostname), 0, 0,
 	  "this host's name for headers and HELO checks; empty: gethostname()" },
 	{ "contact", "", CONF_STR, CORE(contact), 0, 0,

@@ -73,6 +73,7 @@ struct core_conf {
 	char *user;
 	char *pidfile;
 	char *state_dir;
+	long ref_keep;
 	char *hostname;
 	char *contact;
 	char *log_target;

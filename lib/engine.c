@@ -2,10 +2,13 @@
  *
  * Threading: a struct conn is only touched by the thread libmilter runs the
  * connection's current callback on; the snapshot it holds is immutable.  The
- * only process-wide state is the reference id generator (arc4random).
+ * only process-wide state is the reference id generator (arc4random) and
+ * the store pointer, set once before the first connection.
  */
 #include "engine.h"
 #include "log.h"
+#include "refs.h"
+#include "store.h"
 #include "util.h"
 
 #include <limits.h>
@@ -13,6 +16,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* --- the store ------------------------------------------------------------ */
+
+static struct store *the_store;
+static int the_dry_run;
+
+void engine_set_store(struct store *st, int dry_run)
+{
+	the_store = st;
+	the_dry_run = dry_run;
+}
+
+struct store *engine_store(void)
+{
+	return the_store;
+}
 
 /* --- reference ids ------------------------------------------------------- */
 
@@ -105,18 +124,33 @@ static int skipping(const struct conn *c, enum stage st)
 
 /* --- headers requested by modules (verdict_header) ------------------------ */
 
-static void add_header(struct txn *t, const char *name, const char *value, int top);
+static struct add_header *add_header(struct txn *t, const char *name, const char *value, int top);
 
 /* Keep the headers a hook asked for with the transaction; engine_eom's
  * caller adds them when the message is accepted.  Only from MAIL on (there
- * is no transaction before); at most 32 per transaction. */
-static void take_headers(struct conn *c, const struct verdicts *out)
+ * is no transaction before); at most 32 per transaction.  A header asked
+ * for "once" replaces the module's earlier one of the same name. */
+static void take_headers(struct conn *c, int module, const struct verdicts *out)
 {
-	if (c->txn == NULL)
+	struct txn *t = c->txn;
+
+	if (t == NULL)
 		return;
-	for (int k = 0; k < out->nhdr && k < VERDICT_HDRS_MAX; k++)
-		if (c->txn->nheaders < 32)
-			add_header(c->txn, out->hdr[k].name, out->hdr[k].value, out->hdr[k].top);
+	for (int k = 0; k < out->nhdr && k < VERDICT_HDRS_MAX; k++) {
+		const struct verdict_hdr *vh = &out->hdr[k];
+		struct add_header *h = NULL;
+
+		for (int i = 0; vh->once && i < t->nheaders && h == NULL; i++)
+			if (t->headers[i].module == module &&
+			    strcasecmp(t->headers[i].name, vh->name) == 0)
+				h = &t->headers[i];
+		if (h) {
+			enc_header(h->value, sizeof(h->value), vh->value);
+			h->top = vh->top;
+		} else if (t->nheaders < 32) {
+			add_header(t, vh->name, vh->value, vh->top)->module = module;
+		}
+	}
 }
 
 /* --- incoming headers: occurrence counting and removals ------------------ */
@@ -205,6 +239,8 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 	cx->conn = c;
 	cx->txn = c->txn;
 	cx->rcpt = rc;
+	cx->store = the_store;
+	cx->dry_run = the_dry_run;
 	for (int i = 0; i < conf->norder && !*s.whitelisted; i++) {
 		int idx = conf->order[i];
 		const struct check_module *m = check_registry[idx];
@@ -219,7 +255,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		out.error[0] = out.retry_code[0] = out.retry_xcode[0] = '\0';
 		int status = m->hook[st](cx, &out);
 
-		take_headers(c, &out);
+		take_headers(c, idx, &out);
 		take_deletions(c, st, &out);
 		if (status == CHECK_RETRY) {
 			char why[256];
@@ -396,6 +432,57 @@ static void rcpts_append(char *line, size_t size, const struct txn *t, int accep
 		bappend(line, size, ",(+%d more)", n - LOG_RCPTS_MAX);
 }
 
+static const char *const stage_names[STAGE_COUNT] = {
+	"connect", "helo", "mail", "rcpt", "header", "eoh", "body", "eom",
+};
+
+static void ref_symbols(char *v, size_t size, const struct note *notes, int n)
+{
+	char buf[100];
+
+	for (int i = 0; i < n; i++)
+		if (!notes[i].monitor)
+			bappend(v, size, "symbol=%s %s\n", enc_log(buf, sizeof(buf), notes[i].symbol, 60),
+			        stage_names[notes[i].stage]);
+}
+
+/* Keep what portcullisctl explain needs about a refused transaction
+ * (lib/refs.h).  Never fatal: a store error is logged and mail goes on. */
+static void save_ref(const struct conn *c, const struct txn *t, const char *verdict)
+{
+	const struct reply *r = &t->last_refusal;
+	char *v, buf[600];
+	size_t size = REFS_VALUE_MAX;
+	int n = 0;
+
+	if (the_store == NULL || the_dry_run || r->action == REPLY_CONTINUE ||
+	    c->conf->core.ref_keep <= 0)
+		return;
+	v = xmalloc(size);
+	snprintf(v, size, "time=%lld\n", (long long)clock_now());
+	bappend(v, size, "client_addr=%s\n", c->client_addr);
+	bappend(v, size, "client_name=%s\n", enc_log(buf, sizeof(buf), c->client_name, 255));
+	bappend(v, size, "helo=%s\n", enc_log(buf, sizeof(buf), c->helo, 255));
+	bappend(v, size, "from=%s\n", enc_log(buf, sizeof(buf), t->sender.full, 300));
+	if (t->auth_authen[0])
+		bappend(v, size, "auth=%s\n", enc_log(buf, sizeof(buf), t->auth_authen, 100));
+	for (const struct rcpt *rc = t->rcpts; rc && n < 50; rc = rc->next, n++)
+		bappend(v, size, "rcpt=%s %s %s\n", enc_log(buf, sizeof(buf), rc->addr.full, 300),
+		        rc->outcome == RCPT_ACCEPTED   ? "accept"
+		        : rc->outcome == RCPT_REJECTED ? "reject"
+		                                       : "defer",
+		        rc->outcome == RCPT_ACCEPTED ? "-" : rc->symbol);
+	bappend(v, size, "verdict=%s\n", verdict);
+	ref_symbols(v, size, c->notes, c->nnotes);
+	ref_symbols(v, size, t->notes, t->nnotes);
+	bappend(v, size, "reply=%s %s %s\n", r->code, r->xcode, enc_log(buf, sizeof(buf), r->text, 500));
+	if (store_put(the_store, REFS_NS, t->ref, strlen(t->ref), v, strlen(v),
+	              clock_now() + c->conf->core.ref_keep, STORE_NORMAL) < 0)
+		log_msg(LOG_LVL_WARN, "ref=%s not kept for explain: %s", t->ref,
+		        store_strerror(store_last_error()));
+	free(v);
+}
+
 static void log_txn(struct conn *c, const char *verdict)
 {
 	struct txn *t = c->txn;
@@ -432,6 +519,7 @@ static void log_txn(struct conn *c, const char *verdict)
 		bappend(line, sizeof(line), " monitor=%s", buf);
 	bappend(line, sizeof(line), " ms=%lld", now_ms() - t->start_ms);
 	log_msg(LOG_LVL_INFO, "%s", line);
+	save_ref(c, t, verdict);
 }
 
 /* --- connection and transaction lifetime ---------------------------------- */
@@ -699,6 +787,7 @@ void engine_rcpt(struct conn *c, const char *to, struct reply *r)
 	}
 	if (best) {
 		make_reply(c, best, r);
+		t->last_refusal = *r;
 		rc->outcome = r->action == REPLY_REJECT ? RCPT_REJECTED : RCPT_DEFERRED;
 		bcopy_str(rc->symbol, sizeof(rc->symbol), best->symbol);
 	} else {
@@ -752,7 +841,7 @@ static int all_rcpts_whitelisted(const struct txn *t)
 	return t->naccepted > 0;
 }
 
-static void add_header(struct txn *t, const char *name, const char *value, int top)
+static struct add_header *add_header(struct txn *t, const char *name, const char *value, int top)
 {
 	struct add_header *h;
 
@@ -761,6 +850,8 @@ static void add_header(struct txn *t, const char *name, const char *value, int t
 	bcopy_str(h->name, sizeof(h->name), name);
 	enc_header(h->value, sizeof(h->value), value);
 	h->top = top;
+	h->module = -1;
+	return h;
 }
 
 void engine_eom(struct conn *c, struct reply *r)
@@ -804,6 +895,7 @@ void engine_eom(struct conn *c, struct reply *r)
 	}
 	if (best) {
 		make_reply(c, best, r);
+		t->last_refusal = *r;
 		return;
 	}
 	value[0] = '\0';

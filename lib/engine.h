@@ -51,7 +51,8 @@ struct reply {
 struct add_header {
 	char name[64];
 	char value[ENC_HEADER_MAX + 1];
-	int top; /* insert at the top (trace-like) instead of appending */
+	int top;    /* insert at the top (trace-like) instead of appending */
+	int module; /* who asked for it (-1: the engine) */
 };
 
 /* An incoming header to remove at end of message: smfi_chgheader's name
@@ -110,6 +111,7 @@ struct txn {
 	struct hdr_count *hdr_seen[HDR_BUCKETS];
 	long long start_ms;
 	int logged;
+	struct reply last_refusal; /* the last reject/defer given (action 0: none) */
 	unsigned long nhdr; /* headers seen */
 	unsigned long long body_bytes;
 };
@@ -171,6 +173,14 @@ void engine_abort(struct conn *c);
 /* After eom (and after the headers were added): log the transaction with
  * the end-of-message answer *eom and free it. */
 void engine_txn_end(struct conn *c, const struct reply *eom);
+
+/* The process's store, shared by every connection (NULL: none), and
+ * whether checks may change it (dry_run: portcullisctl check).  Set once
+ * before the first connection.  The engine itself keeps a record of each
+ * refused transaction in it (lib/refs.h). */
+struct store;
+void engine_set_store(struct store *st, int dry_run);
+struct store *engine_store(void);
 
 /* Which stages the enabled modules of conf need (bit 1<<STAGE_x). */
 unsigned engine_stages_needed(const struct conf *conf);

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdarg.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -35,5 +36,12 @@ size_t str_lower(char *dst, size_t dstsize, const char *src);
 
 /* Monotonic milliseconds, for elapsed-time figures in the log. */
 long long now_ms(void);
+
+/* Wall-clock seconds for decisions that last (greylist delays, expiry,
+ * records): time(NULL), unless the environment variable
+ * PORTCULLIS_CLOCK_FILE names a file, which is then read at every call and
+ * holds the time as decimal seconds since the epoch (the tests' settable
+ * clock; an unreadable file falls back to time(NULL)). */
+time_t clock_now(void);
 
 #endif

@@ -23,8 +23,11 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "engine.h"
 #include "log.h"
+#include "maint.h"
 #include "milter.h"
+#include "store.h"
 #include "util.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/portcullis/portcullis.conf"
@@ -168,6 +171,7 @@ static int serve(struct conf *c, int foreground)
 {
 	char err[1024], sock_path[1024] = "";
 	int ready_fd = -1, pidfile_written = 0, rc;
+	struct store *store = NULL;
 	struct stat st;
 	sigset_t set;
 	pthread_t tid;
@@ -199,6 +203,11 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	}
 	log_set_debug(c->core.debug);
+	/* The store: after the fork (TDB locks belong to a process) and the
+	 * privilege drop (files owned by the user that runs). */
+	if ((store = store_open(c->core.state_dir, err, sizeof(err))) == NULL)
+		goto fail;
+	engine_set_store(store, 0);
 	if (getuid() == 0)
 		log_msg(LOG_LVL_WARN, "running as root; set user = portcullis to drop privileges");
 
@@ -216,6 +225,8 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	}
 	pthread_detach(tid);
+	if (maint_start(store, err, sizeof(err)) < 0)
+		goto fail;
 	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s", PACKAGE_VERSION,
 	        c->core.socket, conf_path ? conf_path : "(embedded defaults)");
 	if (ready_fd >= 0)
@@ -223,6 +234,9 @@ static int serve(struct conf *c, int foreground)
 	conf_install(c);
 
 	rc = milter_run();
+	maint_stop();
+	engine_set_store(NULL, 0);
+	store_close(store);
 	log_msg(LOG_LVL_INFO, "portcullis stopped");
 	c = conf_current();
 	if (c && c->core.pidfile[0])
@@ -234,6 +248,8 @@ static int serve(struct conf *c, int foreground)
 	return rc == 0 ? 0 : 1;
 fail:
 	fprintf(stderr, "portcullis: %s\n", err);
+	engine_set_store(NULL, 0);
+	store_close(store);
 	if (pidfile_written)
 		unlink(c->core.pidfile);
 	if (sock_path[0])
