@@ -1385,3 +1385,92 @@ int dns_result_mx(const struct dns_batch *b, int i, int j, unsigned *pref, char 
 	*pref = ldns_rdf2native_int16(ldns_rr_rdf(rr, 0));
 	return put_name(host, hostsize, &pos, ldns_rr_rdf(rr, 1));
 }
+
+/* --- forward-confirmed reverse DNS --------------------------------------- */
+
+int dns_result_has_addr(const struct dns_batch *b, int q, const struct ipaddr *ip)
+{
+	char text[64];
+	struct ipaddr got;
+
+	for (int j = 0; j < dns_result_count(b, q); j++)
+		if (dns_result_text(b, q, j, text, sizeof(text)) > 0 && ip_parse(text, &got) == 0 &&
+		    ip_in_net(&got, ip, ip->family == AF_INET ? 32 : 128))
+			return 1;
+	return 0;
+}
+
+static void strip_dot(char *name)
+{
+	size_t n = strlen(name);
+
+	if (n > 1 && name[n - 1] == '.')
+		name[n - 1] = '\0';
+}
+
+enum dns_fcrdns dns_fcrdns(struct dns *d, int timeout_ms, const struct ipaddr *addr, char *name,
+                           size_t namesize, enum dns_status *st)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	char rev[DNS_NAME_MAX + 2], n[DNS_NAME_MAX + 2];
+	struct dns_batch *b, *b2;
+	struct ipaddr ip = *addr;
+	int q, fq[DNS_FCRDNS_PTR_MAX], pj[DNS_FCRDNS_PTR_MAX], nf = 0, failed = 0;
+	enum dns_fcrdns res = DNS_FCRDNS_MISMATCH;
+
+	if (namesize)
+		name[0] = '\0';
+	*st = DNS_OK;
+	if (ip.family == AF_INET6 && memcmp(ip.a, mapped, sizeof(mapped)) == 0) {
+		memmove(ip.a, ip.a + 12, 4);
+		memset(ip.a + 4, 0, 12);
+		ip.family = AF_INET;
+	}
+	if (dns_reverse_name(&ip, NULL, rev, sizeof(rev)) < 0) {
+		*st = DNS_ERROR;
+		return DNS_FCRDNS_TEMP;
+	}
+	b = dns_batch_new(d, timeout_ms);
+	q = dns_batch_add(b, rev, LDNS_RR_TYPE_PTR);
+	dns_batch_run(b);
+	*st = dns_result_status(b, q);
+	if (*st == DNS_NXDOMAIN || *st == DNS_NODATA) {
+		dns_batch_free(b);
+		return DNS_FCRDNS_NO_PTR;
+	}
+	if (*st != DNS_OK) {
+		dns_batch_free(b);
+		return DNS_FCRDNS_TEMP;
+	}
+	b2 = dns_batch_new(d, dns_batch_remaining(b));
+	for (int j = 0; j < dns_result_count(b, q) && nf < DNS_FCRDNS_PTR_MAX; j++)
+		if (dns_result_text(b, q, j, n, sizeof(n)) > 0 && dns_name_valid(n)) {
+			pj[nf] = j;
+			fq[nf++] = dns_batch_add(b2, n,
+			                         ip.family == AF_INET ? LDNS_RR_TYPE_A
+			                                              : LDNS_RR_TYPE_AAAA);
+		}
+	dns_batch_run(b2);
+	for (int i = 0; i < nf; i++) {
+		if (dns_result_has_addr(b2, fq[i], &ip)) {
+			dns_result_text(b, q, pj[i], name, namesize);
+			res = DNS_FCRDNS_OK;
+			break;
+		}
+		if (dns_status_temporary(dns_result_status(b2, fq[i]))) {
+			failed = 1;
+			*st = dns_result_status(b2, fq[i]);
+		}
+	}
+	if (res != DNS_FCRDNS_OK) {
+		dns_result_text(b, q, 0, name, namesize);
+		if (failed)
+			res = DNS_FCRDNS_TEMP;
+		else
+			*st = DNS_OK;
+	}
+	strip_dot(name);
+	dns_batch_free(b2);
+	dns_batch_free(b);
+	return res;
+}

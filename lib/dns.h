@@ -178,4 +178,23 @@ int dns_reverse_name(const struct ipaddr *ip, const char *suffix, char *dst, siz
 /* 1 when name would be accepted by dns_batch_add() (see above), else 0. */
 int dns_name_valid(const char *name);
 
+/* 1 when one of the A/AAAA answers of query i is the address ip. */
+int dns_result_has_addr(const struct dns_batch *b, int i, const struct ipaddr *ip);
+
+/* Forward-confirmed reverse DNS of ip (an IPv4-mapped IPv6 address counts
+ * as its IPv4 address): one batch for the PTR records, then one (within
+ * what is left of timeout_ms) for the A or AAAA records of at most
+ * DNS_FCRDNS_PTR_MAX of the names.
+ *   DNS_FCRDNS_OK        name = the first PTR name that resolves back to ip
+ *   DNS_FCRDNS_NO_PTR    no PTR record (NXDOMAIN or NODATA)
+ *   DNS_FCRDNS_MISMATCH  name = the first PTR name; none resolves back
+ *   DNS_FCRDNS_TEMP      a lookup failed (SERVFAIL, timeout): *st says how;
+ *                        name = "" when the PTR lookup itself failed, else
+ *                        the first PTR name (an address lookup failed)
+ * Names are written without the trailing dot. */
+#define DNS_FCRDNS_PTR_MAX 10 /* PTR names followed, as RFC 7208 5.5 */
+enum dns_fcrdns { DNS_FCRDNS_OK, DNS_FCRDNS_NO_PTR, DNS_FCRDNS_MISMATCH, DNS_FCRDNS_TEMP };
+enum dns_fcrdns dns_fcrdns(struct dns *d, int timeout_ms, const struct ipaddr *ip, char *name,
+                           size_t namesize, enum dns_status *st);
+
 #endif

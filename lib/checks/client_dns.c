@@ -36,7 +36,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define CLIENT_DNS_PTR_MAX 10 /* PTR names followed, as RFC 7208 5.5 */
 
 struct client_dns_conf {
 	enum mode no_ptr;
@@ -81,46 +80,23 @@ static void client_ip(const struct conn *c, struct ipaddr *ip)
 	}
 }
 
-/* 1 when one of the A/AAAA answers of query q is ip. */
-static int answer_has(const struct dns_batch *b, int q, const struct ipaddr *ip)
-{
-	char text[64];
-	struct ipaddr got;
-
-	for (int j = 0; j < dns_result_count(b, q); j++)
-		if (dns_result_text(b, q, j, text, sizeof(text)) > 0 && ip_parse(text, &got) == 0 &&
-		    ip_in_net(&got, ip, ip->family == AF_INET ? 32 : 128))
-			return 1;
-	return 0;
-}
-
 static int client_dns_connect(const struct check_ctx *cx, struct verdicts *out)
 {
 	const struct client_dns_conf *cc = cx->mconf;
 	const char *addr = cx->conn->client_addr;
-	struct dns_batch *b = NULL, *b2 = NULL;
-	char rev[DNS_NAME_MAX + 2], name[DNS_NAME_MAX + 2];
-	int q, fq[CLIENT_DNS_PTR_MAX], nf = 0, failed = 0, confirmed = 0, rc = CHECK_DONE;
-	int rrtype;
+	char name[DNS_NAME_MAX + 2];
 	enum dns_status st;
-	struct ipaddr ip;
 
 	if (cx->conn->client_ip.family == 0)
 		return CHECK_DONE;
 	if (cc->no_ptr == MODE_OFF && cc->ptr_mismatch == MODE_OFF)
 		return CHECK_DONE;
-	client_ip(cx->conn, &ip);
-	if (dns_reverse_name(&ip, NULL, rev, sizeof(rev)) < 0)
-		return CHECK_DONE;
 	if (cx->conf->dns == NULL)
 		return check_retry(out, "no DNS resolver");
-	rrtype = ip.family == AF_INET ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA;
-
-	b = dns_batch_new(cx->conf->dns, check_dns_timeout(cx));
-	q = dns_batch_add(b, rev, LDNS_RR_TYPE_PTR);
-	dns_batch_run(b);
-	st = dns_result_status(b, q);
-	if (st == DNS_NXDOMAIN || st == DNS_NODATA) {
+	switch (dns_fcrdns(cx->conf->dns, check_dns_timeout(cx), &cx->conn->client_ip, name,
+	                   sizeof(name), &st)) {
+	case DNS_FCRDNS_OK: break;
+	case DNS_FCRDNS_NO_PTR:
 		if (cc->no_ptr_reject)
 			verdict_reject(out, cc->no_ptr, "client_dns.no_ptr", "550", "5.7.25",
 			               "Client host [%s] rejected: no PTR (reverse DNS) record for "
@@ -129,46 +105,25 @@ static int client_dns_connect(const struct check_ctx *cx, struct verdicts *out)
 		else
 			verdict_score(out, cc->no_ptr, "client_dns.no_ptr", cc->no_ptr_score,
 			              "Client host [%s] has no PTR record", addr);
-		goto done;
+		break;
+	case DNS_FCRDNS_MISMATCH:
+		verdict_score(out, cc->ptr_mismatch, "client_dns.ptr_mismatch",
+		              cc->ptr_mismatch_score,
+		              "PTR name %.100s of client [%s] does not resolve back to it", name,
+		              addr);
+		break;
+	case DNS_FCRDNS_TEMP:
+		if (name[0])
+			return check_retry_reply(out, "450", "4.7.25",
+			                         "Cannot verify the reverse DNS of client [%s]: "
+			                         "address lookup of its PTR names failed",
+			                         addr);
+		return check_retry_reply(out, "450", "4.7.25",
+		                         "Cannot verify the reverse DNS of client [%s]: PTR lookup "
+		                         "failed (%s)",
+		                         addr, dns_status_name(st));
 	}
-	if (st != DNS_OK) {
-		rc = check_retry_reply(out, "450", "4.7.25",
-		                       "Cannot verify the reverse DNS of client [%s]: PTR lookup "
-		                       "failed (%s)",
-		                       addr, dns_status_name(st));
-		goto done;
-	}
-	if (cc->ptr_mismatch == MODE_OFF)
-		goto done;
-
-	/* Follow at most CLIENT_DNS_PTR_MAX names; names that no query can
-	 * be sent for (odd bytes, too long) confirm nothing. */
-	b2 = dns_batch_new(cx->conf->dns, dns_batch_remaining(b));
-	for (int j = 0; j < dns_result_count(b, q) && nf < CLIENT_DNS_PTR_MAX; j++)
-		if (dns_result_text(b, q, j, name, sizeof(name)) > 0 && dns_name_valid(name))
-			fq[nf++] = dns_batch_add(b2, name, rrtype);
-	dns_batch_run(b2);
-	for (int i = 0; i < nf && !confirmed; i++) {
-		confirmed = answer_has(b2, fq[i], &ip);
-		failed |= dns_status_temporary(dns_result_status(b2, fq[i]));
-	}
-	if (confirmed)
-		goto done;
-	if (failed) {
-		rc = check_retry_reply(out, "450", "4.7.25",
-		                       "Cannot verify the reverse DNS of client [%s]: address "
-		                       "lookup of its PTR names failed",
-		                       addr);
-		goto done;
-	}
-	dns_result_text(b, q, 0, name, sizeof(name));
-	verdict_score(out, cc->ptr_mismatch, "client_dns.ptr_mismatch", cc->ptr_mismatch_score,
-	              "PTR name %.100s of client [%s] does not resolve back to it", name, addr);
-done:
-	if (b2)
-		dns_batch_free(b2);
-	dns_batch_free(b);
-	return rc;
+	return CHECK_DONE;
 }
 
 static int client_dns_helo(const struct check_ctx *cx, struct verdicts *out)
@@ -208,7 +163,7 @@ static int client_dns_helo(const struct check_ctx *cx, struct verdicts *out)
 	else if (st == DNS_NXDOMAIN)
 		verdict_score(out, cc->helo_mismatch, "client_dns.helo_mismatch",
 		              cc->helo_mismatch_score, "HELO name %.100s does not exist", name);
-	else if (!answer_has(b, q, &ip))
+	else if (!dns_result_has_addr(b, q, &ip))
 		verdict_score(out, cc->helo_mismatch, "client_dns.helo_mismatch",
 		              cc->helo_mismatch_score, "HELO name %.100s does not resolve to [%s]",
 		              name, c->client_addr);
