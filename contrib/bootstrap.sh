@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
- libmilter-dev libspf2-dev libldns-dev libclamav-dev libtdb-dev
+ libmilter-dev libspf2-dev libldns-dev libclamav-dev libtdb-dev libpsl-dev
  libpcre2-dev libcmocka-dev"
 TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml"
 

@@ -71,7 +71,8 @@ void store_close(struct store *st);
  * namespace's first use; returns -1 (STORE_ERR_INVAL) otherwise. */
 int store_ns_hash_size(struct store *st, const char *ns, int hash_size);
 
-/* Replace the clock used for expiry decisions (tests; default time(NULL)). */
+/* Replace the clock used for expiry decisions (tests; default clock_now()
+ * of lib/util.h: time(NULL) unless PORTCULLIS_CLOCK_FILE is set). */
 void store_set_clock(struct store *st, time_t (*now)(void *arg), void *arg);
 
 /* Look key up in ns.  Returns 1 and copies the value into buf (bufsize

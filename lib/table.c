@@ -684,8 +684,9 @@ fail:
 	return -1;
 }
 
-/* Open and load a table; see table.h. */
-struct table *table_open(const char *spec, char *err, size_t errsize)
+/* Open and load a table from spec, reading text instead of the file when
+ * text is not NULL; see table.h. */
+static struct table *open_table(const char *spec, const char *text, char *err, size_t errsize)
 {
 	const char *colon = strchr(spec, ':');
 	struct table *t = NULL;
@@ -724,12 +725,12 @@ struct table *table_open(const char *spec, char *err, size_t errsize)
 			goto fail;
 		}
 	}
-	fp = fopen(t->file, "re");
+	fp = text ? fmemopen((void *)text, strlen(text), "r") : fopen(t->file, "re");
 	if (fp == NULL) {
 		seterr(err, errsize, "%s: %s", spec, strerror(errno));
 		goto fail;
 	}
-	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+	if (text == NULL && fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
 		seterr(err, errsize, "%s: %s", spec, strerror(EISDIR));
 		goto fail;
 	}
@@ -744,6 +745,16 @@ fail:
 		fclose(fp);
 	table_free(t);
 	return NULL;
+}
+
+struct table *table_open(const char *spec, char *err, size_t errsize)
+{
+	return open_table(spec, NULL, err, errsize);
+}
+
+struct table *table_open_text(const char *spec, const char *text, char *err, size_t errsize)
+{
+	return open_table(spec, text, err, errsize);
 }
 
 /* Free a table and everything it owns; NULL is ignored. */
@@ -815,5 +826,34 @@ int maplist_lookup_str(const struct maplist *m, const char *key, struct table_re
 	for (int i = 0; m != NULL && i < m->n; i++)
 		if (table_lookup_str(m->t[i], key, res))
 			return 1;
+	return 0;
+}
+
+/* Address lookup, as Postfix's check_sender_access: each table in turn is
+ * asked for the whole address, the domain, each parent domain, then
+ * "local@"; the first table with an entry decides. */
+int maplist_lookup_addr(const struct maplist *m, const struct mailaddr *a,
+                          struct table_result *res)
+{
+	const char *keys[ADDR_DOMAIN_MAX / 2 + 3];
+	char localat[ADDR_LOCAL_MAX + 2];
+	int nkeys = 0;
+
+	if (m->n == 0)
+		return 0;
+	if (a->flags & ADDR_NULL) {
+		keys[nkeys++] = "<>";
+	} else {
+		keys[nkeys++] = a->full;
+		for (const char *d = a->domain; *d && nkeys < (int)ARRAY_SIZE(keys) - 1;
+		     d = strchr(d, '.') ? strchr(d, '.') + 1 : "")
+			keys[nkeys++] = d;
+		snprintf(localat, sizeof(localat), "%s@", a->local);
+		keys[nkeys++] = localat;
+	}
+	for (int i = 0; i < m->n; i++)
+		for (int k = 0; k < nkeys; k++)
+			if (table_lookup_str(m->t[i], keys[k], res))
+				return 1;
 	return 0;
 }

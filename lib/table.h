@@ -34,6 +34,10 @@ struct table;
 /* Open and fully load a table.  Returns NULL and writes "FILE:LINE: reason"
  * (or "spec: reason") into err on failure. */
 struct table *table_open(const char *spec, char *err, size_t errsize);
+/* The same, but the entries come from text (a whole table file in memory,
+ * e.g. a list built into the program); spec's file part only names it in
+ * messages ("pcre:(built-in dynamic names)"). */
+struct table *table_open_text(const char *spec, const char *text, char *err, size_t errsize);
 void table_free(struct table *t);
 const char *table_spec(const struct table *t);
 
@@ -53,6 +57,12 @@ struct maplist {
 
 int maplist_lookup_ip(const struct maplist *m, const struct ipaddr *ip, struct table_result *res);
 int maplist_lookup_str(const struct maplist *m, const char *key, struct table_result *res);
+/* Look up an envelope address like Postfix's check_sender_access: each
+ * table in turn is asked for the whole address, the domain, each parent
+ * domain, then "local@" ("<>" for the null sender); the first table with
+ * an entry decides.  Returns 1 and fills *res, or 0. */
+int maplist_lookup_addr(const struct maplist *m, const struct mailaddr *a,
+                        struct table_result *res);
 
 /* Parse an ACTION column ("REJECT go away", "SCORE 2.5", ...).  Returns 0
  * or -1 with a reason in err.  *text points into s (or is NULL). */

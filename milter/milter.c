@@ -95,7 +95,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	*pf2 = 0;
 	*pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST) {
-		smfi_setsymlist(ctx, SMFIM_CONNECT, "j {daemon_name} {if_addr} {client_name}");
+		smfi_setsymlist(ctx, SMFIM_CONNECT, "j {daemon_name} {if_addr} {client_name} {client_resolve}");
 		smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen} {auth_type}");
 		smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i");
 		smfi_setsymlist(ctx, SMFIM_EOM, "i");
@@ -107,6 +107,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
 	struct conn *c = conn_of(ctx, 1);
 	char addr[INET6_ADDRSTRLEN] = "";
+	const char *res;
 	struct reply r;
 
 	if (c == NULL)
@@ -118,6 +119,12 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, addr,
 		          sizeof(addr));
 	engine_set_macros(c, macro(ctx, "j"), macro(ctx, "{daemon_name}"), macro(ctx, "{if_addr}"));
+	/* Sendmail passes the PTR name even when it does not resolve back
+	 * ({client_resolve} FAIL/FORGED/TEMP); Postfix passes only verified
+	 * names.  The engine's client_name means "verified". */
+	res = macro(ctx, "{client_resolve}");
+	if (res && strcmp(res, "OK") != 0)
+		hostname = NULL;
 	engine_connect(c, hostname, addr, &r);
 	return answer(ctx, &r);
 }

@@ -65,35 +65,6 @@ static void apply(const struct table_result *res, const char *symbol, const char
 	}
 }
 
-/* Address lookup, as Postfix's check_sender_access: each table in turn is
- * asked for the whole address, the domain, each parent domain, then
- * "local@"; the first table with an entry decides. */
-static int lookup_address(const struct maplist *m, const struct mailaddr *a,
-                          struct table_result *res)
-{
-	const char *keys[ADDR_DOMAIN_MAX / 2 + 3];
-	char localat[ADDR_LOCAL_MAX + 2];
-	int nkeys = 0;
-
-	if (m->n == 0)
-		return 0;
-	if (a->flags & ADDR_NULL) {
-		keys[nkeys++] = "<>";
-	} else {
-		keys[nkeys++] = a->full;
-		for (const char *d = a->domain; *d && nkeys < (int)ARRAY_SIZE(keys) - 1;
-		     d = strchr(d, '.') ? strchr(d, '.') + 1 : "")
-			keys[nkeys++] = d;
-		snprintf(localat, sizeof(localat), "%s@", a->local);
-		keys[nkeys++] = localat;
-	}
-	for (int i = 0; i < m->n; i++)
-		for (int k = 0; k < nkeys; k++)
-			if (table_lookup_str(m->t[i], keys[k], res))
-				return 1;
-	return 0;
-}
-
 static int access_connect(const struct check_ctx *cx, struct verdicts *out)
 {
 	const struct access_conf *ac = cx->mconf;
@@ -135,7 +106,7 @@ static int access_mail(const struct check_ctx *cx, struct verdicts *out)
 	struct table_result res;
 	char what[ADDR_MAX + 32];
 
-	if (lookup_address(&ac->sender, &cx->txn->sender, &res)) {
+	if (maplist_lookup_addr(&ac->sender, &cx->txn->sender, &res)) {
 		snprintf(what, sizeof(what), "Sender address <%.100s>", cx->txn->sender.full);
 		apply(&res, "access.sender", what, out);
 	}
@@ -148,7 +119,7 @@ static int access_rcpt(const struct check_ctx *cx, struct verdicts *out)
 	struct table_result res;
 	char what[ADDR_MAX + 32];
 
-	if (lookup_address(&ac->recipient, &cx->rcpt->addr, &res)) {
+	if (maplist_lookup_addr(&ac->recipient, &cx->rcpt->addr, &res)) {
 		snprintf(what, sizeof(what), "Recipient address <%.100s>", cx->rcpt->addr.full);
 		apply(&res, "access.recipient", what, out);
 	}

@@ -33,6 +33,12 @@ t.logfile = t.dir .. "/log"
 t.sockpath = t.dir .. "/sock"
 t.sock = "unix:" .. t.sockpath
 t.contact = "postmaster@example.test"
+-- The daemon's version ("portcullis VERSION" from -V).
+do
+	local p = io.popen(t.portcullis .. " -V")
+	t.version = (p:read("a") or ""):match("^portcullis (%S+)")
+	p:close()
+end
 
 local passed, failed = 0, 0
 
@@ -246,6 +252,12 @@ function t.reconfig(text)
 	if not ok then
 		error("daemon did not log the reload")
 	end
+end
+
+-- Set the clock of the daemon and portcullisctl (seconds since the epoch;
+-- run.sh points PORTCULLIS_CLOCK_FILE at DIR/clock).
+function t.clock(epoch)
+	t.write(t.dir .. "/clock", string.format("%d\n", epoch))
 end
 
 -- ---- miltertest steps -----------------------------------------------------
@@ -533,7 +545,8 @@ function t.raw(steps)
 	for _, s in ipairs(steps) do
 		local k = s[1]
 		if k == "conn" then
-			plan[#plan + 1] = "C " .. hex(s[2] .. "\0" .. "4" .. "\0\25" .. s[3] .. "\0")
+			local family = s[3]:find(":", 1, true) and "6" or "4"
+			plan[#plan + 1] = "C " .. hex(s[2] .. "\0" .. family .. "\0\25" .. s[3] .. "\0")
 		elseif k == "helo" then
 			plan[#plan + 1] = "H " .. hex(s[2] .. "\0")
 		elseif k == "mail" then

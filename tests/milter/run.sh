@@ -22,6 +22,9 @@
 # fault proxy of tests/dns/server.sh (zones: tests/dns/*.zone), the globals
 # dnsport and dnsproxy, and "dns.resolver = 127.0.0.1:DNSPORT" in the base
 # configuration; it is skipped (77) when nsd is missing.
+# PORTCULLIS_CLOCK_FILE is DIR/clock: a script that writes a time there
+# (t.clock in lib.lua) sets the clock of the daemon and of portcullisctl
+# (greylist delays and expiry are tested without sleeping).
 # Everything is bounded by a timeout (MILTER_TEST_TIMEOUT seconds, default
 # 90) and cleaned up by a trap, including a daemon that outlived a killed
 # miltertest.  KEEP_TEST_DIR=1 keeps the temporary folder for a look.
@@ -85,6 +88,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 99' HUP INT TERM
+
+PORTCULLIS_CLOCK_FILE=$dir/clock
+export PORTCULLIS_CLOCK_FILE
 
 cat >"$dir/portcullis.conf" <<EOF
 # base configuration written by tests/milter/run.sh
