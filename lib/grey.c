@@ -1,11 +1,18 @@
 /* lib/grey.c - greylist and auto-whitelist records; see grey.h */
 #include "grey.h"
+#include "store.h"
 #include "util.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+void grey_store_setup(struct store *st)
+{
+	store_ns_hash_size(st, GREY_NS, GREY_HASH_SIZE);
+	store_ns_hash_size(st, AWL_NS, AWL_HASH_SIZE);
+}
 
 static void put32(unsigned char *p, uint32_t v)
 {

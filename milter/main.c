@@ -24,6 +24,7 @@
 
 #include "conf.h"
 #include "engine.h"
+#include "grey.h"
 #include "log.h"
 #include "maint.h"
 #include "milter.h"
@@ -207,6 +208,7 @@ static int serve(struct conf *c, int foreground)
 	 * privilege drop (files owned by the user that runs). */
 	if ((store = store_open(c->core.state_dir, err, sizeof(err))) == NULL)
 		goto fail;
+	grey_store_setup(store);
 	engine_set_store(store, 0);
 	if (getuid() == 0)
 		log_msg(LOG_LVL_WARN, "running as root; set user = portcullis to drop privileges");
