@@ -1446,9 +1446,8 @@ enum dns_fcrdns dns_fcrdns(struct dns *d, int timeout_ms, const struct ipaddr *a
 	for (int j = 0; j < dns_result_count(b, q) && nf < DNS_FCRDNS_PTR_MAX; j++)
 		if (dns_result_text(b, q, j, n, sizeof(n)) > 0 && dns_name_valid(n)) {
 			pj[nf] = j;
-			fq[nf++] = dns_batch_add(b2, n,
-			                         ip.family == AF_INET ? LDNS_RR_TYPE_A
-			                                              : LDNS_RR_TYPE_AAAA);
+			fq[nf++] = dns_batch_add(
+			    b2, n, ip.family == AF_INET ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA);
 		}
 	dns_batch_run(b2);
 	for (int i = 0; i < nf; i++) {

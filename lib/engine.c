@@ -442,7 +442,8 @@ static void ref_symbols(char *v, size_t size, const struct note *notes, int n)
 
 	for (int i = 0; i < n; i++)
 		if (!notes[i].monitor)
-			bappend(v, size, "symbol=%s %s\n", enc_log(buf, sizeof(buf), notes[i].symbol, 60),
+			bappend(v, size, "symbol=%s %s\n",
+			        enc_log(buf, sizeof(buf), notes[i].symbol, 60),
 			        stage_names[notes[i].stage]);
 }
 
@@ -475,7 +476,8 @@ static void save_ref(const struct conn *c, const struct txn *t, const char *verd
 	bappend(v, size, "verdict=%s\n", verdict);
 	ref_symbols(v, size, c->notes, c->nnotes);
 	ref_symbols(v, size, t->notes, t->nnotes);
-	bappend(v, size, "reply=%s %s %s\n", r->code, r->xcode, enc_log(buf, sizeof(buf), r->text, 500));
+	bappend(v, size, "reply=%s %s %s\n", r->code, r->xcode,
+	        enc_log(buf, sizeof(buf), r->text, 500));
 	if (store_put(the_store, REFS_NS, t->ref, strlen(t->ref), v, strlen(v),
 	              clock_now() + c->conf->core.ref_keep, STORE_NORMAL) < 0)
 		log_msg(LOG_LVL_WARN, "ref=%s not kept for explain: %s", t->ref,

@@ -112,7 +112,7 @@ struct txn {
 	long long start_ms;
 	int logged;
 	struct reply last_refusal; /* the last reject/defer given (action 0: none) */
-	unsigned long nhdr; /* headers seen */
+	unsigned long nhdr;        /* headers seen */
 	unsigned long long body_bytes;
 };
 

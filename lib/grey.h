@@ -45,11 +45,11 @@
 #define GREY_NOGREY 0x02 /* score-aware mode decided not to greylist it */
 
 struct grey_rec {
-	unsigned flags;    /* GREY_PASSED, GREY_NOGREY */
-	uint32_t passes;   /* recipients passed with this triplet */
-	uint32_t defers;   /* deferrals given */
-	int64_t first;     /* first seen (start of the current delay) */
-	int64_t last;      /* last seen */
+	unsigned flags;  /* GREY_PASSED, GREY_NOGREY */
+	uint32_t passes; /* recipients passed with this triplet */
+	uint32_t defers; /* deferrals given */
+	int64_t first;   /* first seen (start of the current delay) */
+	int64_t last;    /* last seen */
 };
 
 struct awl_rec {

@@ -20,7 +20,7 @@ extern const struct check_module check_greylist;
 
 const struct check_module *const check_registry[] = {
 	&check_access,        &check_helo,        &check_envelope,   &check_dnsbl, &check_rhsbl,
-	&check_sender_domain, &check_sender_mxns, &check_client_dns, &check_spf, &check_greylist,
+	&check_sender_domain, &check_sender_mxns, &check_client_dns, &check_spf,   &check_greylist,
 };
 
 const int check_registry_count = sizeof(check_registry) / sizeof(check_registry[0]);

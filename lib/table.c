@@ -832,8 +832,7 @@ int maplist_lookup_str(const struct maplist *m, const char *key, struct table_re
 /* Address lookup, as Postfix's check_sender_access: each table in turn is
  * asked for the whole address, the domain, each parent domain, then
  * "local@"; the first table with an entry decides. */
-int maplist_lookup_addr(const struct maplist *m, const struct mailaddr *a,
-                          struct table_result *res)
+int maplist_lookup_addr(const struct maplist *m, const struct mailaddr *a, struct table_result *res)
 {
 	const char *keys[ADDR_DOMAIN_MAX / 2 + 3];
 	char localat[ADDR_LOCAL_MAX + 2];

@@ -95,7 +95,8 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	*pf2 = 0;
 	*pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST) {
-		smfi_setsymlist(ctx, SMFIM_CONNECT, "j {daemon_name} {if_addr} {client_name} {client_resolve}");
+		smfi_setsymlist(ctx, SMFIM_CONNECT,
+		                "j {daemon_name} {if_addr} {client_name} {client_resolve}");
 		smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen} {auth_type}");
 		smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i");
 		smfi_setsymlist(ctx, SMFIM_EOM, "i");

@@ -63,6 +63,13 @@ for delay in 0.2 0.45 0.7; do
 	"$T" --writer "$d" 100000000 durable >"$work/kill$delay.out" 2>"$work/kill$delay.err" &
 	wpid=$!
 	pids="$pids $wpid"
+	# the delay counts from the first reported write (a loaded machine
+	# may take longer than the delay just to start the writer)
+	k=0
+	while [ ! -s "$work/kill$delay.out" ] && [ $k -lt 100 ]; do
+		sleep 0.1
+		k=$((k + 1))
+	done
 	sleep "$delay"
 	kill -9 "$wpid" 2>/dev/null
 	wait "$wpid" 2>/dev/null

@@ -90,8 +90,9 @@ static void *worker(void *arg)
 	size_t len;
 
 	while (!stop) {
-		long i = (long)(((unsigned long)rand_r(&seed) << 16 ^ (unsigned long)rand_r(&seed)) %
-		                (unsigned long)entries);
+		long i =
+		    (long)(((unsigned long)rand_r(&seed) << 16 ^ (unsigned long)rand_r(&seed)) %
+		           (unsigned long)entries);
 		size_t kl = make_key(i, key, sizeof(key));
 		double t0 = mono();
 
@@ -229,7 +230,8 @@ int main(int argc, char **argv)
 		/* every other record expired already: work for the expiry phase */
 		if (store_put(st, GREY_NS, key, kl, val, sizeof(val),
 		              i % 2 ? now0 - 1 : now0 + 86400, STORE_NORMAL) < 0) {
-			fprintf(stderr, "store-bench: put: %s\n", store_strerror(store_last_error()));
+			fprintf(stderr, "store-bench: put: %s\n",
+			        store_strerror(store_last_error()));
 			return 1;
 		}
 	}
@@ -242,8 +244,7 @@ int main(int argc, char **argv)
 	phase("baseline", 0);
 	phase("expiry", 1);
 	stat(path, &sb);
-	printf("after live=%ld file_mb=%.1f\n", store_count(st, GREY_NS),
-	       sb.st_size / 1048576.0);
+	printf("after live=%ld file_mb=%.1f\n", store_count(st, GREY_NS), sb.st_size / 1048576.0);
 	store_close(st);
 	return 0;
 }

@@ -36,7 +36,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-
 struct client_dns_conf {
 	enum mode no_ptr;
 	enum mode ptr_mismatch;
@@ -107,10 +106,9 @@ static int client_dns_connect(const struct check_ctx *cx, struct verdicts *out)
 			              "Client host [%s] has no PTR record", addr);
 		break;
 	case DNS_FCRDNS_MISMATCH:
-		verdict_score(out, cc->ptr_mismatch, "client_dns.ptr_mismatch",
-		              cc->ptr_mismatch_score,
-		              "PTR name %.100s of client [%s] does not resolve back to it", name,
-		              addr);
+		verdict_score(
+		    out, cc->ptr_mismatch, "client_dns.ptr_mismatch", cc->ptr_mismatch_score,
+		    "PTR name %.100s of client [%s] does not resolve back to it", name, addr);
 		break;
 	case DNS_FCRDNS_TEMP:
 		if (name[0])

@@ -315,8 +315,8 @@ static void utc_time(time_t when, char *dst, size_t dstsize)
 	strftime(dst, dstsize, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
-static void defer(const struct check_ctx *cx, struct verdicts *out, enum mode mode, const char *symbol, const char *why,
-                  time_t retry_at, time_t now)
+static void defer(const struct check_ctx *cx, struct verdicts *out, enum mode mode,
+                  const char *symbol, const char *why, time_t retry_at, time_t now)
 {
 	char when[40];
 
@@ -443,8 +443,8 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 			g.last = now;
 			if (put_rec(cx, key, keylen, &g, g.first + gc->retry_window) < 0)
 				return store_failed(out, "update");
-			defer(cx, out, mode, "greylist.early", "retried too early", g.first + gc->delay,
-			      now);
+			defer(cx, out, mode, "greylist.early", "retried too early",
+			      g.first + gc->delay, now);
 			return CHECK_DONE;
 		}
 		if (now <= g.first + gc->retry_window) {
@@ -461,16 +461,18 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 				return store_failed(out, "update");
 			gmtime_r(&tnow, &tm);
 			strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-			verdict_header_once(out, "X-Greylist", 0,
-			                    "delayed %lld seconds by portcullis-%s at %s; %s",
-			                    (long long)(now - g.first), PACKAGE_VERSION,
-			                    c->our_name[0] ? c->our_name : cx->conf->hostname, date);
+			verdict_header_once(
+			    out, "X-Greylist", 0, "delayed %lld seconds by portcullis-%s at %s; %s",
+			    (long long)(now - g.first), PACKAGE_VERSION,
+			    c->our_name[0] ? c->our_name : cx->conf->hostname, date);
 			return CHECK_DONE;
 		}
 		/* Too late: the retry window closed, start over. */
 	} else if (r == 0 && gc->min_score > 0 && c->score + t->score + rc->score < gc->min_score) {
 		/* Score-aware: decided once, not greylisted. */
-		g = (struct grey_rec){ .flags = GREY_NOGREY, .passes = 1, .first = now, .last = now };
+		g = (struct grey_rec){
+			.flags = GREY_NOGREY, .passes = 1, .first = now, .last = now
+		};
 		count(cx, &n_passes);
 		if (put_rec(cx, key, keylen, &g, now + gc->expire) < 0)
 			return store_failed(out, "insert");
@@ -480,8 +482,8 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 	if (put_rec(cx, key, keylen, &g, now + gc->retry_window) < 0)
 		return store_failed(out, "insert");
 	defer(cx, out, mode, "greylist.new",
-	      r == 1 ? "the retry window closed, starting over" : "first attempt",
-	      now + gc->delay, now);
+	      r == 1 ? "the retry window closed, starting over" : "first attempt", now + gc->delay,
+	      now);
 	return CHECK_DONE;
 }
 
