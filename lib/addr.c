@@ -557,6 +557,14 @@ static void unmap(const struct ipaddr *in, int len, struct ipaddr *out, int *out
 	}
 }
 
+void ip_unmap(const struct ipaddr *in, struct ipaddr *out)
+{
+	struct ipaddr copy = *in; /* in and out may be the same */
+	int len;
+
+	unmap(&copy, 128, out, &len);
+}
+
 /* Prefix match; see addr.h. */
 int ip_in_net(const struct ipaddr *ip, const struct ipaddr *net, int len)
 {

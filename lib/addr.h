@@ -73,6 +73,10 @@ int ip_in_net(const struct ipaddr *ip, const struct ipaddr *net, int len);
 /* Canonical text form into dst (at least 46 bytes). */
 void ip_format(const struct ipaddr *ip, char *dst, size_t dstsize);
 
+/* The address as the DNS and the networks see it: an IPv4-mapped IPv6
+ * address (::ffff:a.b.c.d) becomes IPv4 a.b.c.d; others are copied. */
+void ip_unmap(const struct ipaddr *in, struct ipaddr *out);
+
 /* 1 for 127.0.0.0/8 and ::1. */
 int ip_is_loopback(const struct ipaddr *ip);
 

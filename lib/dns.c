@@ -1411,21 +1411,16 @@ static void strip_dot(char *name)
 enum dns_fcrdns dns_fcrdns(struct dns *d, int timeout_ms, const struct ipaddr *addr, char *name,
                            size_t namesize, enum dns_status *st)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	char rev[DNS_NAME_MAX + 2], n[DNS_NAME_MAX + 2];
 	struct dns_batch *b, *b2;
-	struct ipaddr ip = *addr;
+	struct ipaddr ip;
 	int q, fq[DNS_FCRDNS_PTR_MAX], pj[DNS_FCRDNS_PTR_MAX], nf = 0, failed = 0;
 	enum dns_fcrdns res = DNS_FCRDNS_MISMATCH;
 
 	if (namesize)
 		name[0] = '\0';
 	*st = DNS_OK;
-	if (ip.family == AF_INET6 && memcmp(ip.a, mapped, sizeof(mapped)) == 0) {
-		memmove(ip.a, ip.a + 12, 4);
-		memset(ip.a + 4, 0, 12);
-		ip.family = AF_INET;
-	}
+	ip_unmap(addr, &ip);
 	if (dns_reverse_name(&ip, NULL, rev, sizeof(rev)) < 0) {
 		*st = DNS_ERROR;
 		return DNS_FCRDNS_TEMP;

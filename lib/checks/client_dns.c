@@ -65,20 +65,6 @@ static const struct conf_param client_dns_params[] = {
 	CONF_END
 };
 
-/* The client address as the DNS sees it: an IPv4-mapped IPv6 address is
- * its IPv4 address (its PTR is under in-addr.arpa, its name has an A). */
-static void client_ip(const struct conn *c, struct ipaddr *ip)
-{
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	*ip = c->client_ip;
-	if (ip->family == AF_INET6 && memcmp(ip->a, mapped, sizeof(mapped)) == 0) {
-		memmove(ip->a, ip->a + 12, 4);
-		memset(ip->a + 4, 0, 12);
-		ip->family = AF_INET;
-	}
-}
-
 static int client_dns_connect(const struct check_ctx *cx, struct verdicts *out)
 {
 	const struct client_dns_conf *cc = cx->mconf;
@@ -148,7 +134,7 @@ static int client_dns_helo(const struct check_ctx *cx, struct verdicts *out)
 		return CHECK_DONE;
 	if (cx->conf->dns == NULL)
 		return check_retry(out, "no DNS resolver");
-	client_ip(c, &ip);
+	ip_unmap(&c->client_ip, &ip);
 
 	b = dns_batch_new(cx->conf->dns, check_dns_timeout(cx));
 	q = dns_batch_add(b, name, ip.family == AF_INET ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA);

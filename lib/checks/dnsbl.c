@@ -628,11 +628,7 @@ static int dnsbl_connect(const struct check_ctx *cx, struct verdicts *out)
 	if (dc->x == NULL || ip.family == 0)
 		return CHECK_DONE;
 	/* An IPv4-mapped IPv6 client is looked up as IPv4. */
-	if (ip.family == AF_INET6 && memcmp(ip.a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
-		memmove(ip.a, ip.a + 12, 4);
-		memset(ip.a + 4, 0, 12);
-		ip.family = AF_INET;
-	}
+	ip_unmap(&ip, &ip);
 	if (ip_is_loopback(&ip))
 		return CHECK_DONE;
 	r = dnsxl_lookup(dc->x, cx->conf, check_dns_timeout(cx), &ip, NULL, 1, dnsbl_hit, &h,

@@ -233,19 +233,6 @@ static void net_of(const struct ipaddr *ip, int len, char *dst, size_t dstsize)
 	snprintf(dst, dstsize, "ip:%s/%d", text, len);
 }
 
-/* The client address as the DNS sees it (IPv4-mapped IPv6 is IPv4). */
-static void plain_ip(const struct ipaddr *in, struct ipaddr *ip)
-{
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	*ip = *in;
-	if (ip->family == AF_INET6 && memcmp(ip->a, mapped, sizeof(mapped)) == 0) {
-		memmove(ip->a, ip->a + 12, 4);
-		memset(ip->a + 4, 0, 12);
-		ip->family = AF_INET;
-	}
-}
-
 /* Fill net (GREY_NET_MAX) with where the client is (see the top).
  * *name gets the verified client name or "" (for the skip list). */
 static void client_net(const struct check_ctx *cx, const struct greylist_conf *gc, char *net,
@@ -256,7 +243,7 @@ static void client_net(const struct check_ctx *cx, const struct greylist_conf *g
 	struct ipaddr ip;
 	int dynamic = 0;
 
-	plain_ip(&c->client_ip, &ip);
+	ip_unmap(&c->client_ip, &ip);
 	name[0] = '\0';
 	if (gc->pools && cx->conf->dns && !(t->sender.flags & ADDR_NULL) && t->sender.domain[0]) {
 		struct spf_outcome o;
