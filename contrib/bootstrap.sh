@@ -9,9 +9,18 @@
 #                               -Werror and ASan+UBSan, run the whole suite,
 #                               then the valgrind run on a plain build; ends
 #                               with "N passed, N failed, N skipped"
-#   contrib/bootstrap.sh deps   only install the Debian packages
+#   contrib/bootstrap.sh deps   only install the Debian packages (and
+#                               unpack the tests' private Sendmail)
+#   contrib/bootstrap.sh distcheck
+#                               make distcheck: the tarball builds with
+#                               -Werror and passes the whole suite outside
+#                               the source tree (~10 min on 2 cores; not
+#                               part of "test")
 #
-# Run as root (apt-get).  Everything it creates stays in this checkout.
+# Run as root (apt-get).  Everything it creates stays in this checkout,
+# except the Sendmail of tests/e2e/sendmail.sh: Debian's packages unpacked
+# (not installed: Sendmail conflicts with Postfix) into $SENDMAIL_ROOT,
+# default /var/cache/portcullis-test/sendmail/root.
 set -eu
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -19,7 +28,12 @@ top=$PWD
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
  libmilter-dev libspf2-dev libldns-dev libclamav-dev libtdb-dev libpsl-dev
  libpcre2-dev libcmocka-dev"
-TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml"
+TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml
+ m4 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3"
+# Sendmail for tests/e2e/sendmail.sh conflicts with the postfix package: it
+# is unpacked privately (the libraries above are its other dependencies).
+SENDMAIL_DEBS="sendmail-bin sendmail-cf libwrap0"
+SENDMAIL_ROOT=${SENDMAIL_ROOT:-/var/cache/portcullis-test/sendmail/root}
 
 need_root() {
 	if [ "$(id -u)" != 0 ]; then
@@ -43,6 +57,21 @@ install_deps() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >/dev/null
 	apt-get install -y -q --no-install-recommends $missing >/dev/null
+}
+
+# Download and unpack $SENDMAIL_DEBS into $SENDMAIL_ROOT (once).
+fetch_sendmail() {
+	local bin=$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail debs=$SENDMAIL_ROOT.debs
+	[ -x "$bin" ] && return 0
+	need_root
+	echo "bootstrap: unpacking $SENDMAIL_DEBS into $SENDMAIL_ROOT"
+	rm -rf "$SENDMAIL_ROOT" "$debs"
+	mkdir -p "$SENDMAIL_ROOT" "$debs"
+	(cd "$debs" && { apt-get download -q $SENDMAIL_DEBS >/dev/null 2>&1 ||
+		{ apt-get update -q >/dev/null && apt-get download -q $SENDMAIL_DEBS >/dev/null; }; })
+	for d in "$debs"/*.deb; do dpkg -x "$d" "$SENDMAIL_ROOT"; done
+	# setgid: the loader would ignore LD_LIBRARY_PATH (libwrap0 is in the root)
+	chmod 0755 "$bin"
 }
 
 build() { # build DIR CONFIGURE-ARGS...
@@ -100,6 +129,7 @@ EOM
 
 cmd_test() {
 	install_deps "$BUILD_DEPS $TEST_DEPS"
+	fetch_sendmail
 	local start=$SECONDS rc=0 pass fail skip
 	rm -rf build-asan build-plain
 	echo "bootstrap: build with -Werror, ASan and UBSan"
@@ -122,12 +152,20 @@ cmd_test() {
 	[ "$fail" = 0 ] && [ $rc = 0 ]
 }
 
+cmd_distcheck() {
+	install_deps "$BUILD_DEPS $TEST_DEPS"
+	fetch_sendmail
+	build build-dist
+	(cd build-dist && make distcheck)
+}
+
 case ${1:-} in
 run) cmd_run ;;
 test) cmd_test ;;
-deps) install_deps "$BUILD_DEPS $TEST_DEPS" ;;
+distcheck) cmd_distcheck ;;
+deps) install_deps "$BUILD_DEPS $TEST_DEPS" && fetch_sendmail ;;
 *)
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

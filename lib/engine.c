@@ -674,6 +674,20 @@ unsigned engine_stages_needed(const struct conf *conf)
 
 /* --- stages -------------------------------------------------------------- */
 
+/* Is the client in network net/len?  A local client without an address
+ * counts as the loopback (127.0.0.1 and ::1). */
+static int client_in_net(const struct conn *c, const struct ipaddr *net, int len)
+{
+	struct ipaddr lo;
+
+	if (c->client_ip.family)
+		return ip_in_net(&c->client_ip, net, len);
+	if (!c->local)
+		return 0;
+	return (ip_parse("127.0.0.1", &lo) == 0 && ip_in_net(&lo, net, len)) ||
+	       (ip_parse("::1", &lo) == 0 && ip_in_net(&lo, net, len));
+}
+
 void engine_connect(struct conn *c, const char *hostname, const char *addr, struct reply *r)
 {
 	struct check_ctx cx = { 0 };
@@ -684,8 +698,10 @@ void engine_connect(struct conn *c, const char *hostname, const char *addr, stru
 		bcopy_str(c->client_name, sizeof(c->client_name), hostname);
 	if (addr && *addr && ip_parse(addr, &c->client_ip) == 0)
 		ip_format(&c->client_ip, c->client_addr, sizeof(c->client_addr));
-	for (int i = 0; c->client_ip.family && i < trusted->n; i++)
-		if (ip_in_net(&c->client_ip, &trusted->v[i].ip, trusted->v[i].len)) {
+	else if (hostname && strcasecmp(hostname, "localhost") == 0)
+		c->local = 1; /* Sendmail's "sendmail -bs" run by a local process */
+	for (int i = 0; i < trusted->n; i++)
+		if (client_in_net(c, &trusted->v[i].ip, trusted->v[i].len)) {
 			struct verdict v = { .action = ACT_OK, .symbol = "trusted_networks" };
 
 			c->trusted = c->whitelisted = 1;

@@ -131,6 +131,7 @@ struct conn {
 	int whitelisted;
 	int helo_whitelisted; /* ... by an OK for the HELO name */
 	int trusted;          /* in trusted_networks */
+	int local;            /* no address, named localhost: sendmail -bs */
 	struct verdict *held; /* verdicts of connect and HELO */
 	int nheld;
 	double score; /* connect + HELO score */

@@ -162,6 +162,8 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	/* Postfix: once a recipient was accepted (its queue file exists) */
+	engine_set_queue_id(c, macro(ctx, "i"));
 	engine_rcpt(c, argv[0], &r);
 	return answer(ctx, &r);
 }

@@ -110,7 +110,7 @@ static int helo_hook(const struct check_ctx *cx, struct verdicts *out)
 	const struct helo_conf *hc = cx->mconf;
 	const struct conn *c = cx->conn;
 	const char *h = c->helo;
-	int client_loopback = c->client_ip.family && ip_is_loopback(&c->client_ip);
+	int client_loopback = c->local || (c->client_ip.family && ip_is_loopback(&c->client_ip));
 	struct ipaddr ip;
 
 	if (c->helo_truncated || h[0] == '\0' ||

@@ -20,14 +20,16 @@
 #   queue_id NAME               QID of "250 2.0.0 Ok: queued as QID"
 #   delivered NAME QID          wait for "QID: removed" and the message in
 #                               the Maildir; prints its path
-#   log_line REF                portcullis' log line of ref REF
-#   pf_reply NAME CMD_ERE       the server's reply to the client command
-#                               matching CMD_ERE in transcript NAME
+#   pf_reply NAME CMD_ERE       mta_reply: the server's reply to the client
+#                               command matching CMD_ERE in transcript NAME
+#   (and log_line, mta_refused... of tests/e2e/mta-lib.sh)
 #
 # Facts behind the setup: /work/shared/notes/real-mta-testing.md (chroot
 # off for a unix: milter socket, smtpd runs as postfix, maillog_file,
 # XCLIENT from smtpd_authorized_xclient_hosts).  The system's own Postfix
 # (port 25) is never touched.
+
+. "$top_srcdir/tests/e2e/mta-lib.sh"
 
 PATH=$PATH:/usr/sbin:/sbin
 export PATH
@@ -167,12 +169,9 @@ pf_smtp()
 {
 	_name=$1 _addr=$2 _helo=$3 _from=$4 _to=$5
 	shift 5
-	timeout 60 "$SWAKS" --server 127.0.0.1 --port "$PORT" \
+	mta_swaks "$_name" "$_from" "$_to" --server 127.0.0.1 --port "$PORT" \
 		--xclient-addr "$_addr" --xclient-name "client-${_addr##*.}.example.net" \
-		--helo "$_helo" --from "$_from" --to "$_to" \
-		--header "Subject: portcullis e2e $_name" --header "X-Test-Id: $_name" \
-		--body "test message $_name" "$@" >"$T/$_name.txt" 2>&1
-	echo $? >"$T/$_name.rc"
+		--helo "$_helo" "$@"
 }
 
 # The queue id from "250 2.0.0 Ok: queued as QID" in transcript NAME.
@@ -200,16 +199,7 @@ delivered()
 	echo "$_file"
 }
 
-# The log line of portcullis whose ref is $1.
-log_line()
-{
-	grep "portcullis: ref=$1 " "$T/portcullis.log"
-}
-
-# pf_reply NAME CMD_ERE: the line after the first client command matching
-# CMD_ERE (e.g. 'RCPT TO:<u@example.test>') in transcript NAME: the
-# server's reply (swaks: "<- " or "<** ").
 pf_reply()
 {
-	grep -A 1 -E "^ *-> $2" "$T/$1.txt" | sed -n 2p
+	mta_reply "$@"
 }

@@ -16,6 +16,8 @@
 #     verdict=accept; a message with a non-FQDN HELO (helo.non_fqdn =
 #     monitor) is delivered with "X-Portcullis-Monitor: helo.non_fqdn (ref
 #     R)" and R is the ref of the log line with its qid;
+#     a transaction that ends after RCPT has Postfix's queue id (sent
+#     from the second RCPT on) in its log line;
 #  3. postmaster@example.test is reachable from the refused client (250 at
 #     RCPT, delivered);
 #  4. with portcullis stopped (milter_default_action = tempfail) Postfix
@@ -120,6 +122,22 @@ else
 			echo "ok: 2b. non-FQDN HELO: delivered with '$h', same ref and qid in the log"
 		fi
 	fi
+fi
+
+# A transaction that ends after RCPT still has Postfix's queue id in its
+# log line: Postfix sends {i} from the RCPT after the first accepted one.
+smtp aborted 192.0.2.10 mail.example.net user@example.test,other@example.test --quit-after RCPT
+t_wait_for 'grep -q "client=client-10\.example\.net" "$T/portcullis.log"' 5
+l=$(grep 'portcullis: ref=.* client=client-10\.example\.net\[192\.0\.2\.10\] ' "$T/portcullis.log")
+q=$(echo "$l" | sed -n 's/.* qid=\([0-9A-Za-z]*\) .*/\1/p')
+if [ -z "$q" ]; then
+	t_err "aborted: no qid in the log line of a transaction ended after RCPT: '$l'"
+else
+	echo "$l" | grep -q 'to=<user@example\.test>,<other@example\.test> verdict=aborted' ||
+		t_err "aborted: log line lacks to=<user@example.test>,<other@example.test> verdict=aborted: $l"
+	t_grep "$q: client=client-10\.example\.net\[192\.0\.2\.10\]" "$T/maillog" \
+		"aborted: Postfix's queue id $q for 192.0.2.10" >/dev/null &&
+		echo "ok: 2c. ended after RCPT: Postfix's queue id $q in the log line"
 fi
 
 # --- 3. postmaster@ is reachable from the refused client ---------------------

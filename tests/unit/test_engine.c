@@ -11,7 +11,8 @@
  * reply text "TEXT (ref ID); contact C", postmaster@/abuse@, recipient,
  * client and sender whitelists, modes (monitor header, defer -> 4xx, off),
  * module mode vs sub-check mode, score thresholds at RCPT and EOM and the
- * status header, trusted_networks, auth_whitelist, several transactions on
+ * status header, trusted_networks, a client without an address (sendmail
+ * -bs), auth_whitelist, several transactions on
  * one connection, a second HELO, bounces with two recipients, too many
  * recipients, engine_stages_needed, header occurrence counting for
  * removals (forged Authentication-Results via spf), and every hostile string (hostile.h) as
@@ -928,6 +929,55 @@ static void test_trusted_networks(void **state)
 	conf_unref(cf);
 }
 
+/* A client without an address: "sendmail -bs" run by a local process
+ * (Sendmail passes no address and the name "localhost") is a loopback
+ * client; without that name (e.g. Postfix behind a proxy that could not
+ * tell the address) it is an unknown remote client. */
+static void test_local_client(void **state)
+{
+	struct conf *cf = mkconf("trusted_networks", "");
+	struct conn *c;
+	struct reply r;
+
+	(void)state;
+	/* not trusted (empty list), but HELO localhost is fine locally */
+	c = start(cf, "localhost", "", "localhost");
+	assert_true(c->local);
+	assert_false(c->trusted);
+	mail(c, "<a@example.net>");
+	engine_rcpt(c, "<b@example.test>", &r);
+	expect_continue(&r, "HELO localhost from a local client");
+	engine_conn_free(c);
+	c = start(cf, "localhost", NULL, "mx.example.test");
+	mail(c, "<a@example.net>");
+	engine_rcpt(c, "<b@example.test>", &r);
+	expect_continue(&r, "HELO with our own name from a local client");
+	engine_conn_free(c);
+	/* no address and another name: HELO localhost is refused */
+	c = start(cf, "unknown", "", "localhost");
+	assert_false(c->local);
+	mail(c, "<a@example.net>");
+	engine_rcpt(c, "<b@example.test>", &r);
+	expect_fail(c, &r, REPLY_REJECT, "550", "5.7.1", "HELO localhost from a remote client",
+	            "HELO localhost without an address");
+	engine_conn_free(c);
+	conf_unref(cf);
+
+	/* trusted when trusted_networks holds the loopback, IPv4 or IPv6 */
+	static const char *const nets[] = { "127.0.0.0/8", "::1/128", "192.0.2.0/24" };
+	for (size_t i = 0; i < ARRAY_SIZE(nets); i++) {
+		cf = mkconf("trusted_networks", nets[i]);
+		c = start(cf, "localhost", "", "foo");
+		if (c->trusted != (i < 2))
+			fail_msg("trusted_networks = %s: trusted=%d", nets[i], c->trusted);
+		engine_conn_free(c);
+		c = start(cf, "unknown", "", "foo");
+		assert_false(c->trusted);
+		engine_conn_free(c);
+		conf_unref(cf);
+	}
+}
+
 /* An authenticated client ({auth_authen} set after MAIL, as milter.c
  * does) skips the checks when auth_whitelist = yes, and only then. */
 static void test_auth_whitelist(void **state)
@@ -1702,6 +1752,7 @@ int main(void)
 		T(test_score_eom),
 		T(test_whitelisted_rcpt_not_rejected_at_eom),
 		T(test_trusted_networks),
+		T(test_local_client),
 		T(test_auth_whitelist),
 		T(test_transactions),
 		T(test_second_helo),
