@@ -24,6 +24,8 @@
 
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "milter.h"
 #include "util.h"
 
@@ -64,15 +66,21 @@ static void *reload_thread(void *arg)
 		if (c == NULL) {
 			log_msg(LOG_LVL_ERR, "reload failed: %s; keeping the running configuration",
 			        err);
+			metrics_reload(0);
 			continue;
 		}
 		old = conf_current();
 		if (old && strcmp(old->core.socket, c->core.socket) != 0)
 			log_msg(LOG_LVL_WARN, "reload: a new socket takes a restart; still on %s",
 			        old->core.socket);
+		if (old && strcmp(old->core.metrics_listen, c->core.metrics_listen) != 0)
+			log_msg(LOG_LVL_WARN,
+			        "reload: a new metrics.listen takes a restart; still on '%s'",
+			        old->core.metrics_listen);
 		conf_unref(old);
 		log_set_debug(c->core.debug);
 		conf_install(c);
+		metrics_reload(1);
 		log_msg(LOG_LVL_INFO, "configuration reloaded from %s",
 		        conf_path ? conf_path : "(defaults)");
 	}
@@ -168,6 +176,7 @@ static int serve(struct conf *c, int foreground)
 {
 	char err[1024], sock_path[1024] = "";
 	int ready_fd = -1, pidfile_written = 0, rc;
+	struct metrics_http *mh = NULL;
 	struct stat st;
 	sigset_t set;
 	pthread_t tid;
@@ -181,6 +190,10 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	if (milter_socket_path(c->core.socket))
 		bcopy_str(sock_path, sizeof(sock_path), milter_socket_path(c->core.socket));
+	if (c->core.metrics_listen[0] &&
+	    (mh = metrics_http_open(c->core.metrics_listen, c->core.metrics_allow_remote, err,
+	                            sizeof(err))) == NULL)
+		goto fail;
 	if (!foreground && (ready_fd = daemonize(err, sizeof(err))) < 0)
 		goto fail;
 	if (c->core.pidfile[0]) {
@@ -216,13 +229,17 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	}
 	pthread_detach(tid);
-	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s", PACKAGE_VERSION,
-	        c->core.socket, conf_path ? conf_path : "(embedded defaults)");
+	if (mh && metrics_http_start(mh, err, sizeof(err)) < 0)
+		goto fail;
+	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s%s%s", PACKAGE_VERSION,
+	        c->core.socket, conf_path ? conf_path : "(embedded defaults)",
+	        mh ? "; metrics on " : "", mh ? c->core.metrics_listen : "");
 	if (ready_fd >= 0)
 		daemon_ready(ready_fd, !strcmp(c->core.log_target, "stderr"));
 	conf_install(c);
 
 	rc = milter_run();
+	metrics_http_stop(mh);
 	log_msg(LOG_LVL_INFO, "portcullis stopped");
 	c = conf_current();
 	if (c && c->core.pidfile[0])
@@ -234,6 +251,7 @@ static int serve(struct conf *c, int foreground)
 	return rc == 0 ? 0 : 1;
 fail:
 	fprintf(stderr, "portcullis: %s\n", err);
+	metrics_http_stop(mh);
 	if (pidfile_written)
 		unlink(c->core.pidfile);
 	if (sock_path[0])
