@@ -10,6 +10,7 @@
  */
 #include "metrics_http.h"
 #include "conf.h"
+#include "encode.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -55,7 +56,7 @@ static int is_loopback(const struct sockaddr_storage *sa)
 int metrics_listen_parse(const char *spec, int allow_remote, struct sockaddr_storage *sa,
                          socklen_t *salen, char *err, size_t errsize)
 {
-	char host[128], *end;
+	char host[128], *end, shown[100];
 	const char *port;
 	struct addrinfo hints = { 0 }, *ai = NULL;
 	unsigned long pn;
@@ -82,8 +83,8 @@ int metrics_listen_parse(const char *spec, int allow_remote, struct sockaddr_sto
 	errno = 0;
 	pn = strtoul(port, &end, 10);
 	if (*port < '0' || *port > '9' || *end || errno || pn < 1 || pn > 65535) {
-		snprintf(err, errsize, "metrics.listen: invalid port in '%.80s' (1 to 65535)",
-		         spec);
+		snprintf(err, errsize, "metrics.listen: invalid port in '%s' (1 to 65535)",
+		         enc_log(shown, sizeof(shown), spec, 80));
 		return -1;
 	}
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
@@ -100,15 +101,16 @@ int metrics_listen_parse(const char *spec, int allow_remote, struct sockaddr_sto
 	freeaddrinfo(ai);
 	if (!allow_remote && !is_loopback(sa)) {
 		snprintf(err, errsize,
-		         "metrics.listen: %.80s is not a loopback address "
+		         "metrics.listen: %s is not a loopback address "
 		         "(set metrics.allow_remote = yes to listen on it)",
-		         host);
+		         enc_log(shown, sizeof(shown), host, 80));
 		return -1;
 	}
 	return 0;
 bad:
 	snprintf(err, errsize,
-	         "metrics.listen: invalid '%.80s' (ADDRESS:PORT or [IPv6]:PORT, numeric)", spec);
+	         "metrics.listen: invalid '%s' (ADDRESS:PORT or [IPv6]:PORT, numeric)",
+	         enc_log(shown, sizeof(shown), spec, 80));
 	return -1;
 }
 
@@ -138,8 +140,12 @@ struct metrics_http *metrics_http_open(const char *spec, int allow_remote, char 
 		goto fail;
 	metrics_start_clock();
 	return h;
-fail:
-	snprintf(err, errsize, "metrics.listen: %.80s: %s", spec, strerror(errno));
+fail : {
+	char shown[100];
+
+	snprintf(err, errsize, "metrics.listen: %s: %s", enc_log(shown, sizeof(shown), spec, 80),
+	         strerror(errno));
+}
 	if (h->fd >= 0)
 		close(h->fd);
 	free(h);
