@@ -19,7 +19,8 @@ top=$PWD
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
  libmilter-dev libspf2-dev libldns-dev libclamav-dev libtdb-dev
  libpcre2-dev libcmocka-dev"
-TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml"
+TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml
+ curl python3-prometheus-client"
 
 need_root() {
 	if [ "$(id -u)" != 0 ]; then

@@ -11,8 +11,10 @@
 # counters are named *_total and are >= 0; a histogram has per label set
 # buckets with increasing le ending in +Inf, cumulative counts that never
 # go down, _count equal to the +Inf bucket, and a _sum.  The file ends with
-# a newline.  Prints "N families, N samples" and exits 0, or prints the
-# first problem as FILE:LINE: reason and exits 1.
+# a newline.  Then, when python3-prometheus-client is installed, the
+# official client's parser must find the same families, types and number
+# of samples.  Prints "N families, N samples; ..." and exits 0, or prints
+# the first problem as FILE:LINE: reason and exits 1.
 
 import math
 import re
@@ -126,7 +128,32 @@ def main(path):
     for fam, typ in families.items():
         if not any(s[0] == fam or s[0].startswith(fam + "_") for s in seen):
             fail(path, 0, "family %s has no sample" % fam)
-    print("%d families, %d samples" % (len(families), nsamples))
+    print("%d families, %d samples; %s" % (len(families), nsamples, official(path, text, families, nsamples)))
+
+
+def official(path, text, families, nsamples):
+    """The same text through the parser of the official Python client
+    (python3-prometheus-client), when it is installed: it must find the
+    same families with the same types and the same number of samples."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        return "prometheus_client not installed"
+    try:
+        fams = list(text_string_to_metric_families(text))
+    except Exception as e:
+        fail(path, 0, "prometheus_client refuses it: %s" % e)
+    got = {}
+    for f in fams:
+        # the client drops "_total" from counter family names
+        name = f.name + "_total" if f.type == "counter" else f.name
+        got[name] = f.type
+    if got != families:
+        fail(path, 0, "prometheus_client sees other families: %r" % sorted(set(got.items()) ^ set(families.items())))
+    n = sum(len(f.samples) for f in fams)
+    if n != nsamples:
+        fail(path, 0, "prometheus_client sees %d samples, not %d" % (n, nsamples))
+    return "prometheus_client agrees"
 
 
 if __name__ == "__main__":
