@@ -80,7 +80,7 @@ const struct conf_param core_params[] = {
 	  "Prometheus metrics on http://ADDRESS:PORT/metrics, e.g. 127.0.0.1:9187; empty: off" },
 	{ "metrics.allow_remote", "no", CONF_BOOL, CORE(metrics_allow_remote), 0, 0,
 	  "let metrics.listen be a non-loopback address (nothing authenticates a scraper)" },
-	{ "metrics.store_interval", "60s", CONF_TIME, CORE(metrics_store_interval), 0, 86400,
+	{ "metrics.store_interval", "1m", CONF_TIME, CORE(metrics_store_interval), 0, 86400,
 	  "recount the store's entries for the metrics at most this often" },
 	CONF_END
 };
