@@ -215,6 +215,9 @@ c=$(code "http://127.0.0.1:$port/metrics/x")
 [ "$c" = 404 ] && echo "ok: GET /metrics/x is 404" || t_err "GET /metrics/x is $c, want 404"
 c=$(code -X POST -d x=1 "$url")
 [ "$c" = 405 ] && echo "ok: POST is 405" || t_err "POST /metrics is $c, want 405"
+curl -sS -m 10 -I "$url" >"$T/head.out" 2>&1
+t_grep '^HTTP/1.1 200 ' "$T/head.out" "HEAD /metrics: 200"
+t_grep '^Content-Length: [1-9][0-9]*' "$T/head.out" "HEAD /metrics: the length of the page"
 c=$(code "$url?name[]=x")
 [ "$c" = 200 ] && echo "ok: a query string is ignored" || t_err "GET /metrics?... is $c, want 200"
 c=$(code -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)" "$url")
