@@ -293,6 +293,17 @@ for bad in "127.0.0.1" "127.0.0.1:0" "127.0.0.1:65536" "localhost:$port" "[::1:$
 	echo "$out" | grep -q "metrics.listen: " || t_err "metrics.listen = $bad: '$out'"
 done
 
+# A second daemon whose metrics.listen is taken: one line, status 1, and
+# its milter socket is not left behind.
+t_conf "$T/busy.conf" "socket = unix:$T/busy.sock" "metrics.listen = 127.0.0.1:$port"
+out=$(timeout 30 "$PORTCULLIS" -f -c "$T/busy.conf" 2>&1)
+rc=$?
+[ $rc -eq 1 ] || t_err "a taken metrics.listen: exit $rc, want 1"
+[ "$out" = "portcullis: metrics.listen: 127.0.0.1:$port: Address already in use" ] &&
+	echo "ok: a taken metrics.listen is a one-line startup error" ||
+	t_err "a taken metrics.listen said '$out'"
+[ -e "$T/busy.sock" ] && t_err "the failed daemon left $T/busy.sock behind"
+
 # --- portcullisctl stats errors -------------------------------------------------------
 t_conf "$T/off.conf"
 out=$("$PORTCULLISCTL" -c "$T/off.conf" stats 2>&1)
