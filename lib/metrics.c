@@ -11,8 +11,6 @@
  * that lives between scrapes (DNS totals across reloads, the store and its
  * cached counts).
  */
-#include "config.h"
-
 #include "metrics.h"
 #include "dns.h"
 #include "store.h"
@@ -66,6 +64,7 @@ static struct {
 } ctr;
 
 static time_t start_time; /* 0: not yet known (set on the first render) */
+static const char *version = "unknown";
 static long long start_us;
 
 long long metrics_now_us(void)
@@ -251,7 +250,7 @@ static void render_process(struct out *o)
 
 	family(o, "portcullis_build_info", "gauge", "Version of the running daemon (value 1).");
 	put(o, "portcullis_build_info{version=\"");
-	put_label(o, PACKAGE_VERSION);
+	put_label(o, version);
 	put(o, "\"} 1\n");
 	family(o, "portcullis_start_time_seconds", "gauge",
 	       "When the daemon started, seconds since the epoch.");
@@ -409,6 +408,11 @@ char *metrics_render(const struct conf *conf, size_t *len)
 	if (len)
 		*len = o.len;
 	return o.p;
+}
+
+void metrics_set_version(const char *v)
+{
+	version = v;
 }
 
 void metrics_start_clock(void)

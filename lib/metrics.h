@@ -36,6 +36,10 @@ struct store;
 /* Modules beyond this index in check_registry[] are not counted. */
 #define METRICS_MODULES_MAX 64
 
+/* The version shown by portcullis_build_info (a string that lives as long
+ * as the process; default "unknown").  Call before the listener starts. */
+void metrics_set_version(const char *v);
+
 /* Start the uptime clock (the daemon, at start; else the first render). */
 void metrics_start_clock(void);
 

@@ -190,6 +190,7 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	if (milter_socket_path(c->core.socket))
 		bcopy_str(sock_path, sizeof(sock_path), milter_socket_path(c->core.socket));
+	metrics_set_version(PACKAGE_VERSION);
 	if (c->core.metrics_listen[0] &&
 	    (mh = metrics_http_open(c->core.metrics_listen, c->core.metrics_allow_remote, err,
 	                            sizeof(err))) == NULL)
