@@ -217,11 +217,35 @@ static void error_page(struct metrics_http *h, int fd, long long deadline, int s
 	respond(h, fd, deadline, status, reason, "text/plain; charset=utf-8", body, (size_t)n, 0);
 }
 
+int metrics_http_request(char *head, int *head_only)
+{
+	char *eol, *sp1, *sp2, *q;
+
+	*head_only = 0;
+	/* The request line: METHOD SP TARGET SP HTTP/x.y */
+	eol = strpbrk(head, "\r\n");
+	if (eol == NULL)
+		return 400;
+	*eol = '\0';
+	sp1 = strchr(head, ' ');
+	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+	if (sp1 == NULL || sp2 == NULL || strchr(sp2 + 1, ' ') || strncmp(sp2 + 1, "HTTP/", 5) ||
+	    sp1[1] != '/')
+		return 400;
+	*sp1 = *sp2 = '\0';
+	*head_only = strcmp(head, "HEAD") == 0;
+	if (strcmp(head, "GET") != 0 && !*head_only)
+		return 405;
+	if ((q = strchr(sp1 + 1, '?')) != NULL)
+		*q = '\0';
+	return strcmp(sp1 + 1, "/metrics") == 0 ? 200 : 404;
+}
+
 /* One request on fd: read the head (bounded in size and time), answer,
  * return; the caller closes. */
 static void serve_one(struct metrics_http *h, int fd)
 {
-	char req[METRICS_HTTP_REQ_MAX + 1], *eol, *sp1, *sp2, *q;
+	char req[METRICS_HTTP_REQ_MAX + 1];
 	size_t len = 0;
 	long long deadline = now_ms() + METRICS_HTTP_TIMEOUT_MS;
 	int head_only;
@@ -258,27 +282,11 @@ static void serve_one(struct metrics_http *h, int fd)
 		if (w != 1)
 			return;
 	}
-	/* The request line: METHOD SP TARGET SP HTTP/x.y */
-	eol = strpbrk(req, "\r\n");
-	*eol = '\0';
-	sp1 = strchr(req, ' ');
-	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (sp1 == NULL || sp2 == NULL || strchr(sp2 + 1, ' ') || strncmp(sp2 + 1, "HTTP/", 5) ||
-	    sp1[1] != '/') {
-		error_page(h, fd, deadline, 400, "Bad Request");
-		return;
-	}
-	*sp1 = *sp2 = '\0';
-	head_only = strcmp(req, "HEAD") == 0;
-	if (strcmp(req, "GET") != 0 && !head_only) {
-		error_page(h, fd, deadline, 405, "Method Not Allowed");
-		return;
-	}
-	if ((q = strchr(sp1 + 1, '?')) != NULL)
-		*q = '\0';
-	if (strcmp(sp1 + 1, "/metrics") != 0) {
-		error_page(h, fd, deadline, 404, "Not Found");
-		return;
+	switch (metrics_http_request(req, &head_only)) {
+	case 200: break;
+	case 404: error_page(h, fd, deadline, 404, "Not Found"); return;
+	case 405: error_page(h, fd, deadline, 405, "Method Not Allowed"); return;
+	default: error_page(h, fd, deadline, 400, "Bad Request"); return;
 	}
 	{
 		struct conf *c = conf_current();

@@ -46,6 +46,13 @@ int metrics_http_start(struct metrics_http *h, char *err, size_t errsize);
  * NULL is a no-op. */
 void metrics_http_stop(struct metrics_http *h);
 
+/* Judge one request head (NUL-terminated; the listener has read it up to
+ * its empty line): 200 for GET or HEAD /metrics (a query string is
+ * ignored), 404 for another path, 405 for another method, 400 when the
+ * request line is malformed.  *head_only is set for HEAD.  Writes NULs into
+ * head. */
+int metrics_http_request(char *head, int *head_only);
+
 /* The client: GET path from spec, within timeout_ms in all.  On success
  * returns 0 with the HTTP status in *status and the body (NUL-terminated,
  * the caller frees) in *body; -1 with err when the server cannot be

@@ -8,8 +8,8 @@
  * once lose nothing; DNS counters stay monotonic when the snapshot
  * changes; store entry counts, cached for metrics.store_interval;
  * metrics_parse_line() and metrics_label() on good and hostile lines; the
- * metrics.listen syntax and loopback rule; and the listener answering
- * the client over loopback.
+ * metrics.listen syntax and loopback rule; the request judge; and the
+ * listener answering the client over loopback.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -405,6 +405,43 @@ static void test_listen_parse(void **state)
 	}
 }
 
+static void test_request(void **state)
+{
+	static const struct {
+		const char *head;
+		int status, head_only;
+	} cases[] = {
+		{ "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 200, 0 },
+		{ "GET /metrics HTTP/1.0\n\n", 200, 0 },
+		{ "HEAD /metrics HTTP/1.1\r\n\r\n", 200, 1 },
+		{ "GET /metrics?x=1&y HTTP/1.1\r\n\r\n", 200, 0 },
+		{ "GET / HTTP/1.1\r\n\r\n", 404, 0 },
+		{ "GET /metrics/ HTTP/1.1\r\n\r\n", 404, 0 },
+		{ "GET /METRICS HTTP/1.1\r\n\r\n", 404, 0 },
+		{ "POST /metrics HTTP/1.1\r\n\r\n", 405, 0 },
+		{ "get /metrics HTTP/1.1\r\n\r\n", 405, 0 },
+		{ "GET  /metrics HTTP/1.1\r\n\r\n", 400, 0 },
+		{ "GET /metrics HTTP/1.1 x\r\n\r\n", 400, 0 },
+		{ "GET /metrics\r\n\r\n", 400, 0 },
+		{ "GET metrics HTTP/1.1\r\n\r\n", 400, 0 },
+		{ "GET /metrics FTP/1.1\r\n\r\n", 400, 0 },
+		{ "hello", 400, 0 },
+		{ "", 400, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char head[128];
+		int head_only = -1, st;
+
+		bcopy_str(head, sizeof(head), cases[i].head);
+		st = metrics_http_request(head, &head_only);
+		if (st != cases[i].status || head_only != cases[i].head_only)
+			fail_msg("case %zu: status %d head_only %d, want %d %d", i, st, head_only,
+			         cases[i].status, cases[i].head_only);
+	}
+}
+
 /* A loopback port that was free a moment ago. */
 static int free_port(void)
 {
@@ -466,6 +503,7 @@ int main(void)
 		cmocka_unit_test_setup(test_store_counts, reset),
 		cmocka_unit_test_setup(test_parse_line, reset),
 		cmocka_unit_test_setup(test_listen_parse, reset),
+		cmocka_unit_test_setup(test_request, reset),
 		cmocka_unit_test_setup(test_http, reset),
 	};
 	int rc;
