@@ -10,6 +10,7 @@
 #include "check.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -78,6 +79,12 @@ const struct conf_param core_params[] = {
 	  "longest time a positive DNS answer is cached" },
 	{ "dns.neg_ttl_max", "15m", CONF_TIME, CORE(dns_neg_ttl_max), 0, 86400,
 	  "longest time a 'does not exist' answer is cached" },
+	{ "metrics.listen", "", CONF_STR, CORE(metrics_listen), 0, 0,
+	  "Prometheus metrics on http://ADDRESS:PORT/metrics, e.g. 127.0.0.1:9187; empty: off" },
+	{ "metrics.allow_remote", "no", CONF_BOOL, CORE(metrics_allow_remote), 0, 0,
+	  "let metrics.listen be a non-loopback address (nothing authenticates a scraper)" },
+	{ "metrics.store_interval", "1m", CONF_TIME, CORE(metrics_store_interval), 0, 86400,
+	  "recount the store's entries for the metrics at most this often" },
 	CONF_END
 };
 
@@ -623,6 +630,16 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 		         core->socket);
 		locate_error(c, "socket", err, errsize);
 		return -1;
+	}
+	if (core->metrics_listen[0]) {
+		struct sockaddr_storage sa;
+		socklen_t salen;
+
+		if (metrics_listen_parse(core->metrics_listen, core->metrics_allow_remote, &sa,
+		                         &salen, err, errsize) < 0) {
+			locate_error(c, "metrics.listen", err, errsize);
+			return -1;
+		}
 	}
 	if (core->hostname[0])
 		bcopy_str(c->hostname, sizeof(c->hostname), core->hostname);

@@ -91,6 +91,9 @@ struct core_conf {
 	long dns_cache_size;
 	long dns_ttl_max;
 	long dns_neg_ttl_max;
+	char *metrics_listen;
+	int metrics_allow_remote;
+	long metrics_store_interval;
 };
 
 extern const struct conf_param core_params[];

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "refs.h"
 #include "store.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <limits.h>
@@ -230,9 +231,11 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 	const struct conf *conf = c->conf;
 	struct scope s;
 	struct verdicts out;
+	long long t0;
 
 	if (skipping(c, st))
 		return;
+	t0 = metrics_now_us();
 	scope_of(c, st, rc, rheld, nrheld, &s);
 	cx->dns_deadline_ms = now_ms() + conf->core.dns_timeout_ms;
 	cx->conf = conf;
@@ -260,6 +263,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		if (status == CHECK_RETRY) {
 			char why[256];
 
+			metrics_check_error(idx);
 			enc_log(why, sizeof(why), out.error, 200);
 			log_msg(LOG_LVL_WARN, "%s%s%s%s check failed: %s (on_error=%s)",
 			        c->txn ? "ref=" : "", c->txn ? c->txn->ref : "", c->txn ? " " : "",
@@ -293,6 +297,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 			v->stage = st;
 			if (eff == MODE_OFF || v->action == ACT_DUNNO)
 				continue;
+			metrics_verdict(idx, v->action, eff);
 			if (eff == MODE_MONITOR) {
 				add_note(s.notes, s.nnotes, v, 1);
 				continue;
@@ -322,6 +327,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 				break;
 		}
 	}
+	metrics_stage(st, metrics_now_us() - t0);
 }
 
 /* The strongest of held verdicts with stage in [lo, hi]: reject beats defer,
@@ -494,6 +500,7 @@ static void log_txn(struct conn *c, const char *verdict)
 	if (t == NULL || t->logged)
 		return;
 	t->logged = 1;
+	metrics_txn(verdict, c->score + t->score);
 	snprintf(line, sizeof(line), "ref=%s", t->ref);
 	if (t->queue_id[0])
 		bappend(line, sizeof(line), " qid=%s", enc_log(buf, sizeof(buf), t->queue_id, 40));

@@ -27,6 +27,8 @@
 #include "grey.h"
 #include "log.h"
 #include "maint.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "milter.h"
 #include "store.h"
 #include "util.h"
@@ -68,15 +70,21 @@ static void *reload_thread(void *arg)
 		if (c == NULL) {
 			log_msg(LOG_LVL_ERR, "reload failed: %s; keeping the running configuration",
 			        err);
+			metrics_reload(0);
 			continue;
 		}
 		old = conf_current();
 		if (old && strcmp(old->core.socket, c->core.socket) != 0)
 			log_msg(LOG_LVL_WARN, "reload: a new socket takes a restart; still on %s",
 			        old->core.socket);
+		if (old && strcmp(old->core.metrics_listen, c->core.metrics_listen) != 0)
+			log_msg(LOG_LVL_WARN,
+			        "reload: a new metrics.listen takes a restart; still on '%s'",
+			        old->core.metrics_listen);
 		conf_unref(old);
 		log_set_debug(c->core.debug);
 		conf_install(c);
+		metrics_reload(1);
 		log_msg(LOG_LVL_INFO, "configuration reloaded from %s",
 		        conf_path ? conf_path : "(defaults)");
 	}
@@ -166,6 +174,9 @@ static void daemon_ready(int ready_fd, int keep_stderr)
 	close(ready_fd);
 }
 
+/* The store namespaces whose sizes the metrics show. */
+static const char *const store_namespaces[] = { "greylist", "awl", "whitelist", "refs" };
+
 /* Open the socket, daemonize, drop privileges, run until stopped.  Takes
  * over the reference c.  Returns the exit status. */
 static int serve(struct conf *c, int foreground)
@@ -173,6 +184,7 @@ static int serve(struct conf *c, int foreground)
 	char err[1024], sock_path[1024] = "";
 	int ready_fd = -1, pidfile_written = 0, rc;
 	struct store *store = NULL;
+	struct metrics_http *mh = NULL;
 	struct stat st;
 	sigset_t set;
 	pthread_t tid;
@@ -186,6 +198,11 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	if (milter_socket_path(c->core.socket))
 		bcopy_str(sock_path, sizeof(sock_path), milter_socket_path(c->core.socket));
+	metrics_set_version(PACKAGE_VERSION);
+	if (c->core.metrics_listen[0] &&
+	    (mh = metrics_http_open(c->core.metrics_listen, c->core.metrics_allow_remote, err,
+	                            sizeof(err))) == NULL)
+		goto fail;
 	if (!foreground && (ready_fd = daemonize(err, sizeof(err))) < 0)
 		goto fail;
 	if (c->core.pidfile[0]) {
@@ -210,6 +227,7 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	grey_store_setup(store);
 	engine_set_store(store, 0);
+	metrics_set_store(store, store_namespaces, (int)ARRAY_SIZE(store_namespaces));
 	if (getuid() == 0)
 		log_msg(LOG_LVL_WARN, "running as root; set user = portcullis to drop privileges");
 
@@ -229,14 +247,19 @@ static int serve(struct conf *c, int foreground)
 	pthread_detach(tid);
 	if (maint_start(store, err, sizeof(err)) < 0)
 		goto fail;
-	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s", PACKAGE_VERSION,
-	        c->core.socket, conf_path ? conf_path : "(embedded defaults)");
+	if (mh && metrics_http_start(mh, err, sizeof(err)) < 0)
+		goto fail;
+	log_msg(LOG_LVL_INFO, "portcullis %s started on %s with %s%s%s", PACKAGE_VERSION,
+	        c->core.socket, conf_path ? conf_path : "(embedded defaults)",
+	        mh ? "; metrics on " : "", mh ? c->core.metrics_listen : "");
 	if (ready_fd >= 0)
 		daemon_ready(ready_fd, !strcmp(c->core.log_target, "stderr"));
 	conf_install(c);
 
 	rc = milter_run();
+	metrics_http_stop(mh);
 	maint_stop();
+	metrics_set_store(NULL, NULL, 0);
 	engine_set_store(NULL, 0);
 	store_close(store);
 	log_msg(LOG_LVL_INFO, "portcullis stopped");
@@ -250,6 +273,9 @@ static int serve(struct conf *c, int foreground)
 	return rc == 0 ? 0 : 1;
 fail:
 	fprintf(stderr, "portcullis: %s\n", err);
+	metrics_http_stop(mh);
+	maint_stop();
+	metrics_set_store(NULL, NULL, 0);
 	engine_set_store(NULL, 0);
 	store_close(store);
 	if (pidfile_written)

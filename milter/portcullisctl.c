@@ -6,9 +6,12 @@
  *       MTA, and print what each stage would answer (a dry run)
  *   portcullisctl [-c FILE] reload
  *       tell the running daemon (pidfile) to reload its configuration
+ *   portcullisctl [-c FILE] stats
+ *       the running daemon's counters, read from its metrics listener
+ *       (metrics.listen), in a form for people
  *
  * Exit status: 0 accepted, 1 rejected or deferred (check), 2 usage or
- * configuration error.
+ * configuration error, 3 the daemon could not be asked (stats).
  */
 #include "config.h"
 
@@ -23,6 +26,8 @@
 #include "conf.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "util.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/portcullis/portcullis.conf"
@@ -33,6 +38,7 @@ static void usage(FILE *fp)
 	        "usage: portcullisctl [-c FILE] check --ip ADDR [--name HOST] [--helo NAME]\n"
 	        "                     [--from ADDR] --rcpt ADDR [--rcpt ADDR...] [--auth USER]\n"
 	        "       portcullisctl [-c FILE] reload\n"
+	        "       portcullisctl [-c FILE] stats\n"
 	        "       portcullisctl -V\n");
 }
 
@@ -141,6 +147,237 @@ static int cmd_reload(struct conf *conf)
 	return 0;
 }
 
+/* --- stats --------------------------------------------------------------- */
+
+/* The samples of one scrape. */
+struct stats {
+	struct metrics_sample *v;
+	int n;
+};
+
+/* The sum of the samples called name whose label key is val (key NULL:
+ * all of them); -1 when there is none. */
+static double sample_sum(const struct stats *s, const char *name, const char *key, const char *val)
+{
+	double sum = 0;
+	int found = 0;
+	char lv[128];
+
+	for (int i = 0; i < s->n; i++) {
+		if (strcmp(s->v[i].name, name) != 0)
+			continue;
+		if (key && (metrics_label(&s->v[i], key, lv, sizeof(lv)) < 0 || strcmp(lv, val)))
+			continue;
+		sum += s->v[i].value;
+		found = 1;
+	}
+	return found ? sum : -1;
+}
+
+static void show_process(const struct stats *s)
+{
+	double up = sample_sum(s, "portcullis_uptime_seconds", NULL, NULL);
+	long u = up > 0 ? (long)up : 0;
+	char version[64] = "?";
+
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->v[i].name, "portcullis_build_info") == 0)
+			metrics_label(&s->v[i], "version", version, sizeof(version));
+	printf("portcullis %s, up %ldd %02ld:%02ld:%02ld, configuration generation %.0f "
+	       "(reloads: %.0f ok, %.0f failed)\n",
+	       version, u / 86400, u / 3600 % 24, u / 60 % 60, u % 60,
+	       sample_sum(s, "portcullis_config_generation", NULL, NULL),
+	       sample_sum(s, "portcullis_config_reloads_total", "result", "ok"),
+	       sample_sum(s, "portcullis_config_reloads_total", "result", "failed"));
+}
+
+static void show_transactions(const struct stats *s)
+{
+	static const char *const outcomes[] = { "accept", "reject", "defer", "aborted", "none" };
+	double score_n = sample_sum(s, "portcullis_score_count", NULL, NULL);
+
+	printf("\ntransactions %10.0f\n",
+	       sample_sum(s, "portcullis_transactions_total", NULL, NULL));
+	for (size_t i = 0; i < ARRAY_SIZE(outcomes); i++)
+		printf("  %-10s %10.0f\n", outcomes[i],
+		       sample_sum(s, "portcullis_transactions_total", "outcome", outcomes[i]));
+	if (score_n > 0)
+		printf("  mean score %10.2f\n",
+		       sample_sum(s, "portcullis_score_sum", NULL, NULL) / score_n);
+}
+
+static void show_checks(const struct stats *s)
+{
+	static const char *const actions[] = {
+		"ok", "score", "defer", "reject", "monitor", "error"
+	};
+	char seen[64][64];
+	int nseen = 0;
+
+	printf("\n%-16s", "check verdicts");
+	for (size_t a = 0; a < ARRAY_SIZE(actions); a++)
+		printf(" %9s", actions[a]);
+	printf("\n");
+	for (int i = 0; i < s->n && nseen < (int)ARRAY_SIZE(seen); i++) {
+		char check[64];
+		int dup = 0;
+
+		if (strcmp(s->v[i].name, "portcullis_check_verdicts_total") != 0 ||
+		    metrics_label(&s->v[i], "check", check, sizeof(check)) < 0)
+			continue;
+		for (int k = 0; k < nseen && !dup; k++)
+			dup = strcmp(seen[k], check) == 0;
+		if (dup)
+			continue;
+		bcopy_str(seen[nseen++], sizeof(seen[0]), check);
+		if (sample_sum(s, "portcullis_check_verdicts_total", "check", check) <= 0)
+			continue; /* nothing to say: keep the table short */
+		printf("  %-14s", check);
+		for (size_t a = 0; a < ARRAY_SIZE(actions); a++) {
+			double n = 0;
+
+			for (int k = 0; k < s->n; k++) {
+				char c2[64], a2[16];
+
+				if (strcmp(s->v[k].name, "portcullis_check_verdicts_total") == 0 &&
+				    metrics_label(&s->v[k], "check", c2, sizeof(c2)) == 0 &&
+				    metrics_label(&s->v[k], "action", a2, sizeof(a2)) == 0 &&
+				    strcmp(c2, check) == 0 && strcmp(a2, actions[a]) == 0)
+					n += s->v[k].value;
+			}
+			printf(" %9.0f", n);
+		}
+		printf("\n");
+	}
+}
+
+/* The upper bound (le) of the first bucket holding quantile q of stage st. */
+static const char *stage_quantile(const struct stats *s, const char *st, double q, char *le,
+                                  size_t lesize)
+{
+	double count = sample_sum(s, "portcullis_stage_duration_seconds_count", "stage", st);
+
+	for (int i = 0; count > 0 && i < s->n; i++) {
+		char sv[32];
+
+		if (strcmp(s->v[i].name, "portcullis_stage_duration_seconds_bucket") == 0 &&
+		    metrics_label(&s->v[i], "stage", sv, sizeof(sv)) == 0 && strcmp(sv, st) == 0 &&
+		    s->v[i].value >= q * count && metrics_label(&s->v[i], "le", le, lesize) == 0) {
+			if (strcmp(le, "+Inf") != 0)
+				snprintf(le, lesize, "%g", strtod(le, NULL) * 1000);
+			return le;
+		}
+	}
+	return "-";
+}
+
+static void show_stages(const struct stats *s)
+{
+	static const char *const stages[] = { "connect", "helo", "mail", "rcpt",
+		                              "header",  "eoh",  "body", "eom" };
+
+	printf("\n%-16s %10s %10s %10s %10s\n", "stage checks", "runs", "mean ms", "p50 <= ms",
+	       "p99 <= ms");
+	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
+		double n =
+		    sample_sum(s, "portcullis_stage_duration_seconds_count", "stage", stages[i]);
+		double sum =
+		    sample_sum(s, "portcullis_stage_duration_seconds_sum", "stage", stages[i]);
+		char p50[32], p99[32];
+
+		if (n <= 0)
+			continue;
+		printf("  %-14s %10.0f %10.3f %10s %10s\n", stages[i], n, sum * 1000 / n,
+		       stage_quantile(s, stages[i], 0.5, p50, sizeof(p50)),
+		       stage_quantile(s, stages[i], 0.99, p99, sizeof(p99)));
+	}
+}
+
+static void show_dns(const struct stats *s)
+{
+	if (sample_sum(s, "portcullis_dns_queries_total", NULL, NULL) < 0)
+		return;
+	printf("\ndns queries %11.0f\n", sample_sum(s, "portcullis_dns_queries_total", NULL, NULL));
+	printf("  cache hits %10.0f\n",
+	       sample_sum(s, "portcullis_dns_cache_hits_total", NULL, NULL));
+	printf("  answers    %10.0f\n", sample_sum(s, "portcullis_dns_answers_total", NULL, NULL));
+	printf("  timeouts   %10.0f\n", sample_sum(s, "portcullis_dns_timeouts_total", NULL, NULL));
+	printf("  servfail   %10.0f\n", sample_sum(s, "portcullis_dns_servfail_total", NULL, NULL));
+	printf("  errors     %10.0f\n", sample_sum(s, "portcullis_dns_errors_total", NULL, NULL));
+	printf("  cached     %10.0f\n", sample_sum(s, "portcullis_dns_cache_entries", NULL, NULL));
+}
+
+static void show_store(const struct stats *s)
+{
+	int first = 1;
+
+	for (int i = 0; i < s->n; i++) {
+		char ns[64];
+
+		if (strcmp(s->v[i].name, "portcullis_store_entries") != 0 ||
+		    metrics_label(&s->v[i], "namespace", ns, sizeof(ns)) < 0)
+			continue;
+		if (first)
+			printf("\nstore entries\n");
+		first = 0;
+		printf("  %-14s %10.0f\n", ns, s->v[i].value);
+	}
+}
+
+/* The sections of `stats`, in order.  Another source of figures (e.g. the
+ * store files read directly) is one more function here. */
+static void (*const stats_sections[])(const struct stats *s) = {
+	show_process, show_transactions, show_checks, show_stages, show_dns, show_store,
+};
+
+static int cmd_stats(struct conf *conf)
+{
+	const char *listen = conf->core.metrics_listen;
+	struct stats s = { NULL, 0 };
+	char err[512], *body, *line, *save = NULL;
+	size_t len;
+	int status;
+
+	if (listen[0] == '\0') {
+		fprintf(stderr,
+		        "portcullisctl: stats: metrics.listen is not set in %s; the daemon "
+		        "serves no metrics\n",
+		        conf->path);
+		return 2;
+	}
+	if (metrics_http_get(listen, "/metrics", METRICS_HTTP_TIMEOUT_MS, &status, &body, &len, err,
+	                     sizeof(err)) < 0) {
+		fprintf(stderr, "portcullisctl: stats: cannot read the daemon's metrics: %s\n",
+		        err);
+		return 3;
+	}
+	if (status != 200) {
+		fprintf(stderr, "portcullisctl: stats: %s answered HTTP %d to GET /metrics\n",
+		        listen, status);
+		free(body);
+		return 3;
+	}
+	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		struct metrics_sample x;
+
+		if (metrics_parse_line(line, &x) < 0)
+			continue;
+		s.v = xrealloc(s.v, sizeof(*s.v) * (size_t)(s.n + 1));
+		s.v[s.n++] = x;
+	}
+	free(body);
+	if (sample_sum(&s, "portcullis_build_info", NULL, NULL) < 0) {
+		fprintf(stderr, "portcullisctl: stats: %s does not serve portcullis metrics\n",
+		        listen);
+		free(s.v);
+		return 3;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(stats_sections); i++)
+		stats_sections[i](&s);
+	free(s.v);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = DEFAULT_CONF;
@@ -180,6 +417,8 @@ int main(int argc, char **argv)
 		rc = cmd_check(conf, argc - i, argv + i);
 	else if (strcmp(argv[i], "reload") == 0 && i + 1 == argc)
 		rc = cmd_reload(conf);
+	else if (strcmp(argv[i], "stats") == 0 && i + 1 == argc)
+		rc = cmd_stats(conf);
 	else {
 		usage(stderr);
 		rc = 2;

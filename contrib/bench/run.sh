@@ -45,7 +45,9 @@
 # Environment: PORTCULLIS (default build-bench-plain/milter/portcullis, then
 # build/milter/portcullis), CC (cc), BENCH_MESSAGES (20000),
 # BENCH_PER_CONN (10), BENCH_THREADS (4), BENCH_BAD (0.2), BENCH_ROUNDS (6),
-# BENCH_WARMUP (2000 messages), BENCH_LIMIT (170).
+# BENCH_WARMUP (2000 messages), BENCH_LIMIT (170), BENCH_PC_CONF (more
+# "key = value" lines, newline-separated, for the "portcullis" filter only,
+# e.g. "metrics.listen = 127.0.0.1:9187").
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -185,7 +187,7 @@ conf()
 	"$PORTCULLIS" -t -c "$D/$_n.conf" >"$D/$_n.check" 2>&1 ||
 		die "portcullis rejects $D/$_n.conf: $(cat "$D/$_n.check")"
 }
-conf pc
+conf pc ${BENCH_PC_CONF:+"$BENCH_PC_CONF"}
 conf tables \
 	"access.client = cidr:$D/clients.cidr" \
 	"access.client_name = pcre:$D/names.pcre" \
