@@ -82,13 +82,19 @@ static int wl_rcpt(const struct check_ctx *cx, struct verdicts *out)
 	return CHECK_DONE;
 }
 
+/* No settings of its own (only whitelist.mode and whitelist.on_error);
+ * the struct exists because every module has one. */
+struct whitelist_conf {
+	int unused;
+};
+
 static const struct conf_param whitelist_params[] = { CONF_END };
 
 const struct check_module check_whitelist = {
 	.name = "whitelist",
 	.doc = "admin whitelist in the store (portcullisctl whitelist add)",
 	.params = whitelist_params,
-	.conf_size = 0,
+	.conf_size = sizeof(struct whitelist_conf),
 	.default_mode = "reject",
 	.default_on_error = "skip",
 	.hook = {
