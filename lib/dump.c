@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "dump.h"
+#include "encode.h"
 #include "grey.h"
 #include "refs.h"
 #include "util.h"
@@ -219,7 +220,9 @@ static int num_field(char **f, int n, const char *name, uint32_t *v, char *err, 
 	}
 	x = strtoul(s, &e, 10);
 	if (*e != '\0' || x > 0xffffffffUL) {
-		snprintf(err, errsize, "%s=%.40s: not a number", name, s);
+		char shown[100];
+		snprintf(err, errsize, "%s=%s: not a number", name,
+		         enc_log(shown, sizeof(shown), s, 40));
 		return -1;
 	}
 	*v = (uint32_t)x;
@@ -383,7 +386,7 @@ static int ns_ok(const char *ns)
 
 int dump_parse(char *line, struct dump_rec *r, char *err, size_t errsize)
 {
-	char *f[LINE_MAX_FIELDS + 3], *p;
+	char *f[LINE_MAX_FIELDS + 3], *p, shown[100];
 	int n = 0, other;
 	size_t len;
 
@@ -409,7 +412,8 @@ int dump_parse(char *line, struct dump_rec *r, char *err, size_t errsize)
 		return -1;
 	}
 	if (!ns_ok(f[0])) {
-		snprintf(err, errsize, "bad namespace name '%.40s'", f[0]);
+		snprintf(err, errsize, "bad namespace name '%s'",
+		         enc_log(shown, sizeof(shown), f[0], 40));
 		return -1;
 	}
 	bcopy_str(r->ns, sizeof(r->ns), f[0]);
@@ -421,7 +425,8 @@ int dump_parse(char *line, struct dump_rec *r, char *err, size_t errsize)
 	memcpy(r->key, f[1], len + 1);
 	r->keylen = len;
 	if (dump_time_parse(f[2], &r->expires) < 0) {
-		snprintf(err, errsize, "expiry '%.40s' is not never, a UTC time or seconds", f[2]);
+		snprintf(err, errsize, "expiry '%s' is not never, a UTC time or seconds",
+		         enc_log(shown, sizeof(shown), f[2], 40));
 		goto fail;
 	}
 	other = strcmp(r->ns, GREY_NS) && strcmp(r->ns, AWL_NS) && strcmp(r->ns, WLIST_NS) &&

@@ -64,7 +64,8 @@ static int name_canon(const char *in, char *dst, size_t dstsize)
 	return n > 0 && domain_valid(dst) ? 0 : -1;
 }
 
-static int addr_canon(const char *in, char *dst, size_t dstsize, char *err, size_t errsize)
+static int addr_canon(const char *in, const char *shown, char *dst, size_t dstsize, char *err,
+                      size_t errsize)
 {
 	struct mailaddr a;
 	char buf[ADDR_MAX + 8];
@@ -79,7 +80,7 @@ static int addr_canon(const char *in, char *dst, size_t dstsize, char *err, size
 		return -1;
 	}
 	if (a.flags & (ADDR_BAD_SYNTAX | ADDR_TOO_LONG | ADDR_NO_DOMAIN)) {
-		snprintf(err, errsize, "'%.100s' is not an address user@domain", in);
+		snprintf(err, errsize, "'%s' is not an address user@domain", shown);
 		return -1;
 	}
 	if (str_lower(dst, dstsize, a.full) >= dstsize) {
@@ -94,13 +95,16 @@ int wlist_normalise(enum wl_kind kind, const char *value, char *dst, size_t dsts
 {
 	struct ipaddr ip;
 	int len;
-	char text[64];
+	char text[64], shown[200];
 	const char *v = value;
 
 	if (value == NULL || value[0] == '\0' || strlen(value) > WLIST_VALUE_MAX) {
 		snprintf(err, errsize, "empty or too long value");
 		return -1;
 	}
+	/* the value may come from a dump file or a command line: shown
+	 * encoded, never raw, in the one-line error */
+	enc_log(shown, sizeof(shown), value, 100);
 	switch (kind) {
 	case WL_CLIENT:
 		if (ip_parse(value, &ip) < 0)
@@ -137,19 +141,19 @@ int wlist_normalise(enum wl_kind kind, const char *value, char *dst, size_t dsts
 			break;
 		return 0;
 	case WL_SENDER:
-	case WL_RECIPIENT: return addr_canon(value, dst, dstsize, err, errsize);
+	case WL_RECIPIENT: return addr_canon(value, shown, dst, dstsize, err, errsize);
 	default: snprintf(err, errsize, "unknown kind"); return -1;
 	}
 	switch (kind) {
-	case WL_CLIENT: snprintf(err, errsize, "'%.100s' is not an IP address", value); break;
+	case WL_CLIENT: snprintf(err, errsize, "'%s' is not an IP address", shown); break;
 	case WL_NETWORK:
-		snprintf(err, errsize, "'%.100s' is not a network ADDRESS/LENGTH", value);
+		snprintf(err, errsize, "'%s' is not a network ADDRESS/LENGTH", shown);
 		break;
 	case WL_HOST:
-		snprintf(err, errsize, "'%.100s' is not a host name or .domain / *.domain pattern",
-		         value);
+		snprintf(err, errsize, "'%s' is not a host name or .domain / *.domain pattern",
+		         shown);
 		break;
-	default: snprintf(err, errsize, "'%.100s' is not a domain name", value); break;
+	default: snprintf(err, errsize, "'%s' is not a domain name", shown); break;
 	}
 	return -1;
 }
@@ -163,12 +167,24 @@ size_t wlist_key(enum wl_kind kind, const char *canon, char *dst, size_t dstsize
 
 /* --- record values -------------------------------------------------------- */
 
+/* Control characters (a newline would end the field) become spaces; the
+ * rest, UTF-8 included, is kept.  Idempotent, so that a record read back
+ * (dump and load) is written again byte for byte. */
+static void text_field(char *dst, size_t dstsize, const char *src)
+{
+	size_t i;
+
+	for (i = 0; src[i] && i + 1 < dstsize; i++)
+		dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ? ' ' : src[i];
+	dst[i] = '\0';
+}
+
 size_t wlist_encode(const struct wl_entry *e, char *dst, size_t dstsize)
 {
-	char by[WLIST_BY_MAX * 4 + 1], comment[WLIST_COMMENT_MAX * 4 + 1];
+	char by[WLIST_BY_MAX + 1], comment[WLIST_COMMENT_MAX + 1];
 
-	enc_log(by, sizeof(by), e->by, WLIST_BY_MAX);
-	enc_log(comment, sizeof(comment), e->comment, WLIST_COMMENT_MAX);
+	text_field(by, sizeof(by), e->by);
+	text_field(comment, sizeof(comment), e->comment);
 	snprintf(dst, dstsize, "created=%lld\nby=%s\ncomment=%s\n", (long long)e->created, by,
 	         comment);
 	return strlen(dst);
@@ -360,7 +376,8 @@ static int refresh(struct store *st)
 		/* the counter is read before the walk: a write during the walk
 		 * moves it again and the next lookup reloads */
 		if (store_traverse(st, WLIST_NS, load_one, &c) >= 0) {
-			qsort(c.exact, c.nexact, sizeof(*c.exact), exact_cmp);
+			if (c.nexact > 1)
+				qsort(c.exact, c.nexact, sizeof(*c.exact), exact_cmp);
 			pthread_rwlock_wrlock(&cache.lk);
 			old = cache.copy;
 			cache.copy = c;
@@ -405,6 +422,8 @@ static int has_key(const char *key, time_t now, char *match, size_t matchsize)
 {
 	struct wl_exact k = { (char *)(uintptr_t)key, 0 }, *e;
 
+	if (cache.copy.nexact == 0)
+		return 0;
 	e = bsearch(&k, cache.copy.exact, cache.copy.nexact, sizeof(k), exact_cmp);
 	if (e == NULL || (e->expires != 0 && e->expires <= now))
 		return 0;
