@@ -272,6 +272,12 @@ int wlist_get(struct store *st, enum wl_kind kind, const char *canon, struct wl_
 	return wlist_decode(key, klen, val, vlen, exp, e) == 0 ? 1 : 0;
 }
 
+void wlist_prepare(struct store *st)
+{
+	/* fails harmlessly when the namespace is already open */
+	(void)store_ns_hash_size(st, WLIST_NS, WLIST_HASH_SIZE);
+}
+
 /* --- the in-memory copy --------------------------------------------------- */
 
 struct wl_exact {

@@ -108,6 +108,15 @@ int wlist_match_sender(struct store *st, const struct mailaddr *sender, char *ma
                        size_t matchsize);
 int wlist_match_rcpt(struct store *st, const struct mailaddr *rcpt, char *match, size_t matchsize);
 
+/* Hash chains of a new whitelist file: few entries, and every reload of
+ * the copy walks all chains (lib/store's default is for a million). */
+#define WLIST_HASH_SIZE 1021
+
+/* Set the whitelist file's hash size before the namespace's first use in
+ * this process (a no-op once the file is open).  Call right after
+ * store_open(). */
+void wlist_prepare(struct store *st);
+
 /* Drop the in-memory copy (tests; the next lookup reloads). */
 void wlist_cache_reset(void);
 

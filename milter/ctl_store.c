@@ -69,6 +69,7 @@ struct store *ctl_store_open(const struct conf *conf)
 		return NULL;
 	}
 	store_set_clock(st, ctl_clock, NULL);
+	wlist_prepare(st);
 	return st;
 }
 

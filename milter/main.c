@@ -29,6 +29,7 @@
 #include "milter.h"
 #include "store.h"
 #include "util.h"
+#include "wlist.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/portcullis/portcullis.conf"
 
@@ -207,6 +208,7 @@ static int serve(struct conf *c, int foreground)
 	 * privilege drop (files owned by the user that runs). */
 	if ((store = store_open(c->core.state_dir, err, sizeof(err))) == NULL)
 		goto fail;
+	wlist_prepare(store);
 	engine_set_store(store, 0);
 	if (getuid() == 0)
 		log_msg(LOG_LVL_WARN, "running as root; set user = portcullis to drop privileges");

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "store.h"
 #include "util.h"
+#include "wlist.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/portcullis/portcullis.conf"
 
@@ -139,6 +140,8 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 	 * dry run: checks must not change it, and no ref is kept. */
 	if ((st = store_open(conf->core.state_dir, err, sizeof(err))) == NULL)
 		fprintf(stderr, "portcullisctl: warning: %s: checks run without the store\n", err);
+	if (st)
+		wlist_prepare(st);
 	engine_set_store(st, 1);
 	c = engine_conn_new(conf);
 	engine_connect(c, name, ip, &r);
