@@ -16,6 +16,10 @@ struct store;
  * error message. */
 struct store *ctl_store_open(const struct conf *conf);
 
+/* Close it, and give the files this tool created as root to the owner of
+ * state_dir, so the daemon running as its own user can open them. */
+void ctl_store_close(const struct conf *conf, struct store *st);
+
 int cmd_greylist(struct conf *conf, int argc, char **argv);
 int cmd_awl(struct conf *conf, int argc, char **argv);
 int cmd_whitelist(struct conf *conf, int argc, char **argv);

@@ -87,6 +87,15 @@ static void fix_owner(const struct conf *conf, const char *ns)
 	free(path);
 }
 
+void ctl_store_close(const struct conf *conf, struct store *st)
+{
+	if (st == NULL)
+		return;
+	store_close(st);
+	for (size_t i = 0; i < ARRAY_SIZE(known_ns); i++)
+		fix_owner(conf, known_ns[i]);
+}
+
 /* Does NS's file exist?  (Read-only commands do not create files.) */
 static int ns_exists(const struct conf *conf, const char *ns)
 {
@@ -394,7 +403,7 @@ int cmd_greylist(struct conf *conf, int argc, char **argv)
 	if ((st = ctl_store_open(conf)) == NULL)
 		return 2;
 	rc = greylist_list(conf, st, argc - 1, argv + 1, mode);
-	store_close(st);
+	ctl_store_close(conf, st);
 	return rc;
 }
 
@@ -418,7 +427,7 @@ int cmd_awl(struct conf *conf, int argc, char **argv)
 	if ((st = ctl_store_open(conf)) == NULL)
 		return 2;
 	if (load_ns(st, AWL_NS, &r) < 0) {
-		store_close(st);
+		ctl_store_close(conf, st);
 		return store_failed("awl");
 	}
 	struct grey_filter f = { 0 };
@@ -457,7 +466,7 @@ int cmd_awl(struct conf *conf, int argc, char **argv)
 		rc = 1;
 	}
 	recs_free(&r);
-	store_close(st);
+	ctl_store_close(conf, st);
 	return rc;
 }
 
@@ -791,7 +800,7 @@ int cmd_whitelist(struct conf *conf, int argc, char **argv)
 			recs_free(&r);
 		}
 	}
-	store_close(st);
+	ctl_store_close(conf, st);
 	return rc;
 }
 
@@ -827,7 +836,7 @@ int cmd_expire(struct conf *conf, int argc, char **argv)
 		total += n;
 	}
 	printf("total      %ld expired\n", total);
-	store_close(st);
+	ctl_store_close(conf, st);
 	return rc;
 }
 
@@ -865,7 +874,7 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv)
 			printf("%s %s\n", counters[i], buf);
 		}
 	}
-	store_close(st);
+	ctl_store_close(conf, st);
 	return rc;
 }
 
@@ -931,7 +940,7 @@ int cmd_dump(struct conf *conf, int argc, char **argv)
 	}
 	if (fflush(stdout) != 0 || ferror(stdout))
 		rc = err2("dump: write error: %s", strerror(errno));
-	store_close(st);
+	ctl_store_close(conf, st);
 	return rc;
 }
 
@@ -1009,9 +1018,7 @@ int cmd_load(struct conf *conf, int argc, char **argv)
 		}
 		loaded++;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(known_ns); i++)
-		fix_owner(conf, known_ns[i]);
-	store_close(st);
+	ctl_store_close(conf, st);
 	printf("loaded %ld records, skipped %ld already expired\n", loaded, expired);
 out:
 	for (size_t i = 0; i < nrec; i++)
@@ -1085,7 +1092,7 @@ int cmd_explain(struct conf *conf, int argc, char **argv)
 		g = ref_get(st, ref, text, REFS_VALUE_MAX + 1, &expires);
 		if (g < 0)
 			rc = store_failed("explain");
-		store_close(st);
+		ctl_store_close(conf, st);
 	}
 	if (g == 1) {
 		char *line, *save = NULL, t[32];

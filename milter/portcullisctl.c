@@ -180,7 +180,7 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 	                                                     : "defer");
 	engine_conn_free(c);
 	engine_set_store(NULL, 0);
-	store_close(st);
+	ctl_store_close(conf, st);
 	return accepted == nrcpt && !failed ? 0 : 1;
 }
 
