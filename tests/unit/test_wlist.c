@@ -7,6 +7,10 @@
  * once, expiry by the settable clock (PORTCULLIS_CLOCK_FILE), four threads
  * looking up while entries change, and dump lines of every namespace
  * written, parsed back byte-identical, and bad lines refused with a reason.
+ *
+ *   test_wlist --bench DIR N   N client and N/10 network entries, then
+ *                              prints lookups/s and the reload time of the
+ *                              in-memory copy (a figure, not a test)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -451,9 +455,72 @@ static void test_dump_bad_lines(void **state)
 	assert_int_equal(dump_parse(buf, &r, err, sizeof(err)), 1);
 }
 
-int main(void)
+static double secs(void)
+{
+	return (double)now_ms() / 1000.0;
+}
+
+static int bench(const char *dir, int n)
+{
+	char err[256], m[WLIST_KEY_MAX + 1];
+	struct ipaddr a;
+	double t0, t1;
+	long hits = 0, lookups = 0;
+
+	st = store_open(dir, err, sizeof(err));
+	if (st == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	wlist_prepare(st);
+	t0 = secs();
+	for (int i = 0; i < n + n / 10; i++) {
+		struct wl_entry e = { 0 };
+		if (i < n) {
+			e.kind = WL_CLIENT;
+			snprintf(e.value, sizeof(e.value), "10.%d.%d.%d", i >> 16 & 255,
+			         i >> 8 & 255, i & 255);
+		} else {
+			e.kind = WL_NETWORK;
+			snprintf(e.value, sizeof(e.value), "172.%d.%d.0/24", 16 + (i >> 8 & 15),
+			         i & 255);
+		}
+		e.created = 1;
+		if (wlist_add(st, &e) < 0)
+			return 1;
+	}
+	t1 = secs();
+	printf("added %d entries (durable) in %.2f s: %.0f/s\n", n + n / 10, t1 - t0,
+	       (n + n / 10) / (t1 - t0));
+	t0 = secs();
+	ip_parse("192.0.2.1", &a);
+	(void)wlist_match_client(st, &a, "mx.example.org", m, sizeof(m));
+	t1 = secs();
+	printf("first lookup (loads the copy): %.1f ms\n", (t1 - t0) * 1000);
+	t0 = secs();
+	while (secs() - t0 < 2.0) {
+		for (int i = 0; i < 1000; i++, lookups++) {
+			char ip[32];
+			snprintf(ip, sizeof(ip), "10.0.%d.%d", (int)(lookups >> 8 & 255),
+			         (int)(lookups & 255));
+			ip_parse(ip, &a);
+			hits += wlist_match_client(st, &a, "mx.example.org", m, sizeof(m)) == 1;
+		}
+	}
+	t1 = secs();
+	printf("%ld client lookups (%ld hits) in %.2f s: %.0f/s from one thread\n", lookups, hits,
+	       t1 - t0, lookups / (t1 - t0));
+	wlist_cache_reset();
+	store_close(st);
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	int rc;
+
+	if (argc == 4 && strcmp(argv[1], "--bench") == 0)
+		return bench(argv[2], atoi(argv[3]));
 
 	/* clock_now() reads the variable once: one file for every case */
 	snprintf(clockfile, sizeof(clockfile), "/tmp/test_wlist.clock.%ld", (long)getpid());
