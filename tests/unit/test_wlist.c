@@ -5,8 +5,9 @@
  * add/replace/del on a real store in a temporary directory, the lookups of
  * every kind (exact, network, host and domain suffixes) seeing a change at
  * once, expiry by the settable clock (PORTCULLIS_CLOCK_FILE), four threads
- * looking up while entries change, and dump lines of every namespace
- * written, parsed back byte-identical, and bad lines refused with a reason.
+ * looking up while entries change, a file that cannot be opened (lookups
+ * fail, never match), and dump lines of every namespace written, parsed
+ * back byte-identical, and bad lines refused with a reason.
  *
  *   test_wlist --bench DIR N   N client and N/10 network entries, then
  *                              prints lookups/s and the reload time of the
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -291,6 +293,26 @@ static void test_expiry(void **state)
 	assert_int_equal(wlist_get(st, WL_CLIENT, "192.0.2.9", &e), 0);
 }
 
+/* A whitelist file that cannot be opened (a directory in its way, which
+ * is not corruption: nothing is moved aside): lookups fail with -1, so the
+ * check retries and its on_error (skip) applies; nothing matches falsely. */
+static void test_store_error(void **state)
+{
+	char path[128], m[WLIST_KEY_MAX + 1];
+	struct mailaddr a;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/whitelist.tdb", tmpdir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(client("192.0.2.7", "mx.example.net", m), -1);
+	addr_parse("<a@example.org>", &a);
+	assert_int_equal(wlist_match_sender(st, &a, m, sizeof(m)), -1);
+	assert_int_equal(wlist_match_rcpt(st, &a, m, sizeof(m)), -1);
+	assert_int_equal(rmdir(path), 0);
+	/* once the file can be made, lookups work again */
+	assert_int_equal(client("192.0.2.7", "mx.example.net", m), 0);
+}
+
 struct thr {
 	int lookups, errors;
 };
@@ -531,6 +553,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_error, setup, teardown),
 		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_dump_bad_lines),
 	};
