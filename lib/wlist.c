@@ -8,6 +8,7 @@
  * (client, host, sender, domain, recipient) searched with bsearch, and a
  * short list of networks scanned in turn.
  */
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -472,7 +473,19 @@ int wlist_match_client(struct store *st, const struct ipaddr *ip, const char *cl
 		name[0] = '\0';
 	pthread_rwlock_rdlock(&cache.lk);
 	if (ip && ip->family) {
-		ip_format(ip, text, sizeof(text));
+		static const unsigned char mapped[12] = {
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+		};
+		struct ipaddr v4 = { 0 };
+
+		/* ::ffff:192.0.2.7 is the IPv4 client 192.0.2.7 */
+		if (ip->family == AF_INET6 && memcmp(ip->a, mapped, sizeof(mapped)) == 0) {
+			v4.family = AF_INET;
+			memcpy(v4.a, ip->a + 12, 4);
+			ip_format(&v4, text, sizeof(text));
+		} else {
+			ip_format(ip, text, sizeof(text));
+		}
 		snprintf(key, sizeof(key), "client:%s", text);
 		found = has_key(key, now, match, matchsize);
 		for (size_t i = 0; !found && i < cache.copy.nnets; i++) {

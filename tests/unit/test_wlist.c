@@ -224,6 +224,7 @@ static void test_match(void **state)
 	assert_int_equal(client("192.0.2.7", "unknown", m), 1);
 	assert_string_equal(m, "client:192.0.2.7");
 	assert_int_equal(client("192.0.2.8", "unknown", m), 0);
+	assert_int_equal(client("::ffff:192.0.2.7", "unknown", m), 1); /* v4-mapped */
 
 	add(WL_NETWORK, "198.51.100.0/24", 0);
 	add(WL_NETWORK, "2001:db8:1::/48", 0);
