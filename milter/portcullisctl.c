@@ -35,25 +35,22 @@
 
 static void usage(FILE *fp)
 {
-	fprintf(
-	    fp,
-	    "usage: portcullisctl [-c FILE] check --ip ADDR [--name HOST] [--helo NAME]\n"
-	    "                     [--from ADDR] --rcpt ADDR [--rcpt ADDR...] [--auth USER]\n"
-	    "       portcullisctl [-c FILE] reload\n"
-	    "       portcullisctl [-c FILE] greylist list [--sender ADDR] [--rcpt ADDR] [--net "
-	    "NET]\n"
-	    "       portcullisctl [-c FILE] greylist show|del KEY | [--ip ADDR] [--from ADDR] "
-	    "[--rcpt ADDR]\n"
-	    "       portcullisctl [-c FILE] awl list | awl del NET\n"
-	    "       portcullisctl [-c FILE] whitelist add KIND VALUE [--comment TEXT] [--expires "
-	    "TIME]\n"
-	    "       portcullisctl [-c FILE] whitelist add --from-ref REF [--comment TEXT] "
-	    "[--expires TIME]\n"
-	    "       portcullisctl [-c FILE] whitelist del KIND VALUE | whitelist list [KIND]\n"
-	    "         (KIND: client, network, host, sender, domain, recipient)\n"
-	    "       portcullisctl [-c FILE] expire | stats | dump [NAMESPACE...] | load FILE|-\n"
-	    "       portcullisctl [-c FILE] explain REF [--log FILE]\n"
-	    "       portcullisctl -V\n");
+	fputs("usage: portcullisctl [-c FILE] COMMAND ...\n"
+	      "  check --ip ADDR [--name HOST] [--helo NAME] [--from ADDR]\n"
+	      "        --rcpt ADDR [--rcpt ADDR...] [--auth USER]\n"
+	      "  reload\n"
+	      "  whitelist add KIND VALUE [--comment TEXT] [--expires TIME]\n"
+	      "  whitelist add --from-ref REF [--comment TEXT] [--expires TIME]\n"
+	      "  whitelist del KIND VALUE\n"
+	      "  whitelist list [KIND]\n"
+	      "        KIND: client, network, host, sender, domain, recipient\n"
+	      "  explain REF [--log FILE]\n"
+	      "  greylist list [--sender ADDR] [--rcpt ADDR] [--net NET]\n"
+	      "  greylist show|del KEY | [--ip ADDR] [--from ADDR] [--rcpt ADDR]\n"
+	      "  awl list | awl del NET\n"
+	      "  expire | stats | dump [NAMESPACE...] | load FILE|-\n"
+	      "portcullisctl -V\n",
+	      fp);
 }
 
 static int show(const char *stage, const struct reply *r)
