@@ -26,6 +26,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "dump.h"
+#include "encode.h"
 #include "grey.h"
 #include "refs.h"
 #include "store.h"
@@ -162,18 +163,27 @@ struct rec {
 struct recs {
 	struct rec *v;
 	size_t n, cap;
+	/* keep only the records whose key this accepts (NULL: all), so that a
+	 * filtered list of a large namespace does not hold all of it */
+	int (*keep)(const void *arg, const char *key);
+	const void *keep_arg;
 };
 
 static int collect(const void *key, size_t keylen, const void *val, size_t vallen, time_t expires,
                    void *arg)
 {
 	struct recs *r = arg;
+	char *k = xstrndup(key, keylen);
 
+	if (r->keep && !r->keep(r->keep_arg, k)) {
+		free(k);
+		return 0;
+	}
 	if (r->n == r->cap) {
 		r->cap = r->cap ? 2 * r->cap : 256;
 		r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
 	}
-	r->v[r->n].key = xstrndup(key, keylen);
+	r->v[r->n].key = k;
 	r->v[r->n].val = xmalloc(vallen + 1);
 	memcpy(r->v[r->n].val, val, vallen);
 	r->v[r->n].val[vallen] = '\0';
@@ -188,10 +198,12 @@ static int rec_cmp(const void *a, const void *b)
 	return strcmp(((const struct rec *)a)->key, ((const struct rec *)b)->key);
 }
 
-/* All live records of ns, sorted by key.  -1 on a store error. */
+/* All live records of ns (those r->keep accepts), sorted by key.  -1 on a
+ * store error. */
 static int load_ns(struct store *st, const char *ns, struct recs *r)
 {
-	memset(r, 0, sizeof(*r));
+	r->v = NULL;
+	r->n = r->cap = 0;
 	if (store_traverse(st, ns, collect, r) < 0)
 		return -1;
 	if (r->n)
@@ -237,8 +249,9 @@ static int net_matches(const struct grey_filter *f, const char *net)
 	       (f->iplen <= len && ip_in_net(&n, &f->ip, f->iplen));
 }
 
-static int grey_matches(const struct grey_filter *f, const char *key)
+static int grey_matches(const void *arg, const char *key)
 {
+	const struct grey_filter *f = arg;
 	char buf[GREY_KEY_MAX + 1];
 	const char *net, *sender, *rcpt;
 
@@ -342,7 +355,7 @@ static int grey_filter_parse(int argc, char **argv, struct grey_filter *f, int a
 static int greylist_list(struct conf *conf, struct store *st, int argc, char **argv, int mode)
 {
 	struct grey_filter f;
-	struct recs r;
+	struct recs r = { 0 };
 	int n = 0;
 
 	if (grey_filter_parse(argc, argv, &f, mode != 0) != 0)
@@ -354,6 +367,8 @@ static int greylist_list(struct conf *conf, struct store *st, int argc, char **a
 			return 0;
 		return err2("greylist %s: no greylist entries", argv[0]) - 1;
 	}
+	r.keep = grey_matches;
+	r.keep_arg = &f;
 	if (load_ns(st, GREY_NS, &r) < 0)
 		return store_failed("greylist");
 	for (size_t i = 0; i < r.n; i++) {
@@ -410,7 +425,7 @@ int cmd_greylist(struct conf *conf, int argc, char **argv)
 int cmd_awl(struct conf *conf, int argc, char **argv)
 {
 	struct store *st;
-	struct recs r;
+	struct recs r = { 0 };
 	int rc = 0, n = 0;
 
 	if (argc < 2 || (strcmp(argv[1], "list") == 0 && argc != 2) ||
@@ -785,7 +800,7 @@ int cmd_whitelist(struct conf *conf, int argc, char **argv)
 			printf("deleted %s %s\n", argv[0], canon);
 		}
 	} else {
-		struct recs r;
+		struct recs r = { 0 };
 		if (load_ns(st, WLIST_NS, &r) < 0) {
 			rc = store_failed("whitelist list");
 		} else {
@@ -880,19 +895,34 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv)
 
 /* --- dump and load ------------------------------------------------------------ */
 
+struct dump_ctx {
+	const char *ns;
+	FILE *fp;
+};
+
+static int dump_one(const void *key, size_t keylen, const void *val, size_t vallen, time_t expires,
+                    void *arg)
+{
+	struct dump_ctx *d = arg;
+	char err[200], shown[300];
+
+	if (dump_write(d->fp, d->ns, key, keylen, val, vallen, expires, err, sizeof(err)) < 0) {
+		char *k = xstrndup(key, keylen);
+		fprintf(stderr, "portcullisctl: dump: %s %s: skipped: %s\n", d->ns,
+		        enc_log(shown, sizeof(shown), k, 200), err);
+		free(k);
+	}
+	return 0;
+}
+
+/* Stream ns's records to fp in store order (a large greylist is never
+ * held in memory). */
 static int dump_ns(struct store *st, const char *ns, FILE *fp)
 {
-	struct recs r;
-	char err[200];
+	struct dump_ctx d = { ns, fp };
 
-	if (load_ns(st, ns, &r) < 0)
+	if (store_traverse(st, ns, dump_one, &d) < 0)
 		return store_failed(ns);
-	for (size_t i = 0; i < r.n; i++)
-		if (dump_write(fp, ns, r.v[i].key, strlen(r.v[i].key), r.v[i].val, r.v[i].vallen,
-		               r.v[i].expires, err, sizeof(err)) < 0)
-			fprintf(stderr, "portcullisctl: dump: %s %s: skipped: %s\n", ns, r.v[i].key,
-			        err);
-	recs_free(&r);
 	return 0;
 }
 
