@@ -30,7 +30,7 @@
 /* The core parameters.  Keep in step with portcullis.conf(5): a test checks
  * that every key printed by `portcullis -d` is documented there. */
 const struct conf_param core_params[] = {
-	{ "checks", "access, helo, envelope", CONF_LIST, CORE(checks), 0, 0,
+	{ "checks", "whitelist, access, helo, envelope", CONF_LIST, CORE(checks), 0, 0,
 	  "check modules to run, in this order" },
 	{ "socket", "unix:/run/portcullis/portcullis.sock", CONF_STR, CORE(socket), 0, 0,
 	  "milter socket: unix:PATH, inet:PORT@HOST or inet6:PORT@HOST" },

@@ -267,7 +267,9 @@ static int move_aside(struct ns_file *f)
 
 static struct tdb_context *tdb_open_file(struct ns_file *f, int create)
 {
-	return tdb_open_ex(f->path, f->hash_size, TDB_INCOMPATIBLE_HASH,
+	/* TDB_SEQNUM: every write bumps a counter in the file's header, so a
+	 * reader can tell cheaply that a namespace changed (store_seqnum) */
+	return tdb_open_ex(f->path, f->hash_size, TDB_INCOMPATIBLE_HASH | TDB_SEQNUM,
 	                   O_RDWR | (create ? O_CREAT : 0), 0660, &log_ctx, NULL);
 }
 
@@ -532,6 +534,17 @@ int store_del(struct store *st, const char *ns, const void *key, size_t keylen, 
 	}
 	pthread_mutex_unlock(&f->mu);
 	return rc;
+}
+
+int store_seqnum(struct store *st, const char *ns, unsigned long *seq)
+{
+	struct ns_file *f;
+
+	if ((f = ns_lock(st, ns)) == NULL)
+		return -1;
+	*seq = (unsigned long)(unsigned)tdb_get_seqnum(f->tdb);
+	pthread_mutex_unlock(&f->mu);
+	return 0;
 }
 
 /* --- chain-by-chain walks ------------------------------------------------ */

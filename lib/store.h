@@ -112,6 +112,13 @@ int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void 
 int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max_chains,
                       unsigned *cursor);
 
+/* The change counter of ns's file into *seq: every write or delete by any
+ * process bumps it (TDB_SEQNUM), so a caller that keeps an in-memory copy
+ * of a namespace (lib/wlist) reloads it only when the counter moved.  A
+ * file that was moved aside and recreated may restart at an old value:
+ * compare for inequality, and reload after any error.  Returns 0 or -1. */
+int store_seqnum(struct store *st, const char *ns, unsigned long *seq);
+
 /* Number of live records in ns (a chain-by-chain walk, O(n)), or -1. */
 long store_count(struct store *st, const char *ns);
 

@@ -32,6 +32,7 @@
 #include "milter.h"
 #include "store.h"
 #include "util.h"
+#include "wlist.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/portcullis/portcullis.conf"
 
@@ -226,6 +227,7 @@ static int serve(struct conf *c, int foreground)
 	if ((store = store_open(c->core.state_dir, err, sizeof(err))) == NULL)
 		goto fail;
 	grey_store_setup(store);
+	wlist_prepare(store);
 	engine_set_store(store, 0);
 	metrics_set_store(store, store_namespaces, (int)ARRAY_SIZE(store_namespaces));
 	if (getuid() == 0)

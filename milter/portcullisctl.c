@@ -6,12 +6,15 @@
  *       MTA, and print what each stage would answer (a dry run)
  *   portcullisctl [-c FILE] reload
  *       tell the running daemon (pidfile) to reload its configuration
- *   portcullisctl [-c FILE] stats
- *       the running daemon's counters, read from its metrics listener
- *       (metrics.listen), in a form for people
+ *   portcullisctl [-c FILE] greylist|awl|whitelist|expire|stats|dump|load|
+ *                 explain ...
+ *       work on the store in state_dir while the daemon runs (ctl_store.c);
+ *       stats also shows the running daemon's counters, read from its
+ *       metrics listener (metrics.listen), in a form for people
  *
- * Exit status: 0 accepted, 1 rejected or deferred (check), 2 usage or
- * configuration error, 3 the daemon could not be asked (stats).
+ * Exit status: 0 accepted / done, 1 rejected or deferred (check), not
+ * found or refused, 2 usage, configuration or store error, 3 the daemon
+ * could not be asked (stats with metrics.listen set).
  */
 #include "config.h"
 
@@ -24,22 +27,35 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "ctl.h"
 #include "engine.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "store.h"
 #include "util.h"
+#include "wlist.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/portcullis/portcullis.conf"
 
 static void usage(FILE *fp)
 {
-	fprintf(fp,
-	        "usage: portcullisctl [-c FILE] check --ip ADDR [--name HOST] [--helo NAME]\n"
-	        "                     [--from ADDR] --rcpt ADDR [--rcpt ADDR...] [--auth USER]\n"
-	        "       portcullisctl [-c FILE] reload\n"
-	        "       portcullisctl [-c FILE] stats\n"
-	        "       portcullisctl -V\n");
+	fputs("usage: portcullisctl [-c FILE] COMMAND ...\n"
+	      "  check --ip ADDR [--name HOST] [--helo NAME] [--from ADDR]\n"
+	      "        --rcpt ADDR [--rcpt ADDR...] [--auth USER]\n"
+	      "  reload\n"
+	      "  whitelist add KIND VALUE [--comment TEXT] [--expires TIME]\n"
+	      "  whitelist add --from-ref REF [--comment TEXT] [--expires TIME]\n"
+	      "  whitelist del KIND VALUE\n"
+	      "  whitelist list [KIND]\n"
+	      "        KIND: client, network, host, sender, domain, recipient\n"
+	      "  explain REF [--log FILE]\n"
+	      "  greylist list [--sender ADDR] [--rcpt ADDR] [--net NET]\n"
+	      "  greylist show|del KEY | [--ip ADDR] [--from ADDR] [--rcpt ADDR]\n"
+	      "  awl list | awl del NET\n"
+	      "  expire | stats | dump [NAMESPACE...] | load FILE|-\n"
+	      "portcullisctl -V\n",
+	      fp);
 }
 
 static int show(const char *stage, const struct reply *r)
@@ -49,6 +65,36 @@ static int show(const char *stage, const struct reply *r)
 	case REPLY_ACCEPT: printf("%-8s ok\n", stage); return 0;
 	default: printf("%-8s %s %s %s\n", stage, r->code, r->xcode, r->text); return 1;
 	}
+}
+
+static const char *const stage_label[STAGE_COUNT] = {
+	"connect", "helo", "mail", "rcpt", "header", "eoh", "body", "eom",
+};
+
+/* Print the checks' decisions noted since the last call (*seen of n). */
+static void show_notes(const struct note *notes, int n, int *seen)
+{
+	for (; *seen < n; (*seen)++) {
+		const struct note *v = &notes[*seen];
+		const char *what = v->action == ACT_OK       ? "ok (whitelisted)"
+		                   : v->action == ACT_REJECT ? "reject"
+		                   : v->action == ACT_DEFER  ? "defer"
+		                   : v->action == ACT_SCORE  ? "score"
+		                                             : "dunno";
+		if (v->action == ACT_SCORE)
+			printf("  check  %-28s score %+.2f%s (%s)\n", v->symbol, v->score,
+			       v->monitor ? " monitor" : "", stage_label[v->stage]);
+		else
+			printf("  check  %-28s %s%s (%s)\n", v->symbol, what,
+			       v->monitor ? " monitor" : "", stage_label[v->stage]);
+	}
+}
+
+static void show_all_notes(const struct conn *c, int *cseen, int *tseen)
+{
+	show_notes(c->notes, c->nnotes, cseen);
+	if (c->txn)
+		show_notes(c->txn->notes, c->txn->nnotes, tseen);
 }
 
 static int cmd_check(struct conf *conf, int argc, char **argv)
@@ -64,9 +110,11 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 	};
 	const char *ip = NULL, *name = "unknown", *helo = NULL, *from = "<>", *auth = NULL;
 	const char *rcpts[256];
-	int nrcpt = 0, opt, failed = 0, accepted = 0;
+	int nrcpt = 0, opt, failed = 0, accepted = 0, cseen = 0, tseen = 0;
 	struct conn *c;
 	struct reply r;
+	struct store *st = NULL;
+	char err[512];
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -90,33 +138,51 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 		fprintf(stderr, "portcullisctl: check needs --ip and at least one --rcpt\n");
 		return 2;
 	}
+	/* The store read as the daemon reads it (whitelist, greylist), as a
+	 * dry run: checks must not change it, and no ref is kept. */
+	if ((st = store_open(conf->core.state_dir, err, sizeof(err))) == NULL)
+		fprintf(stderr, "portcullisctl: warning: %s: checks run without the store\n", err);
+	if (st)
+		wlist_prepare(st);
+	engine_set_store(st, 1);
 	c = engine_conn_new(conf);
 	engine_connect(c, name, ip, &r);
+	show_all_notes(c, &cseen, &tseen);
 	show("connect", &r);
 	if (helo) {
 		engine_helo(c, helo, &r);
+		show_all_notes(c, &cseen, &tseen);
 		show("helo", &r);
 	}
 	engine_set_auth(c, auth);
 	engine_mail(c, from, &r);
+	show_all_notes(c, &cseen, &tseen);
 	show("mail", &r);
 	for (int i = 0; i < nrcpt; i++) {
 		char label[32];
 
 		snprintf(label, sizeof(label), "rcpt#%d", i + 1);
 		engine_rcpt(c, rcpts[i], &r);
+		show_all_notes(c, &cseen, &tseen);
 		if (show(label, &r) == 0)
 			accepted++;
 	}
 	if (accepted) {
 		engine_eom(c, &r);
+		show_all_notes(c, &cseen, &tseen);
 		failed = show("eom", &r);
 		for (int i = 0; c->txn && i < c->txn->nheaders; i++)
 			printf("header   %s: %s\n", c->txn->headers[i].name,
 			       c->txn->headers[i].value);
 		engine_txn_end(c, &r);
 	}
+	printf("decision %s\n", accepted == nrcpt && !failed ? "accept"
+	                        : accepted                   ? "partly accepted"
+	                        : r.action == REPLY_REJECT   ? "reject"
+	                                                     : "defer");
 	engine_conn_free(c);
+	engine_set_store(NULL, 0);
+	ctl_store_close(conf, st);
 	return accepted == nrcpt && !failed ? 0 : 1;
 }
 
@@ -339,11 +405,8 @@ static int cmd_stats(struct conf *conf)
 	int status;
 
 	if (listen[0] == '\0') {
-		fprintf(stderr,
-		        "portcullisctl: stats: metrics.listen is not set in %s; the daemon "
-		        "serves no metrics\n",
-		        conf->path);
-		return 2;
+		printf("metrics: off (metrics.listen is not set in %s)\n", conf->path);
+		return 0;
 	}
 	if (metrics_http_get(listen, "/metrics", METRICS_HTTP_TIMEOUT_MS, &status, &body, &len, err,
 	                     sizeof(err)) < 0) {
@@ -417,9 +480,26 @@ int main(int argc, char **argv)
 		rc = cmd_check(conf, argc - i, argv + i);
 	else if (strcmp(argv[i], "reload") == 0 && i + 1 == argc)
 		rc = cmd_reload(conf);
-	else if (strcmp(argv[i], "stats") == 0 && i + 1 == argc)
-		rc = cmd_stats(conf);
+	else if (strcmp(argv[i], "greylist") == 0)
+		rc = cmd_greylist(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "awl") == 0)
+		rc = cmd_awl(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "whitelist") == 0)
+		rc = cmd_whitelist(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "expire") == 0)
+		rc = cmd_expire(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "stats") == 0) {
+		rc = cmd_stats_store(conf, argc - i, argv + i);
+		if (rc == 0 && i + 1 == argc)
+			rc = cmd_stats(conf);
+	} else if (strcmp(argv[i], "dump") == 0)
+		rc = cmd_dump(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "load") == 0)
+		rc = cmd_load(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "explain") == 0)
+		rc = cmd_explain(conf, argc - i, argv + i);
 	else {
+		fprintf(stderr, "portcullisctl: unknown command '%.40s'\n", argv[i]);
 		usage(stderr);
 		rc = 2;
 	}

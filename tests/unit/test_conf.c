@@ -290,8 +290,8 @@ static const struct type_case type_cases[] = {
 	OK_("checks", "helo envelope", "helo, envelope"),
 	OK_("checks", "helo ,\t envelope,", "helo, envelope"),
 	OK_("checks", ",,helo,,,envelope", "helo, envelope"),
-	OK_("checks", "access, helo, envelope", ""),
-	OK_("checks", "access helo envelope", ""),
+	OK_("checks", "whitelist, access, helo, envelope", ""),
+	OK_("checks", "whitelist access helo envelope", ""),
 	OK_("checks", "", "''"),
 	OK_("helo.own_names", "a.example, b.example c.example", "a.example, b.example, c.example"),
 
@@ -760,14 +760,16 @@ static void test_defaults(void **state)
 	(void)state;
 	assert_string_equal(c->path, "(defaults)");
 	assert_int_equal(c->refs, 1);
-	assert_int_equal(c->core.checks.n, 3);
-	assert_string_equal(c->core.checks.v[0], "access");
-	assert_string_equal(c->core.checks.v[1], "helo");
-	assert_string_equal(c->core.checks.v[2], "envelope");
-	assert_int_equal(c->norder, 3);
-	assert_int_equal(c->order[0], check_find("access"));
-	assert_int_equal(c->order[1], check_find("helo"));
-	assert_int_equal(c->order[2], check_find("envelope"));
+	assert_int_equal(c->core.checks.n, 4);
+	assert_string_equal(c->core.checks.v[0], "whitelist");
+	assert_string_equal(c->core.checks.v[1], "access");
+	assert_string_equal(c->core.checks.v[2], "helo");
+	assert_string_equal(c->core.checks.v[3], "envelope");
+	assert_int_equal(c->norder, 4);
+	assert_int_equal(c->order[0], check_find("whitelist"));
+	assert_int_equal(c->order[1], check_find("access"));
+	assert_int_equal(c->order[2], check_find("helo"));
+	assert_int_equal(c->order[3], check_find("envelope"));
 	assert_string_equal(c->core.socket, "unix:/run/portcullis/portcullis.sock");
 	assert_int_equal(c->core.socket_mode, 0660);
 	assert_string_equal(c->core.state_dir, "/var/lib/portcullis");
@@ -822,7 +824,7 @@ static void test_defaults(void **state)
 	}
 	assert_int_equal(lines, nparams);
 	static const char *const want[][2] = {
-		{ "checks", "access, helo, envelope" },
+		{ "checks", "whitelist, access, helo, envelope" },
 		{ "socket_mode", "0660" },
 		{ "milter_timeout", "7210s" },
 		{ "trusted_networks", "127.0.0.0/8, ::1/128" },
