@@ -71,6 +71,7 @@ struct store *ctl_store_open(const struct conf *conf)
 	}
 	store_set_clock(st, ctl_clock, NULL);
 	wlist_prepare(st);
+	grey_store_setup(st);
 	return st;
 }
 

@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "engine.h"
+#include "grey.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -97,6 +98,24 @@ static void show_all_notes(const struct conn *c, int *cseen, int *tseen)
 		show_notes(c->txn->notes, c->txn->nnotes, tseen);
 }
 
+/* An address as the MTA passes it: in <angle brackets>, added when the
+ * admin left them out ("a@example.org" -> "<a@example.org>"). */
+static char *bracketed[257];
+static int nbracketed;
+
+static const char *bracket(const char *addr)
+{
+	if (addr[0] == '<' || nbracketed == (int)ARRAY_SIZE(bracketed))
+		return addr;
+	return bracketed[nbracketed++] = xasprintf("<%s>", addr);
+}
+
+static void free_bracketed(void)
+{
+	while (nbracketed > 0)
+		free(bracketed[--nbracketed]);
+}
+
 static int cmd_check(struct conf *conf, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -122,14 +141,14 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 		case 'i': ip = optarg; break;
 		case 'n': name = optarg; break;
 		case 'h': helo = optarg; break;
-		case 'f': from = optarg; break;
+		case 'f': from = bracket(optarg); break;
 		case 'a': auth = optarg; break;
 		case 'r':
 			if (nrcpt >= (int)ARRAY_SIZE(rcpts)) {
 				fprintf(stderr, "portcullisctl: too many --rcpt\n");
 				return 2;
 			}
-			rcpts[nrcpt++] = optarg;
+			rcpts[nrcpt++] = bracket(optarg);
 			break;
 		default: usage(stderr); return 2;
 		}
@@ -142,8 +161,10 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 	 * dry run: checks must not change it, and no ref is kept. */
 	if ((st = store_open(conf->core.state_dir, err, sizeof(err))) == NULL)
 		fprintf(stderr, "portcullisctl: warning: %s: checks run without the store\n", err);
-	if (st)
+	if (st) {
 		wlist_prepare(st);
+		grey_store_setup(st);
+	}
 	engine_set_store(st, 1);
 	c = engine_conn_new(conf);
 	engine_connect(c, name, ip, &r);
@@ -503,6 +524,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		rc = 2;
 	}
+	free_bracketed();
 	conf_unref(conf);
 	return rc;
 }
