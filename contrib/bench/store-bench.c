@@ -7,7 +7,10 @@
  * values), half of them already expired, then measures, with THREADS
  * threads (default 2) each doing random lookups and UPDATE_PCT% updates of
  * existing keys for SECONDS:
- *   phase "baseline"  nothing else runs;
+ *   phase "raw-tdb"   the same records and operations on a plain TDB file
+ *                     (same hash size and flags, one mutex), without
+ *                     lib/store: what the store layer costs;
+ *   phase "baseline"  the store, nothing else runs;
  *   phase "expiry"    a third thread walks the whole file once with
  *                     store_expire_step (128 chains per step, back to back:
  *                     far faster than the milter's background pace of 128
@@ -28,11 +31,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <tdb.h>
+
 #include "grey.h"
 #include "store.h"
 #include "util.h"
 
 static struct store *st;
+static struct tdb_context *raw; /* the baseline: TDB without lib/store */
+static pthread_mutex_t raw_lock = PTHREAD_MUTEX_INITIALIZER;
 static long entries = 1000000;
 static int seconds = 10, nthreads = 2, update_pct = 20;
 static volatile int stop;
@@ -58,6 +66,7 @@ static size_t make_key(long i, char *key, size_t size)
 }
 
 struct lat {
+	int raw;
 	double *v;
 	long n, cap;
 	long lookups, updates;
@@ -100,13 +109,30 @@ static void *worker(void *arg)
 			struct grey_rec g = { GREY_PASSED, 2, 1, now0 - 600, now0 };
 
 			grey_rec_encode(&g, val);
-			if (store_put(st, GREY_NS, key, kl, val, sizeof(val), now0 + 86400,
-			              STORE_NORMAL) < 0)
+			if (l->raw) {
+				TDB_DATA k = { (unsigned char *)key, kl }, d = { val, sizeof(val) };
+
+				pthread_mutex_lock(&raw_lock);
+				if (tdb_store(raw, k, d, TDB_REPLACE) != 0)
+					abort();
+				pthread_mutex_unlock(&raw_lock);
+			} else if (store_put(st, GREY_NS, key, kl, val, sizeof(val), now0 + 86400,
+			                     STORE_NORMAL) < 0) {
 				abort();
+			}
 			l->updates++;
 		} else {
-			if (store_get(st, GREY_NS, key, kl, val, sizeof(val), &len, NULL) < 0)
+			if (l->raw) {
+				TDB_DATA k = { (unsigned char *)key, kl }, d;
+
+				pthread_mutex_lock(&raw_lock);
+				d = tdb_fetch(raw, k);
+				pthread_mutex_unlock(&raw_lock);
+				free(d.dptr);
+			} else if (store_get(st, GREY_NS, key, kl, val, sizeof(val), &len, NULL) <
+			           0) {
 				abort();
+			}
 			l->lookups++;
 		}
 		lat_add(l, mono() - t0);
@@ -143,7 +169,7 @@ static void *expirer(void *arg)
 	return NULL;
 }
 
-static void phase(const char *name, int with_expiry)
+static void phase(const char *name, int with_expiry, int with_raw)
 {
 	pthread_t tid[16], etid;
 	struct lat l[16];
@@ -155,8 +181,10 @@ static void phase(const char *name, int with_expiry)
 	memset(l, 0, sizeof(l));
 	stop = 0;
 	t0 = mono();
-	for (int i = 0; i < nthreads; i++)
+	for (int i = 0; i < nthreads; i++) {
+		l[i].raw = with_raw;
 		pthread_create(&tid[i], NULL, worker, &l[i]);
+	}
 	if (with_expiry)
 		pthread_create(&etid, NULL, expirer, &e);
 	/* baseline: SECONDS; expiry: until the pass is complete (at most
@@ -241,8 +269,35 @@ int main(int argc, char **argv)
 	printf("fill entries=%ld seconds=%.1f inserts_per_s=%.0f file_mb=%.1f\n", entries, t0,
 	       entries / t0, sb.st_size / 1048576.0);
 	fflush(stdout);
-	phase("baseline", 0);
-	phase("expiry", 1);
+	/* The baseline: the same records in a plain TDB file (same hash size
+	 * and flags, no lib/store: no record header, no namespace lookup, one
+	 * mutex as the store's), the same operations. */
+	snprintf(path, sizeof(path), "%s/raw.tdb", argv[optind]);
+	raw = tdb_open(path, GREY_HASH_SIZE, TDB_INCOMPATIBLE_HASH | TDB_SEQNUM,
+	               O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (raw == NULL) {
+		fprintf(stderr, "store-bench: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	t0 = mono();
+	for (long i = 0; i < entries; i++) {
+		struct grey_rec g = { 0, 0, 1, now0 - 100, now0 - 100 };
+		TDB_DATA k = { (unsigned char *)key, make_key(i, key, sizeof(key)) },
+		         d = { val, sizeof(val) };
+
+		grey_rec_encode(&g, val);
+		if (tdb_store(raw, k, d, TDB_REPLACE) != 0)
+			return 1;
+	}
+	t0 = mono() - t0;
+	printf("fill-raw-tdb entries=%ld seconds=%.1f inserts_per_s=%.0f\n", entries, t0,
+	       entries / t0);
+	fflush(stdout);
+	phase("raw-tdb", 0, 1);
+	tdb_close(raw);
+	unlink(path);
+	phase("baseline", 0, 0);
+	phase("expiry", 1, 0);
 	stat(path, &sb);
 	printf("after live=%ld file_mb=%.1f\n", store_count(st, GREY_NS), sb.st_size / 1048576.0);
 	store_close(st);
