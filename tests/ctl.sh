@@ -159,6 +159,11 @@ echo 1800007202 >"$T/clock"
 CTL_OUT=$(timeout 60 "$PORTCULLISCTL" -c "$T/exp.conf" expire 2>&1) || t_err "expire failed: $CTL_OUT"
 has "whitelist  1 expired"
 has "total      1 expired"
+# the main state_dir: its expired entry must be gone (not merely expired)
+# before the clock goes back; the daemon's background expiry may or may not
+# have reached it yet, so remove it here (the count is not asserted)
+timeout 60 "$PORTCULLISCTL" -c "$CONF" expire >/dev/null 2>&1 ||
+	t_err "expire in the main state_dir failed"
 echo 1800000000 >"$T/clock"
 expect "expired entry gone: refused" y $BAD
 
