@@ -75,6 +75,12 @@ const struct conf_param core_params[] = {
 	  "longest time a positive DNS answer is cached" },
 	{ "dns.neg_ttl_max", "15m", CONF_TIME, CORE(dns_neg_ttl_max), 0, 86400,
 	  "longest time a 'does not exist' answer is cached" },
+	{ "content.max_size", "26214400", CONF_INT, CORE(content_max_size), 1024, 2147483647,
+	  "bytes of a message kept for the content checks; a larger one is not scanned" },
+	{ "content.memory_size", "1048576", CONF_INT, CORE(content_memory_size), 0, 2147483647,
+	  "bytes of a message kept in memory, the rest in an anonymous memory file" },
+	{ "content.oversize", "off", CONF_MODE, CORE(content_oversize), 0, 0,
+	  "message over content.max_size: off passes it unscanned, reject answers 552 5.3.4" },
 	CONF_END
 };
 

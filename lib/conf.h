@@ -90,6 +90,9 @@ struct core_conf {
 	long dns_cache_size;
 	long dns_ttl_max;
 	long dns_neg_ttl_max;
+	long content_max_size;
+	long content_memory_size;
+	enum mode content_oversize;
 };
 
 extern const struct conf_param core_params[];

@@ -112,6 +112,7 @@ struct txn {
 	int logged;
 	unsigned long nhdr; /* headers seen */
 	unsigned long long body_bytes;
+	struct message *msg; /* kept for needs_message modules, else NULL */
 };
 
 struct conn {

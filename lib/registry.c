@@ -16,10 +16,11 @@ extern const struct check_module check_sender_domain;
 extern const struct check_module check_sender_mxns;
 extern const struct check_module check_client_dns;
 extern const struct check_module check_spf;
+extern const struct check_module check_clamav;
 
 const struct check_module *const check_registry[] = {
 	&check_access,        &check_helo,        &check_envelope,   &check_dnsbl, &check_rhsbl,
-	&check_sender_domain, &check_sender_mxns, &check_client_dns, &check_spf,
+	&check_sender_domain, &check_sender_mxns, &check_client_dns, &check_spf,   &check_clamav,
 };
 
 const int check_registry_count = sizeof(check_registry) / sizeof(check_registry[0]);

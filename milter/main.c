@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "av.h"
 #include "conf.h"
 #include "log.h"
 #include "milter.h"
@@ -72,6 +73,8 @@ static void *reload_thread(void *arg)
 			        old->core.socket);
 		conf_unref(old);
 		log_set_debug(c->core.debug);
+		if (clamav_start(c, err, sizeof(err)) < 0)
+			log_msg(LOG_LVL_ERR, "reload: %s", err);
 		conf_install(c);
 		log_msg(LOG_LVL_INFO, "configuration reloaded from %s",
 		        conf_path ? conf_path : "(defaults)");
@@ -220,9 +223,12 @@ static int serve(struct conf *c, int foreground)
 	        c->core.socket, conf_path ? conf_path : "(embedded defaults)");
 	if (ready_fd >= 0)
 		daemon_ready(ready_fd, !strcmp(c->core.log_target, "stderr"));
+	if (clamav_start(c, err, sizeof(err)) < 0)
+		log_msg(LOG_LVL_ERR, "%s", err);
 	conf_install(c);
 
 	rc = milter_run();
+	av_stop();
 	log_msg(LOG_LVL_INFO, "portcullis stopped");
 	c = conf_current();
 	if (c && c->core.pidfile[0])
@@ -249,6 +255,8 @@ int main(int argc, char **argv)
 	char err[1024];
 	struct conf *c;
 
+	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
+		return av_helper_main(argc, argv); /* lib/av.c: the scanner process */
 	conf_path = DEFAULT_CONF;
 	while ((opt = getopt(argc, argv, "c:fndDtVh")) != -1) {
 		switch (opt) {

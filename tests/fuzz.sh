@@ -19,7 +19,7 @@ libsrc=$(ls "$srcdir"/lib/*.c "$srcdir"/lib/checks/*.c)
 flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$srcdir/lib"
 fail=0
 for target in addr table conf engine; do
-	if ! "$CLANG" $flags "$srcdir/tests/fuzz/fuzz_$target.c" $libsrc -lpcre2-8 -lldns -lspf2 -ltdb -lpthread \
+	if ! "$CLANG" $flags "$srcdir/tests/fuzz/fuzz_$target.c" $libsrc -lpcre2-8 -lldns -lspf2 -ltdb -lclamav -lpthread \
 		-o "$work/fuzz_$target" 2>"$work/build_$target.log"; then
 		echo "FAIL: building fuzz_$target"
 		cat "$work/build_$target.log"
