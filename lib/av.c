@@ -101,6 +101,16 @@ static void log_exit(pid_t pid, int status)
 		        (long)pid, WEXITSTATUS(status));
 }
 
+/* waitpid() for pid: 1 with *status when it was reaped, else 0. */
+static int reap(pid_t pid, int flags, int *status)
+{
+	int st = 0;
+	pid_t r = waitpid(pid, &st, flags);
+
+	*status = st;
+	return r == pid;
+}
+
 /* Reap replaced helpers that have finished.  Lock held. */
 static void reap_retired(void)
 {
@@ -120,13 +130,14 @@ static void reap_retired(void)
 /* Kill the current helper and forget it.  Lock held. */
 static void kill_helper(void)
 {
+	pid_t pid = cur_pid;
 	int status;
 
-	if (cur_pid <= 0)
+	if (pid <= 0)
 		return;
-	kill(cur_pid, SIGKILL);
-	if (waitpid(cur_pid, &status, 0) == cur_pid)
-		log_exit(cur_pid, status);
+	kill(pid, SIGKILL);
+	if (reap(pid, 0, &status))
+		log_exit(pid, status);
 	close(cur_ctl);
 	cur_ctl = -1;
 	cur_pid = 0;
@@ -135,10 +146,11 @@ static void kill_helper(void)
 /* The current helper exited on its own (crash between scans)?  Lock held. */
 static void check_alive(void)
 {
+	pid_t pid = cur_pid;
 	int status;
 
-	if (cur_pid > 0 && waitpid(cur_pid, &status, WNOHANG) == cur_pid) {
-		log_exit(cur_pid, status);
+	if (pid > 0 && reap(pid, WNOHANG, &status)) {
+		log_exit(pid, status);
 		close(cur_ctl);
 		cur_ctl = -1;
 		cur_pid = 0;
