@@ -18,7 +18,7 @@ top=$PWD
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
  libmilter-dev libspf2-dev libldns-dev libclamav-dev libtdb-dev
- libpcre2-dev libcmocka-dev"
+ libpcre2-dev libcmocka-dev libgmime-3.0-dev"
 TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml"
 
 need_root() {

@@ -16,10 +16,10 @@ printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n){(voi
 	{ echo "SKIP: clang cannot build libFuzzer targets (libclang-rt-dev missing?)"; exit 77; }
 
 libsrc=$(ls "$srcdir"/lib/*.c "$srcdir"/lib/checks/*.c)
-flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$srcdir/lib"
+flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$srcdir/lib $(pkg-config --cflags gmime-3.0)"
 fail=0
-for target in addr table conf engine; do
-	if ! "$CLANG" $flags "$srcdir/tests/fuzz/fuzz_$target.c" $libsrc -lpcre2-8 -lldns -lspf2 -ltdb -lclamav -lpthread \
+for target in addr table conf engine mime; do
+	if ! "$CLANG" $flags "$srcdir/tests/fuzz/fuzz_$target.c" $libsrc -lpcre2-8 -lldns -lspf2 -ltdb -lclamav $(pkg-config --libs gmime-3.0) -lpthread \
 		-o "$work/fuzz_$target" 2>"$work/build_$target.log"; then
 		echo "FAIL: building fuzz_$target"
 		cat "$work/build_$target.log"
