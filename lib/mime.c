@@ -93,6 +93,7 @@ static void walk(struct walk *w, GMimeObject *obj, int depth)
 		p.name = g_mime_object_get_content_type_parameter(obj, "name");
 		p.depth = depth;
 		p.attachment = cd && g_mime_content_disposition_is_attachment(cd);
+		p.obj = obj;
 		w->info->parts++;
 		if (w->fn(&p, w->arg))
 			w->stop = 1;
@@ -116,6 +117,47 @@ static int walk_stream(GMimeStream *stream, mime_visitor fn, void *arg, struct m
 	walk(&w, g_mime_message_get_mime_part(msg), 0);
 	g_object_unref(msg);
 	return 0;
+}
+
+char *mime_part_text(const struct mime_part *p, size_t max, size_t *len)
+{
+	GMimeObject *obj = p->obj;
+	GMimeDataWrapper *w;
+	GMimeStream *mem, *filtered;
+	const char *charset;
+	GByteArray *ba;
+	char *out;
+
+	*len = 0;
+	if (obj == NULL || !GMIME_IS_PART(obj) || strncmp(p->type, "text/", 5) != 0)
+		return NULL;
+	w = g_mime_part_get_content((GMimePart *)obj);
+	if (w == NULL)
+		return NULL;
+	mem = g_mime_stream_mem_new();
+	filtered = g_mime_stream_filter_new(mem);
+	charset = g_mime_object_get_content_type_parameter(obj, "charset");
+	if (charset && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
+	    g_ascii_strcasecmp(charset, "us-ascii") != 0) {
+		GMimeFilter *cf = g_mime_filter_charset_new(charset, "UTF-8");
+
+		if (cf) {
+			g_mime_stream_filter_add((GMimeStreamFilter *)filtered, cf);
+			g_object_unref(cf);
+		}
+	}
+	/* write_to_stream undoes the transfer encoding */
+	g_mime_data_wrapper_write_to_stream(w, filtered);
+	g_mime_stream_flush(filtered);
+	ba = g_mime_stream_mem_get_byte_array((GMimeStreamMem *)mem);
+	*len = ba->len < max ? ba->len : max;
+	out = xmalloc(*len + 1);
+	if (*len > 0)
+		memcpy(out, ba->data, *len);
+	out[*len] = '\0';
+	g_object_unref(filtered);
+	g_object_unref(mem);
+	return out;
 }
 
 /* A copy of the message for GMime with every line cut at MIME_LINE_MAX

@@ -36,6 +36,7 @@ struct mime_part {
 	const char *name;     /* Content-Type name, UTF-8, or NULL */
 	int depth;            /* 0: the top-level part */
 	int attachment;       /* Content-Disposition: attachment */
+	void *obj;            /* GMime's object, for mime_part_text() */
 };
 
 struct mime_info {
@@ -54,5 +55,12 @@ typedef int (*mime_visitor)(const struct mime_part *p, void *arg);
  * (reserved for resource errors). */
 int mime_walk_mem(const void *data, size_t len, mime_visitor fn, void *arg, struct mime_info *info,
                   char *err, size_t errsize);
+
+/* The decoded text of a text/... part seen by a visitor: transfer encoding
+ * (base64, quoted-printable) undone and converted from its charset to
+ * UTF-8 (unknown charsets are kept as they are), at most max bytes.
+ * Returns a malloc'd NUL-terminated copy (*len bytes, which may hold NULs)
+ * or NULL when the part is not text or has no content. */
+char *mime_part_text(const struct mime_part *p, size_t max, size_t *len);
 
 #endif

@@ -1,8 +1,10 @@
 /* tests/fuzz/fuzz_mime.c - libFuzzer target: the message kept by
  * lib/message.c and its MIME walk (lib/mime.c, GMime) on arbitrary bytes:
  * every part's type and names must be terminated strings that the reply
- * encoder takes, and the walk must stay within its bounds. */
+ * encoder takes, the decoded text of text parts (body_rules) is bounded
+ * and terminated, and the walk stays within its bounds. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "encode.h"
@@ -11,7 +13,8 @@
 
 static int visit(const struct mime_part *p, void *arg)
 {
-	char out[1024];
+	char out[1024], *text;
+	size_t len;
 
 	(void)arg;
 	if (p->depth > MIME_DEPTH_MAX + 1)
@@ -21,6 +24,11 @@ static int visit(const struct mime_part *p, void *arg)
 		enc_reply(out, sizeof(out), p->filename);
 	if (p->name)
 		enc_reply(out, sizeof(out), p->name);
+	/* the decoding path of body_rules: transfer encoding and charset */
+	text = mime_part_text(p, 1 << 16, &len);
+	if (text && (len > 1 << 16 || text[len] != '\0'))
+		__builtin_trap();
+	free(text);
 	return 0;
 }
 
