@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -732,6 +733,7 @@ int av_helper_main(int argc, char **argv)
 	/* Only stdin/out/err and the control socket: nothing else of the
 	 * milter (its listening socket) stays open here. */
 	close_range(HELPER_FD + 1, ~0u, 0);
+	prctl(PR_SET_NAME, "portcullis-av"); /* else "exe", from /proc/self/exe */
 	hc.database = argv[2];
 	hc.tmpdir = argv[3];
 	hc.max_scansize = atoll(argv[4]);
