@@ -153,7 +153,7 @@ t.main(function()
 	-- dead, not dying: at most its main thread left (a zombie whose other
 	-- threads still exit keeps the control socket open for a moment)
 	t.poll(function()
-		return tonumber(sh("ls /proc/" .. tostring(pid) .. "/task 2>/dev/null | wc -l")) <= 1
+		return tonumber((sh("ls /proc/" .. tostring(pid) .. "/task 2>/dev/null | wc -l"))) <= 1
 	end, 5)
 	h, b = clean_msg("afterkill")
 	accepted(send("afterkill", h, b), "Clean", "after the helper was killed")
