@@ -2,7 +2,7 @@
  *
  * The walk is our own recursion over GMime's object tree, bounded by
  * MIME_DEPTH_MAX; GMime's parser recursion is bounded beforehand by
- * counting nested type names (nesting_hint).  Parser options are loose
+ * counting Content-Type fields (nesting_hint).  Parser options are loose
  * (RFC 2047 words inside parameters decoded, as mail clients do) so that a
  * name is matched the way the recipient's client would show it.
  */
@@ -43,13 +43,13 @@ static size_t count_ci(const unsigned char *data, size_t len, const char *needle
 	return count;
 }
 
+/* More Content-Type fields than MIME_NESTING_HINT_MAX: every level of
+ * nesting needs one (a multipart/digest's parts need none, but the digest
+ * itself does), and unlike the type names they cannot be hidden by
+ * folding ("multipart\r\n /mixed"). */
 static int nesting_hint(const unsigned char *data, size_t len)
 {
-	size_t c = count_ci(data, len, "multipart/", MIME_NESTING_HINT_MAX);
-
-	if (c <= MIME_NESTING_HINT_MAX)
-		c += count_ci(data, len, "message/", MIME_NESTING_HINT_MAX);
-	return c > MIME_NESTING_HINT_MAX;
+	return count_ci(data, len, "content-type", MIME_NESTING_HINT_MAX) > MIME_NESTING_HINT_MAX;
 }
 
 static void walk(struct walk *w, GMimeObject *obj, int depth)

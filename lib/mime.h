@@ -12,9 +12,9 @@
  * Bounds, because every message is hostile: nesting deeper than
  * MIME_DEPTH_MAX is not walked (mime_info.too_deep), at most MIME_PARTS_MAX
  * parts are visited (mime_info.too_many), and a message with more than
- * MIME_NESTING_HINT_MAX "multipart/" or "message/" type names is not given
- * to the parser at all (its recursion follows the nesting), it is
- * reported as too complex.  Lines longer than MIME_LINE_MAX bytes are cut
+ * MIME_NESTING_HINT_MAX "Content-Type" fields is not given to the parser
+ * at all (its recursion follows the nesting, and every level needs such a
+ * field), it is reported as too complex.  Lines longer than MIME_LINE_MAX bytes are cut
  * there before parsing (no name or boundary is that long).  Malformed MIME (no or wrong boundary,
  * truncated base64, NUL bytes) is parsed the way GMime recovers from it.
  *
@@ -43,7 +43,7 @@ struct mime_info {
 	int parts;       /* leaf parts visited */
 	int too_deep;    /* parts below MIME_DEPTH_MAX were not walked */
 	int too_many;    /* more than MIME_PARTS_MAX parts */
-	int too_complex; /* not parsed: too many nested types */
+	int too_complex; /* not parsed: too many Content-Type fields */
 };
 
 /* Return non-zero from the visitor to stop the walk. */

@@ -150,10 +150,12 @@ t.main(function()
 	local pid = pids[#pids]
 	t.check(pid ~= nil, "the helper's pid is logged")
 	os.execute("kill -KILL " .. tostring(pid))
-	-- dead, not dying: at most its main thread left (a zombie whose other
-	-- threads still exit keeps the control socket open for a moment)
+	-- dead, not dying: only its main thread left, a zombie (a zombie whose
+	-- other threads still exit keeps the control socket open a moment)
 	t.poll(function()
-		return tonumber((sh("ls /proc/" .. tostring(pid) .. "/task 2>/dev/null | wc -l"))) <= 1
+		local stat = t.read("/proc/" .. tostring(pid) .. "/stat")
+		return tonumber((sh("ls /proc/" .. tostring(pid) .. "/task 2>/dev/null | wc -l"))) <= 1 and
+			(stat == nil or stat:match("^%d+ %b() ([ZX])") ~= nil)
 	end, 5)
 	h, b = clean_msg("afterkill")
 	accepted(send("afterkill", h, b), "Clean", "after the helper was killed")

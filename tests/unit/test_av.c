@@ -192,7 +192,21 @@ static int descriptors_closed(pid_t pid)
 	while ((de = readdir(d)) != NULL)
 		n += de->d_name[0] != '.';
 	closedir(d);
-	return n <= 1;
+	if (n > 1)
+		return 0;
+	/* only the main thread: it must have exited too (a zombie) */
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	{
+		FILE *fp = fopen(path, "r");
+		char st = 0;
+
+		if (fp == NULL)
+			return 1;
+		if (fscanf(fp, "%*d %*s %c", &st) != 1)
+			st = 0;
+		fclose(fp);
+		return st == 'Z' || st == 'X';
+	}
 }
 
 static void test_killed_between_scans(void **state)

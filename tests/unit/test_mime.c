@@ -4,7 +4,7 @@
  * Content-Type name, RFC 2231 charset and continuations in
  * Content-Disposition filename), both names reported, lower-case types,
  * parts inside message/rfc822 with their depth, a message without MIME,
- * the bounds (too deep, too many parts, too many nested type names), a
+ * the bounds (too deep, too many parts, too many Content-Type fields), a
  * visitor that stops the walk; and the built-in extension list of the
  * attachments check equal to config/dangerous-extensions.
  */
@@ -147,6 +147,11 @@ static void test_bounds(void **state)
 	walk(m, &s, &info);
 	assert_int_equal(info.too_complex, 1);
 	assert_int_equal(s.n, 0);
+	free(m);
+	/* the type folded, so that "multipart/" never appears */
+	m = nest(2000, "multipart\r\n /mixed");
+	walk(m, &s, &info);
+	assert_int_equal(info.too_complex, 1);
 	free(m);
 	m = xmalloc(size);
 	k += (size_t)snprintf(m + k, size - k,
