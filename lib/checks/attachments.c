@@ -20,7 +20,9 @@
  * ignores them).  The first hit ends the walk.
  */
 #include "check.h"
+#include "encode.h"
 #include "engine.h"
+#include "log.h"
 #include "message.h"
 #include "mime.h"
 #include "util.h"
@@ -159,7 +161,17 @@ static int refused_ext(const struct attachments_conf *ac, const char *ext)
 struct scan {
 	const struct attachments_conf *ac;
 	struct verdicts *out;
+	const char *ref;
 };
+
+/* The summary line has the symbol only: name the file here. */
+static void log_name(const struct scan *s, const char *what, const char *name)
+{
+	char buf[400];
+
+	log_msg(LOG_LVL_INFO, "ref=%s attachments: %s \"%s\"", s->ref, what,
+	        enc_log(buf, sizeof(buf), name, 200));
+}
 
 /* 1 if a name is refused (a verdict was written). */
 static int check_name(struct scan *s, const char *name)
@@ -182,6 +194,7 @@ static int check_name(struct scan *s, const char *name)
 	if (prev && strlen(prev + 1) >= 1 && strlen(prev + 1) <= 5 &&
 	    strspn(prev + 1, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(prev + 1) &&
 	    s->ac->double_extension != MODE_OFF) {
+		log_name(s, "double extension", name);
 		verdict_reject(
 		    s->out, s->ac->double_extension, "attachments.double_extension", "550", "5.7.1",
 		    "Attachment \"%.200s\" not accepted: executable files are refused here", name);
@@ -189,6 +202,7 @@ static int check_name(struct scan *s, const char *name)
 	}
 	if (s->ac->extension == MODE_OFF)
 		return 0;
+	log_name(s, "extension", name);
 	verdict_reject(s->out, s->ac->extension, "attachments.extension", "550", "5.7.1",
 	               "Attachment \"%.200s\" not accepted: executable files are refused here",
 	               name);
@@ -204,6 +218,10 @@ static int visit(const struct mime_part *p, void *arg)
 	if (s->ac->type != MODE_OFF)
 		for (int i = 0; i < s->ac->types.n; i++)
 			if (strcasecmp(p->type, s->ac->types.v[i]) == 0) {
+				log_name(s, p->type,
+				         p->filename ? p->filename
+				         : p->name   ? p->name
+				                     : "(no name)");
 				verdict_reject(s->out, s->ac->type, "attachments.type", "550",
 				               "5.7.1",
 				               "Attachment \"%.200s\" not accepted: content type "
@@ -219,7 +237,7 @@ static int visit(const struct mime_part *p, void *arg)
 
 static int attachments_eom(const struct check_ctx *cx, struct verdicts *out)
 {
-	struct scan s = { cx->mconf, out };
+	struct scan s = { cx->mconf, out, cx->txn->ref };
 	struct mime_info info;
 	const unsigned char *data;
 	size_t len;

@@ -19,6 +19,7 @@
 #include "av.h"
 #include "check.h"
 #include "engine.h"
+#include "log.h"
 #include "message.h"
 #include "util.h"
 
@@ -137,6 +138,8 @@ static int clamav_eom(const struct check_ctx *cx, struct verdicts *out)
 	case AV_CLEAN: verdict_header(out, STATUS_HEADER, 0, "Clean"); return CHECK_DONE;
 	case AV_VIRUS:
 		clean_name(name, sizeof(name), res.name);
+		/* the summary line has the symbol only: name the virus here */
+		log_msg(LOG_LVL_INFO, "ref=%s clamav: virus %s", cx->txn->ref, name);
 		verdict_header(out, STATUS_HEADER, 0, "Infected (%s)", name);
 		verdict_reject(out, cc->virus, "clamav.virus", "554", "5.7.1",
 		               "Message contains a virus: %s", name);

@@ -46,6 +46,9 @@ t.main(function()
 
 	h, b = m.attachment("invoice.pdf.exe", "application/octet-stream", data)
 	refused("double", h, b, "invoice.pdf.exe", "attachments.double_extension", "invoice.pdf.exe")
+	local pd = t.wait_txn("<double@example.test>")
+	t.has(t.log(), "ref=" .. tostring(pd.ref) .. ' attachments: double extension "invoice.pdf.exe"',
+		"the log names the refused file with the transaction's ref")
 
 	h, b = m.attachment("EVIL.EXE.", "application/octet-stream", data)
 	refused("upper", h, b, "EVIL.EXE.", "attachments.extension", "upper case and a trailing dot")

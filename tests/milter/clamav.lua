@@ -101,6 +101,8 @@ t.main(function()
 	local p = t.wait_txn("<eicar@example.test>")
 	t.eq(p.verdict, "reject", "EICAR attachment: log verdict=reject")
 	t.has(p.symbols or "", "clamav.virus", "EICAR attachment: log symbol clamav.virus")
+	t.has(t.log(), "ref=" .. tostring(p.ref) .. " clamav: virus Test.Eicar.UNOFFICIAL",
+		"EICAR attachment: the log names the virus with the transaction's ref")
 
 	-- EICAR in a zip
 	local zpath = t.dir .. "/eicar.zip"
