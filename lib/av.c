@@ -177,7 +177,8 @@ static void retire_helper(void)
 }
 
 /* Start a helper for settings s.  Lock held.  Returns 0 or -1 + err. */
-static int spawn_helper(const struct av_settings *s, char *err, size_t errsize)
+static int spawn_helper(const struct av_settings *s, pid_t *pidp, int *ctlp, char *err,
+                        size_t errsize)
 {
 	char a_size[32], a_file[32], a_rec[32], a_files[32], a_time[32], a_reload[32], a_debug[8];
 	char *argv[16];
@@ -249,25 +250,102 @@ static int spawn_helper(const struct av_settings *s, char *err, size_t errsize)
 
 		setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	}
-	cur_pid = pid;
-	cur_ctl = sv[0];
-	cur_gen++;
-	cur_set = *s;
+	*pidp = pid;
+	*ctlp = sv[0];
 	log_msg(LOG_LVL_INFO, "av: scanner helper started (pid %ld) for database %s", (long)pid,
 	        s->database);
 	return 0;
 }
 
-/* Make sure a helper for s runs.  Lock held. */
+/* The helper that replaces the current one after a settings change: it
+ * loads its database while the current one goes on scanning, and takes
+ * over once it says it has an engine ("R" on its control socket). */
+static pid_t next_pid;
+static int next_ctl = -1;
+static struct av_settings next_set;
+
+static void next_drop(int kill_it)
+{
+	int status;
+
+	if (next_pid <= 0)
+		return;
+	close(next_ctl);
+	next_ctl = -1;
+	if (kill_it) {
+		kill(next_pid, SIGKILL);
+		if (reap(next_pid, 0, &status))
+			log_exit(next_pid, status);
+	} else if (nretired < RETIRED_MAX) {
+		retired[nretired++] = next_pid;
+	}
+	next_pid = 0;
+}
+
+/* 1 when the next helper has loaded its database; drops a dead one. */
+static int next_ready(void)
+{
+	char b;
+	ssize_t n = recv(next_ctl, &b, 1, MSG_DONTWAIT);
+
+	if (n == 1)
+		return b == 'R';
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+		log_msg(LOG_LVL_WARN,
+		        "av: the new scanner helper (pid %ld) ended before it was ready",
+		        (long)next_pid);
+		next_drop(1);
+	}
+	return 0;
+}
+
+static void make_current(pid_t pid, int ctl, const struct av_settings *s)
+{
+	cur_pid = pid;
+	cur_ctl = ctl;
+	cur_gen++;
+	cur_set = *s;
+}
+
+/* Make sure a helper for s runs, or the one for the previous settings
+ * while the one for s loads its database (no gap in scanning after a
+ * configuration reload).  Lock held. */
 static int ensure_helper(const struct av_settings *s, char *err, size_t errsize)
 {
+	pid_t pid;
+	int ctl;
+
 	reap_retired();
 	check_alive();
-	if (cur_pid > 0 && !same_helper(&cur_set, s))
-		retire_helper();
-	if (cur_pid > 0)
+	if (cur_pid > 0 && same_helper(&cur_set, s)) {
+		next_drop(1); /* settings went back before it was ready */
 		return 0;
-	return spawn_helper(s, err, errsize);
+	}
+	if (next_pid > 0 && !same_helper(&next_set, s))
+		next_drop(1);
+	if (next_pid > 0 && (cur_pid <= 0 || next_ready())) {
+		if (cur_pid > 0)
+			log_msg(LOG_LVL_INFO,
+			        "av: scanner helper %ld has loaded its database, replacing %ld",
+			        (long)next_pid, (long)cur_pid);
+		retire_helper();
+		make_current(next_pid, next_ctl, &next_set);
+		next_pid = 0;
+		next_ctl = -1;
+		return 0;
+	}
+	if (next_pid > 0)
+		return 0; /* the current one scans until the next is ready */
+	if (spawn_helper(s, &pid, &ctl, err, errsize) < 0)
+		return cur_pid > 0 ? 0 : -1;
+	if (cur_pid > 0) {
+		next_pid = pid;
+		next_ctl = ctl;
+		next_set = *s;
+	} else {
+		make_current(pid, ctl, s);
+	}
+	return 0;
 }
 
 int av_start(const struct av_settings *s, char *err, size_t errsize)
@@ -294,6 +372,7 @@ void av_stop(void)
 {
 	pthread_mutex_lock(&av_lock);
 	retire_helper();
+	next_drop(0);
 	for (int i = 0; i < 100 && nretired > 0; i++) {
 		reap_retired();
 		if (nretired > 0)
@@ -567,6 +646,9 @@ static void maybe_reload(unsigned long long *last_sig, int *have_last)
 		old = h_engine;
 		h_engine = r;
 		h_load_error[0] = '\0';
+		/* the milter hands over to a new helper once it has an engine */
+		if (old == NULL && send(HELPER_FD, "R", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+			log_msg(LOG_LVL_DEBUG, "av: could not say ready: %s", strerror(errno));
 	} else {
 		bcopy_str(h_load_error, sizeof(h_load_error), err);
 	}

@@ -20,8 +20,10 @@
  * database directory every reload_interval seconds and, when it changed,
  * compiles a new engine and swaps it in; the old one is freed when its
  * last scan ends.  A failed load keeps the old engine.  Changed settings
- * (a configuration reload) start a new helper; the old one finishes its
- * scans and exits.
+ * (a configuration reload) start a new helper that loads its database
+ * while the current one goes on scanning; once the new one has an engine
+ * it takes over and the old one finishes its scans and exits (a new
+ * database that never loads leaves the old helper scanning).
  *
  * Thread-safe: av_scan() may be called from many threads at once.
  */

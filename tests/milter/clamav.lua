@@ -16,8 +16,11 @@
 --   new helper; the helper hung (SIGSTOP) during a scan: that message gets
 --   451 4.3.0 after clamav.timeout, the helper is killed and replaced, the
 --   next message is scanned again;
---   an empty database: 451 4.3.0, or with clamav.on_error = skip accepted
---   with NotScanned (no database), never Clean;
+--   another database by a configuration reload: a new helper loads it
+--   while the old one scans, then takes over, no message unscanned;
+--   an empty database by reload: the old helper goes on scanning; with no
+--   helper that has a database: 451 4.3.0, or with clamav.on_error = skip
+--   accepted with NotScanned (no database), never Clean;
 --   the database replaced again and again while messages are scanned:
 --   every message gets a virus verdict from the old or the new signatures,
 --   none fails, and the new signature name is seen.
@@ -181,17 +184,55 @@ t.main(function()
 	accepted(send("afterhang", h, b), "Clean", "after the hung helper")
 	t.check(#helper_pids() > #pids, "a new helper replaced the hung one")
 
-	-- no database: 451, or with on_error = skip passed as NotScanned
+	-- another database by a configuration reload: a new helper loads it
+	-- while the old one goes on scanning, then takes over: no message
+	-- goes unscanned in between
+	os.execute("mkdir -p " .. t.shq(t.dir .. "/db3"))
+	t.file("db3/new.ndb", "Test.Eicar.Other:0:*:" .. hex(EICAR) .. "\n")
+	local base3 = "checks = clamav\nclamav.database = " .. t.dir .. "/db3\n"
+	t.reconfig(base3)
+	h, b = with_attachment("eicar.com", "application/octet-stream", EICAR)
+	local seen_other, gap = false, 0
+	for i = 1, 500 do
+		local r = t.split_reply((function(x) return x and x.code == "y" and x.data or nil end)(send("swap" .. i, h, b)))
+		if r.code ~= "554" then
+			gap = gap + 1
+		elseif r.text:find("Test.Eicar.Other", 1, true) then
+			seen_other = true
+			break
+		end
+	end
+	t.eq(gap, 0, "database changed by reload: every message scanned during the hand-over")
+	t.check(seen_other, "database changed by reload: the new helper took over")
+
+	-- no database: the old helper keeps scanning until the new one has
+	-- one; without any helper with a database: 451, or with on_error =
+	-- skip passed as NotScanned
 	local nodb = "checks = clamav\nclamav.database = " .. t.dir .. "/empty\n"
 	t.reconfig(nodb)
 	h, b = clean_msg("nodb")
-	t.raw_reply(send("nodb", h, b), "451", "4.3.0", "no signature files", "no database: 451 4.3.0")
+	accepted(send("nodbold", h, b), "Clean", "empty database by reload: the old helper still scans")
+	pids = helper_pids()
+	os.execute("kill -KILL " .. tostring(pids[#pids - 1]))
+	t.poll(function()
+		local stat = t.read("/proc/" .. tostring(pids[#pids - 1]) .. "/stat")
+		return tonumber((sh("ls /proc/" .. tostring(pids[#pids - 1]) .. "/task 2>/dev/null | wc -l"))) <= 1 and
+			(stat == nil or stat:match("^%d+ %b() ([ZX])") ~= nil)
+	end, 5)
+	t.raw_reply(send("nodb", h, b), "451", "4.3.0", "no signature files",
+		"no database (the old helper gone): 451 4.3.0")
 	t.reconfig(nodb .. "clamav.on_error = skip")
 	accepted(send("nodbskip", h, b), "NotScanned (no database)",
 		"no database, on_error = skip: passed, not labelled Clean")
 
 	-- reload under load
 	t.reconfig(base .. "clamav.reload_interval = 1s")
+	-- wait until the helper for this database has taken over
+	h, b = with_attachment("eicar.com", "application/octet-stream", EICAR)
+	t.check(t.poll(function()
+		local e1 = send("ready", h, b)
+		return e1 and e1.code == "y" and e1.data:find("^554") ~= nil
+	end, 20), "the helper for the test database took over")
 	t.file("db2.ndb", "Test.Eicar.New:0:*:" .. hex(EICAR) .. "\n")
 	t.file("db1.ndb", "Test.Eicar:0:*:" .. hex(EICAR) .. "\n")
 	-- swap the database file every 0.3 s (write aside, rename over) for a while

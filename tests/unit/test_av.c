@@ -9,8 +9,9 @@
  * while the database is replaced again and again (every answer right, no
  * error, the new signature name seen); the helper killed during a scan
  * (stopped, the request sent, then killed): that scan fails, the next one
- * is scanned by a new helper; an empty database gives AV_ERROR
- * "no database", never clean; the helper killed between scans is replaced
+ * is scanned by a new helper; new settings with an empty database: the
+ * old helper goes on scanning, and without it AV_ERROR "no database",
+ * never clean; the helper killed between scans is replaced
  * without a failed scan.  Prints scans per second for 1, 2 and 4 threads
  * (information for the design note in av.h, not an assertion).
  */
@@ -170,6 +171,12 @@ static void test_no_database(void **state)
 	snprintf(empty, sizeof(empty), "%s/empty", tmpdir);
 	assert_int_equal(mkdir(empty, 0700), 0);
 	settings(&s, empty);
+	/* A helper with a database runs: it goes on scanning while the one
+	 * for the new settings has none. */
+	assert_true(av_helper_pid() > 0);
+	assert_int_equal(av_scan(&s, fd, &r), AV_CLEAN);
+	/* Without it, the new helper answers: no database. */
+	av_stop();
 	assert_int_equal(av_scan(&s, fd, &r), AV_ERROR);
 	assert_string_equal(r.word, "no database");
 	assert_non_null(strstr(r.reason, "no signature files"));
