@@ -86,6 +86,7 @@ struct verdicts {
 };
 
 struct conn;
+struct message;
 struct txn;
 struct rcpt;
 struct store;
@@ -105,6 +106,11 @@ struct check_ctx {
 	int hdr_index;
 	const unsigned char *body; /* STAGE_BODY only */
 	size_t body_len;
+	/* STAGE_EOM only, for modules with needs_message: the whole message
+	 * as received (message.h); NULL when it was not collected (e.g. the
+	 * transaction is whitelisted).  Only message_fd() and message_data()
+	 * may be called on it. */
+	struct message *msg;
 	/* When the stage's DNS time is up (now_ms() clock): every check of a
 	 * stage shares one dns.timeout_ms, see check_dns_timeout(). */
 	long long dns_deadline_ms;
@@ -129,6 +135,9 @@ struct check_module {
 	size_t conf_size;
 	const char *default_mode;     /* "reject" unless said otherwise */
 	const char *default_on_error; /* "defer" or "skip" */
+	/* Set when the module reads cx->msg at STAGE_EOM: the engine then
+	 * asks the MTA for the headers and body and keeps them. */
+	int needs_message;
 	/* Prepare settings after parsing (compile, cross-check).  Returns 0,
 	 * or -1 with "KEY: reason" in err. */
 	int (*init)(void *mconf, const struct conf *c, char *err, size_t errsize);

@@ -85,6 +85,12 @@ const struct conf_param core_params[] = {
 	  "let metrics.listen be a non-loopback address (nothing authenticates a scraper)" },
 	{ "metrics.store_interval", "1m", CONF_TIME, CORE(metrics_store_interval), 0, 86400,
 	  "recount the store's entries for the metrics at most this often" },
+	{ "content.max_size", "26214400", CONF_INT, CORE(content_max_size), 1024, 2147483647,
+	  "bytes of a message kept for the content checks; a larger one is not scanned" },
+	{ "content.memory_size", "1048576", CONF_INT, CORE(content_memory_size), 0, 2147483647,
+	  "bytes of a message kept in memory, the rest in an anonymous memory file" },
+	{ "content.oversize", "off", CONF_MODE, CORE(content_oversize), 0, 0,
+	  "message over content.max_size: off passes it unscanned, reject answers 552 5.3.4" },
 	CONF_END
 };
 

@@ -94,6 +94,9 @@ struct core_conf {
 	char *metrics_listen;
 	int metrics_allow_remote;
 	long metrics_store_interval;
+	long content_max_size;
+	long content_memory_size;
+	enum mode content_oversize;
 };
 
 extern const struct conf_param core_params[];

@@ -10,6 +10,7 @@
 #include "refs.h"
 #include "store.h"
 #include "metrics.h"
+#include "message.h"
 #include "util.h"
 
 #include <limits.h>
@@ -557,6 +558,7 @@ static void txn_free(struct txn *t)
 	free(t->notes);
 	free(t->headers);
 	free(t->dels);
+	message_free(t->msg);
 	for (int b = 0; b < HDR_BUCKETS; b++)
 		for (struct hdr_count *e = t->hdr_seen[b], *enext; e; e = enext) {
 			enext = e->next;
@@ -675,8 +677,20 @@ unsigned engine_stages_needed(const struct conf *conf)
 		for (int st = 0; st < STAGE_COUNT; st++)
 			if (m->hook[st])
 				need |= 1u << st;
+		if (m->needs_message)
+			need |= 1u << STAGE_HEADER | 1u << STAGE_EOH | 1u << STAGE_BODY;
 	}
 	return need;
+}
+
+/* Whether an enabled module reads the whole message at end of DATA. */
+static int message_needed(const struct conf *conf)
+{
+	for (int i = 0; i < conf->norder; i++)
+		if (check_registry[conf->order[i]]->needs_message &&
+		    conf->mod[conf->order[i]].mode != MODE_OFF)
+			return 1;
+	return 0;
 }
 
 /* --- stages -------------------------------------------------------------- */
@@ -773,6 +787,9 @@ void engine_mail(struct conn *c, const char *from, struct reply *r)
 	if (c->auth_authen[0])
 		apply_auth(c);
 	run_stage(c, STAGE_MAIL, &cx, NULL, NULL, NULL);
+	if (!skipping(c, STAGE_EOM) && message_needed(c->conf))
+		t->msg = message_new((size_t)c->conf->core.content_memory_size,
+		                     (size_t)c->conf->core.content_max_size);
 }
 
 void engine_rcpt(struct conn *c, const char *to, struct reply *r)
@@ -833,6 +850,8 @@ void engine_header(struct conn *c, const char *name, const char *value, struct r
 	cx.hdr_name = name ? name : "";
 	cx.hdr_value = value ? value : "";
 	cx.hdr_index = count_header(c->txn, cx.hdr_name);
+	if (c->txn->msg)
+		message_header(c->txn->msg, cx.hdr_name, cx.hdr_value);
 	run_stage(c, STAGE_HEADER, &cx, NULL, NULL, NULL);
 }
 
@@ -841,6 +860,8 @@ void engine_eoh(struct conn *c, struct reply *r)
 	struct check_ctx cx = { 0 };
 
 	reply_continue(r);
+	if (c->txn && c->txn->msg)
+		message_eoh(c->txn->msg);
 	if (c->txn)
 		run_stage(c, STAGE_EOH, &cx, NULL, NULL, NULL);
 }
@@ -853,6 +874,8 @@ void engine_body(struct conn *c, const unsigned char *buf, size_t len, struct re
 	if (c->txn == NULL)
 		return;
 	c->txn->body_bytes += len;
+	if (c->txn->msg)
+		message_body(c->txn->msg, buf, len);
 	cx.body = buf;
 	cx.body_len = len;
 	run_stage(c, STAGE_BODY, &cx, NULL, NULL, NULL);
@@ -879,6 +902,33 @@ static struct add_header *add_header(struct txn *t, const char *name, const char
 	return h;
 }
 
+/* A message over content.max_size is not given to the content checks: log
+ * it, and refuse it with 552 5.3.4 (RFC 3463: message too big for policy)
+ * when content.oversize says so. */
+static void oversize(struct conn *c, struct txn *t)
+{
+	struct verdict v = { .action = ACT_REJECT, .mode = MODE_REJECT, .stage = STAGE_EOM };
+	enum mode m = c->conf->core.content_oversize;
+
+	log_msg(LOG_LVL_INFO,
+	        "ref=%s message of %llu bytes is over content.max_size (%ld): "
+	        "not scanned",
+	        t->ref, t->msg->total, c->conf->core.content_max_size);
+	if (m == MODE_OFF || skipping(c, STAGE_EOM))
+		return;
+	bcopy_str(v.symbol, sizeof(v.symbol), "content.oversize");
+	bcopy_str(v.code, sizeof(v.code), "552");
+	bcopy_str(v.xcode, sizeof(v.xcode), "5.3.4");
+	snprintf(v.text, sizeof(v.text), "Message too big to be checked here (limit %ld bytes)",
+	         c->conf->core.content_max_size);
+	add_note(&t->notes, &t->nnotes, &v, m == MODE_MONITOR);
+	if (m == MODE_MONITOR)
+		return;
+	if (m == MODE_DEFER)
+		soften(&v);
+	hold(&t->held, &t->nheld, &v);
+}
+
 void engine_eom(struct conn *c, struct reply *r)
 {
 	struct check_ctx cx = { 0 };
@@ -894,6 +944,9 @@ void engine_eom(struct conn *c, struct reply *r)
 	if (c->txn == NULL)
 		return;
 	t = c->txn;
+	if (t->msg && t->msg->oversize)
+		oversize(c, t);
+	cx.msg = t->msg && !t->msg->oversize ? t->msg : NULL;
 	run_stage(c, STAGE_EOM, &cx, NULL, NULL, NULL);
 	/* The envelope score was already weighed at RCPT; when it was
 	 * forgiven for every accepted recipient (postmaster@, a recipient

@@ -114,6 +114,7 @@ struct txn {
 	struct reply last_refusal; /* the last reject/defer given (action 0: none) */
 	unsigned long nhdr;        /* headers seen */
 	unsigned long long body_bytes;
+	struct message *msg; /* kept for needs_message modules, else NULL */
 };
 
 struct conn {

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "av.h"
 #include "conf.h"
 #include "engine.h"
 #include "grey.h"
@@ -84,6 +85,8 @@ static void *reload_thread(void *arg)
 			        old->core.metrics_listen);
 		conf_unref(old);
 		log_set_debug(c->core.debug);
+		if (clamav_start(c, err, sizeof(err)) < 0)
+			log_msg(LOG_LVL_ERR, "reload: %s", err);
 		conf_install(c);
 		metrics_reload(1);
 		log_msg(LOG_LVL_INFO, "configuration reloaded from %s",
@@ -256,6 +259,8 @@ static int serve(struct conf *c, int foreground)
 	        mh ? "; metrics on " : "", mh ? c->core.metrics_listen : "");
 	if (ready_fd >= 0)
 		daemon_ready(ready_fd, !strcmp(c->core.log_target, "stderr"));
+	if (clamav_start(c, err, sizeof(err)) < 0)
+		log_msg(LOG_LVL_ERR, "%s", err);
 	conf_install(c);
 
 	rc = milter_run();
@@ -264,6 +269,7 @@ static int serve(struct conf *c, int foreground)
 	metrics_set_store(NULL, NULL, 0);
 	engine_set_store(NULL, 0);
 	store_close(store);
+	av_stop();
 	log_msg(LOG_LVL_INFO, "portcullis stopped");
 	c = conf_current();
 	if (c && c->core.pidfile[0])
@@ -295,6 +301,8 @@ int main(int argc, char **argv)
 	char err[1024];
 	struct conf *c;
 
+	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
+		return av_helper_main(argc, argv); /* lib/av.c: the scanner process */
 	conf_path = DEFAULT_CONF;
 	while ((opt = getopt(argc, argv, "c:fndDtVh")) != -1) {
 		switch (opt) {

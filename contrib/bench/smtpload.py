@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+# contrib/bench/smtpload.py - SMTP load for contrib/bench/clamav.sh
+#
+#   smtpload.py PORT MSGDIR THREADS PER_CONN
+#
+# Sends every file of MSGDIR (one message each, name ending in .clean or
+# .virus) to 127.0.0.1:PORT from THREADS threads, PER_CONN messages per
+# SMTP connection, and checks each answer: a .clean message must get 250,
+# a .virus message a 5xx.  Prints one line
+#   sent=N clean_ok=N virus_refused=N wrong=N secs=S msgs_per_s=R
+# and exits 1 when any answer was wrong.
+import os
+import smtplib
+import sys
+import threading
+import time
+
+port, msgdir, nthreads, per_conn = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+files = sorted(os.listdir(msgdir))
+msgs = [(f, open(os.path.join(msgdir, f), "rb").read()) for f in files]
+lock = threading.Lock()
+counts = {"sent": 0, "clean_ok": 0, "virus_refused": 0, "wrong": 0}
+wrong = []
+
+
+def worker(k):
+    mine = msgs[k::nthreads]
+    for i in range(0, len(mine), per_conn):
+        s = smtplib.SMTP("127.0.0.1", port, timeout=120)
+        s.ehlo("load.example.net")
+        for name, data in mine[i:i + per_conn]:
+            try:
+                s.sendmail("load@example.net", ["rcpt@example.test"], data)
+                code = 250
+            except smtplib.SMTPDataError as e:
+                code = e.smtp_code
+                s.rset()
+            except smtplib.SMTPRecipientsRefused as e:
+                code = list(e.recipients.values())[0][0]
+                s.rset()
+            ok = (name.endswith(".clean") and code == 250) or \
+                 (name.endswith(".virus") and 500 <= code < 600)
+            with lock:
+                counts["sent"] += 1
+                if ok:
+                    counts["clean_ok" if code == 250 else "virus_refused"] += 1
+                else:
+                    counts["wrong"] += 1
+                    wrong.append("%s:%d" % (name, code))
+        s.quit()
+
+
+t0 = time.time()
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(nthreads)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+secs = time.time() - t0
+print("sent=%d clean_ok=%d virus_refused=%d wrong=%d secs=%.2f msgs_per_s=%.1f%s" % (
+    counts["sent"], counts["clean_ok"], counts["virus_refused"], counts["wrong"], secs,
+    counts["sent"] / secs, (" first_wrong=" + ",".join(wrong[:5])) if wrong else ""))
+sys.exit(1 if counts["wrong"] else 0)
