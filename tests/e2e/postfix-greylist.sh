@@ -46,22 +46,11 @@ smtp()
 
 # --- 1. first attempt: 451 4.7.1 with the retry time, nothing queued --------
 smtp first 192.0.2.21
-line=$(grep -E '^ *<\*\* *451 4\.7\.1 Greylisted' "$T/first.txt" | head -n 1)
-if [ -z "$line" ]; then
-	t_err "first attempt: no 451 4.7.1 Greylisted in the transcript: $(grep -E '^ *<' "$T/first.txt" | tail -n 3)"
-else
-	prev=$(grep -B 1 -E '^ *<\*\* *451 4\.7\.1 ' "$T/first.txt" | head -n 1)
-	case $prev in
-	*"RCPT TO:"*) ;;
-	*) t_err "first attempt: the 451 does not answer RCPT (it follows '$prev')" ;;
-	esac
-	echo "$line" | grep -q 'first attempt, please retry after .* UTC (in 600 seconds)' ||
-		t_err "first attempt: reply lacks the retry time: $line"
-	REF=$(echo "$line" | sed -n 's/.*(ref \([0-9A-Za-z]\{10\}\)); contact postmaster@example\.test$/\1/p')
-	[ -n "$REF" ] || t_err "first attempt: reply lacks '(ref R); contact ...': $line"
-	t_wait_for 'log_line "$REF" >/dev/null' 5
-	log_line "$REF" | grep -q 'refused=<user@example\.test>:defer:greylist\.new' ||
-		t_err "first attempt: log line of ref $REF lacks refused=<user@example.test>:defer:greylist.new: $(log_line "$REF")"
+if mta_refused first 'RCPT TO:<user@example\.test>' 451 4.7.1 'UTC (in 600 seconds)'; then
+	mta_reply first 'RCPT TO:' | grep -q 'Greylisted: first attempt, please retry after [-0-9]* [0-9:]* UTC' ||
+		t_err "first attempt: reply lacks the retry time: $(mta_reply first 'RCPT TO:')"
+	echo "$LINE" | grep -q 'refused=<user@example\.test>:defer:greylist\.new' ||
+		t_err "first attempt: log line of ref $REF lacks refused=<user@example.test>:defer:greylist.new: $LINE"
 	t_wait_for 'grep -q "milter-reject: RCPT from .*451 4.7.1 Greylisted.*(ref $REF)" "$T/maillog"' 5 ||
 		t_err "first attempt: Postfix's maillog has no milter-reject with ref $REF"
 fi
