@@ -119,6 +119,10 @@ struct check_ctx {
 	 * module reads the store but must not change it. */
 	struct store *store;
 	int dry_run;
+	/* STAGE_RCPT only: an earlier check of this stage already holds a
+	 * reject or defer for this recipient (the greylist, last, then keeps
+	 * no entry for a recipient that is refused anyway). */
+	int rcpt_refused;
 };
 
 /* What is left of the stage's DNS time, in ms (0 when it is used up): the

@@ -321,6 +321,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 				if (eff == MODE_DEFER)
 					soften(v);
 				hold(s.held, s.nheld, v);
+				cx->rcpt_refused |= st == STAGE_RCPT;
 				break;
 			default: break;
 			}

@@ -283,8 +283,21 @@ static void client_net(const struct check_ctx *cx, const struct greylist_conf *g
 
 /* --- the decision -------------------------------------------------------------- */
 
-static int refused_already(const struct conn *c, const struct txn *t)
+/* 1 when the recipient is refused anyway: a reject/defer held from
+ * connect, HELO, MAIL or an earlier RCPT check, or a score that reaches
+ * score.reject / score.defer (applied by the engine after the hooks). */
+static int refused_already(const struct check_ctx *cx)
 {
+	const struct conn *c = cx->conn;
+	const struct txn *t = cx->txn;
+	const struct core_conf *core = &cx->conf->core;
+	double score = c->score + t->score + cx->rcpt->score;
+
+	if (cx->rcpt_refused)
+		return 1;
+	if ((core->score_reject > 0 && score >= core->score_reject) ||
+	    (core->score_defer > 0 && score >= core->score_defer))
+		return 1;
 	for (int i = 0; i < c->nheld; i++)
 		if (c->held[i].action == ACT_REJECT || c->held[i].action == ACT_DEFER)
 			return 1;
@@ -385,7 +398,7 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 
 	if (c->client_ip.family == 0 || t->auth_authen[0] || c->auth_authen[0])
 		return CHECK_DONE;
-	if (refused_already(c, t))
+	if (refused_already(cx))
 		return CHECK_DONE;
 	for (int i = 0; i < gc->skip_clients.n; i++)
 		if (ip_in_net(&c->client_ip, &gc->skip_clients.v[i].ip, gc->skip_clients.v[i].len))

@@ -227,4 +227,23 @@ t.main(function()
 	r = send { ip = "192.0.2.51", rcpts = { "<score-high@example.test>" } }
 	t.check(accepted(r[1]), "score-aware: the retry after the delay passes")
 
+
+	-- a recipient refused anyway (score.reject, an earlier RCPT check)
+	-- leaves no greylist entry: later, without those, it is a first attempt
+	t.file("rcpt-refuse.hash", "refused@example.test REJECT no such user\n")
+	t.reconfig("checks = access, greylist\n" ..
+		"access.client = cidr:" .. t.dir .. "/client.cidr\n" ..
+		"access.recipient = texthash:" .. t.dir .. "/rcpt-refuse.hash\n" ..
+		"greylist.pools = no\ngreylist.awl_count = 0\nscore.reject = 4\nscore.tag = 0")
+	at(base + 7000)
+	r = send { ip = "192.0.2.50", rcpts = { "<scored-out@example.test>" } }
+	t.raw_reply(r[1], "550", "5.7.1", "Message scored 5.0", "score.reject refuses before greylisting")
+	r = send { ip = "192.0.2.51", rcpts = { "<refused@example.test>" } }
+	t.raw_reply(r[1], "550", "5.7.1", "no such user", "access.recipient refuses before greylisting")
+	t.reconfig("checks = greylist\ngreylist.pools = no\ngreylist.awl_count = 0\n")
+	at(base + 7400)
+	r = send { ip = "192.0.2.50", rcpts = { "<scored-out@example.test>" } }
+	deferred(r[1], "first attempt", 300, "no entry was kept for the score-rejected recipient")
+	r = send { ip = "192.0.2.51", rcpts = { "<refused@example.test>" } }
+	deferred(r[1], "first attempt", 300, "no entry was kept for the refused recipient")
 end)
