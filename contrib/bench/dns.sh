@@ -112,65 +112,19 @@ WRAPS=  # their `timeout` wrappers
 CLIENT= # the running load's `timeout` wrapper
 DNS_UP=
 
-alive()
-{
-	[ -r "/proc/$1/stat" ] || return 1
-	_st=$(sed 's/^.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ]
-}
-
 cleanup()
 {
 	_rc=$?
 	set +e
 	trap - EXIT INT TERM HUP PIPE
-	[ -n "$CLIENT" ] && kill -TERM "$CLIENT" 2>/dev/null
-	for _p in $PIDS; do
-		alive "$_p" && kill -TERM "$_p" 2>/dev/null
-	done
-	for _p in $PIDS; do
-		_n=200
-		while alive "$_p" && [ $_n -gt 0 ]; do
-			sleep 0.05
-			_n=$((_n - 1))
-		done
-		alive "$_p" && kill -KILL "$_p" 2>/dev/null
-	done
-	for _w in $WRAPS; do
-		alive "$_w" && kill -KILL "$_w" 2>/dev/null
-	done
+	stop_filters
 	[ -n "$DNS_UP" ] && sh "$top/tests/dns/server.sh" stop "$D/dns" >/dev/null 2>&1
-	wait 2>/dev/null
-	if [ "$_rc" -ne 0 ]; then
-		for _f in "$D"/*.log "$D/dns/nsd.log"; do
-			[ -f "$_f" ] || continue
-			echo "--- $_f (last 10 lines)" >&2
-			tail -n 10 "$_f" >&2
-		done
-	fi
-	if [ -n "${BENCH_KEEP:-}" ]; then
-		echo "bench-dns: kept $D" >&2
-	else
-		rm -rf "$D"
-	fi
-	exit "$_rc"
+	bench_finish bench-dns "$_rc" "$D/dns/nsd.log"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
-
-left()
-{
-	echo $((BENCH_LIMIT - ($(date +%s) - START)))
-}
+bench_traps
 
 # ---- build the two programs ------------------------------------------------
-"$CC" -O2 -Wall -Wextra -o "$D/noop-milter" "$here/noop-milter.c" -lmilter -lpthread ||
-	die "cannot build noop-milter.c"
-"$CC" -O2 -Wall -Wextra -o "$D/mclient" "$here/mclient.c" -lmilter -lpthread ||
-	die "cannot build mclient.c"
+build_tools
 
 # ---- zones, DNS server and proxy -------------------------------------------
 mkdir -p "$D/zones"

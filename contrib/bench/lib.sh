@@ -1,9 +1,87 @@
 #!/bin/sh
 # contrib/bench/lib.sh - shell functions shared by run.sh and dns.sh
 #
-# Sourced after the caller has defined D (its temp dir), WRAPS and PIDS
-# (what its trap stops), and the functions left (seconds of the time limit
-# left), alive PID and die MESSAGE; cpu_table needs HZ.
+# Sourced by each script, which then defines D (its temp dir), START,
+# BENCH_LIMIT, PIDS (the filters), WRAPS (their timeout wrappers), CLIENT
+# (the running load's wrapper), die MESSAGE, and a cleanup function that
+# calls stop_filters and bench_finish; bench_traps installs it.  cpu_table
+# needs HZ.
+
+alive()
+{
+	[ -r "/proc/$1/stat" ] || return 1
+	_st=$(sed 's/^.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ]
+}
+
+# Seconds of BENCH_LIMIT left.
+left()
+{
+	echo $((BENCH_LIMIT - ($(date +%s) - START)))
+}
+
+# Stop the load (timeout passes TERM on to mclient) and the filters:
+# SIGTERM to all at once (libmilter may take a few seconds), then wait,
+# then KILL what is left, wrappers included.
+stop_filters()
+{
+	[ -n "$CLIENT" ] && kill -TERM "$CLIENT" 2>/dev/null
+	for _p in $PIDS; do
+		alive "$_p" && kill -TERM "$_p" 2>/dev/null
+	done
+	for _p in $PIDS; do
+		_n=200
+		while alive "$_p" && [ $_n -gt 0 ]; do
+			sleep 0.05
+			_n=$((_n - 1))
+		done
+		alive "$_p" && kill -KILL "$_p" 2>/dev/null
+	done
+	for _w in $WRAPS; do
+		alive "$_w" && kill -KILL "$_w" 2>/dev/null
+	done
+}
+
+# bench_finish NAME RC [LOG...]: after a failure show the tails of the logs
+# ($D/*.log and LOGs), remove $D (kept with BENCH_KEEP), exit RC.
+bench_finish()
+{
+	_bn=$1 _brc=$2
+	shift 2
+	wait 2>/dev/null
+	if [ "$_brc" -ne 0 ]; then
+		for _f in "$D"/*.log "$@"; do
+			[ -f "$_f" ] || continue
+			echo "--- $_f (last 10 lines)" >&2
+			tail -n 10 "$_f" >&2
+		done
+	fi
+	if [ -n "${BENCH_KEEP:-}" ]; then
+		echo "$_bn: kept $D" >&2
+	else
+		rm -rf "$D"
+	fi
+	exit "$_brc"
+}
+
+# cleanup on exit, and a conventional status for each signal.
+bench_traps()
+{
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
+	trap 'exit 141' PIPE
+}
+
+# Build the baseline filter and the load generator into $D.
+build_tools()
+{
+	"$CC" -O2 -Wall -Wextra -o "$D/noop-milter" "$here/noop-milter.c" -lmilter -lpthread ||
+		die "cannot build noop-milter.c"
+	"$CC" -O2 -Wall -Wextra -o "$D/mclient" "$here/mclient.c" -lmilter -lpthread ||
+		die "cannot build mclient.c"
+}
 
 # start NAME CMD...: run CMD under timeout with stderr in $D/NAME.log, wait
 # for $D/NAME.sock; sets PID_<NAME> to the filter's own pid.

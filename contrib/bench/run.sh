@@ -87,66 +87,18 @@ PIDS=  # the filters (signals go to them)
 WRAPS= # their `timeout` wrappers
 CLIENT= # the running load's `timeout` wrapper
 
-alive()
-{
-	[ -r "/proc/$1/stat" ] || return 1
-	_st=$(sed 's/^.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ]
-}
-
 cleanup()
 {
 	_rc=$?
 	set +e
 	trap - EXIT INT TERM HUP PIPE
-	# timeout passes TERM on to mclient.
-	[ -n "$CLIENT" ] && kill -TERM "$CLIENT" 2>/dev/null
-	# SIGTERM to all at once (libmilter may take a few seconds), then wait.
-	for _p in $PIDS; do
-		alive "$_p" && kill -TERM "$_p" 2>/dev/null
-	done
-	for _p in $PIDS; do
-		_n=200
-		while alive "$_p" && [ $_n -gt 0 ]; do
-			sleep 0.05
-			_n=$((_n - 1))
-		done
-		alive "$_p" && kill -KILL "$_p" 2>/dev/null
-	done
-	for _w in $WRAPS; do
-		alive "$_w" && kill -KILL "$_w" 2>/dev/null
-	done
-	wait 2>/dev/null
-	if [ "$_rc" -ne 0 ]; then
-		for _f in "$D"/*.log; do
-			[ -f "$_f" ] || continue
-			echo "--- $_f (last 10 lines)" >&2
-			tail -n 10 "$_f" >&2
-		done
-	fi
-	if [ -n "${BENCH_KEEP:-}" ]; then
-		echo "bench: kept $D" >&2
-	else
-		rm -rf "$D"
-	fi
-	exit "$_rc"
+	stop_filters
+	bench_finish bench "$_rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-trap 'exit 141' PIPE
-
-left()
-{
-	echo $((BENCH_LIMIT - ($(date +%s) - START)))
-}
+bench_traps
 
 # ---- build the two programs ------------------------------------------------
-"$CC" -O2 -Wall -Wextra -o "$D/noop-milter" "$here/noop-milter.c" -lmilter -lpthread ||
-	die "cannot build noop-milter.c"
-"$CC" -O2 -Wall -Wextra -o "$D/mclient" "$here/mclient.c" -lmilter -lpthread ||
-	die "cannot build mclient.c"
+build_tools
 
 # ---- configurations and tables -----------------------------------------------
 # 1000 networks: /28s from 198.18.0.0/15 (RFC 2544 benchmark range); the
