@@ -34,6 +34,7 @@ top_srcdir=$top
 N=${BENCH_MESSAGES:-600}
 THREADS=${BENCH_THREADS:-4}
 . "$top/tests/lib.sh"
+. "$top/tests/e2e/postfix-lib.sh"
 PATH=$PATH:/usr/sbin:/sbin
 
 [ -x "$PORTCULLIS" ] || { echo "bench: no portcullis at $PORTCULLIS (build it, or set PORTCULLIS)"; exit 1; }
@@ -189,23 +190,7 @@ EOF
 cat >"$PF/master.cf" <<EOF
 127.0.0.1:$P1 inet n - n - - smtpd -o smtpd_milters=unix:$T/pc/sock
 127.0.0.1:$P2 inet n - n - - smtpd -o smtpd_milters=unix:$T/cm.sock
-pickup    unix  n - n 60   1 pickup
-cleanup   unix  n - n -    0 cleanup
-qmgr      unix  n - n 300  1 qmgr
-rewrite   unix  - - n -    - trivial-rewrite
-bounce    unix  - - n -    0 bounce
-defer     unix  - - n -    0 bounce
-trace     unix  - - n -    0 bounce
-verify    unix  - - n -    1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n -    - proxymap
-showq     unix  n - n -    - showq
-error     unix  - - n -    - error
-retry     unix  - - n -    - error
-discard   unix  - - n -    - discard
-anvil     unix  - - n -    1 anvil
-scache    unix  - - n -    1 scache
-postlog   unix-dgram n - n - 1 postlogd
+$(pf_services)
 EOF
 timeout 30 postfix -c "$PF" check >"$T/pf.out" 2>&1 || fail "postfix check: $(cat "$T/pf.out")"
 timeout 30 postfix -c "$PF" start >>"$T/pf.out" 2>&1 || fail "postfix start: $(cat "$T/pf.out")"

@@ -67,6 +67,36 @@ pf_conf()
 		"socket_mode = 0660" "socket_group = postfix" "$@"
 }
 
+# The master.cf lines of every service but smtpd, chroot off everywhere (a
+# chrooted smtpd would look for a unix: milter socket inside the queue
+# folder).  Also used by contrib/bench/clamav.sh.
+pf_services()
+{
+	cat <<EOF
+pickup    unix  n - n 60   1 pickup
+cleanup   unix  n - n -    0 cleanup
+qmgr      unix  n - n 300  1 qmgr
+rewrite   unix  - - n -    - trivial-rewrite
+bounce    unix  - - n -    0 bounce
+defer     unix  - - n -    0 bounce
+trace     unix  - - n -    0 bounce
+verify    unix  - - n -    1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -    - proxymap
+smtp      unix  - - n -    - smtp
+relay     unix  - - n -    - smtp
+showq     unix  n - n -    - showq
+error     unix  - - n -    - error
+retry     unix  - - n -    - error
+discard   unix  - - n -    - discard
+local     unix  - n n -    - local
+virtual   unix  - n n -    - virtual
+anvil     unix  - - n -    1 anvil
+scache    unix  - - n -    1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+}
+
 pf_master_pid()
 {
 	sed -n '1s/^[[:space:]]*\([0-9][0-9]*\).*/\1/p' "$Q/pid/master.pid" 2>/dev/null
@@ -129,27 +159,7 @@ EOF
 	# socket inside the queue folder.
 	cat >"$PF/master.cf" <<EOF
 127.0.0.1:$PORT inet n - n - - smtpd
-pickup    unix  n - n 60   1 pickup
-cleanup   unix  n - n -    0 cleanup
-qmgr      unix  n - n 300  1 qmgr
-rewrite   unix  - - n -    - trivial-rewrite
-bounce    unix  - - n -    0 bounce
-defer     unix  - - n -    0 bounce
-trace     unix  - - n -    0 bounce
-verify    unix  - - n -    1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n -    - proxymap
-smtp      unix  - - n -    - smtp
-relay     unix  - - n -    - smtp
-showq     unix  n - n -    - showq
-error     unix  - - n -    - error
-retry     unix  - - n -    - error
-discard   unix  - - n -    - discard
-local     unix  - n n -    - local
-virtual   unix  - n n -    - virtual
-anvil     unix  - - n -    1 anvil
-scache    unix  - - n -    1 scache
-postlog   unix-dgram n - n - 1 postlogd
+$(pf_services)
 EOF
 	t_at_exit pf_stop
 	t_port_busy "$PORT" && fail "port $PORT is taken"
