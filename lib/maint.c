@@ -9,9 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-/* The namespaces that carry expiring records. */
-static const char *const maint_ns[] = { "greylist", "awl", "whitelist", "refs" };
-#define NNS (sizeof(maint_ns) / sizeof(maint_ns[0]))
+const char *const maint_ns[MAINT_NNS] = { "greylist", "awl", "whitelist", "refs" };
+#define NNS MAINT_NNS
 
 #define FLUSH_EVERY 50 /* steps: 5 s */
 #define MAX_FLUSH   8
@@ -60,7 +59,6 @@ static long expire_all(struct store *st, unsigned *cursor, unsigned max_chains)
 	long total = 0;
 
 	for (size_t i = 0; i < NNS; i++) {
-		unsigned start = cursor[i];
 		int n;
 
 		do {
@@ -73,7 +71,6 @@ static long expire_all(struct store *st, unsigned *cursor, unsigned max_chains)
 			}
 			total += n;
 		} while (max_chains == 0 && cursor[i] != 0);
-		(void)start;
 	}
 	return total;
 }

@@ -18,6 +18,11 @@ struct store;
 #define MAINT_STEP_MS 100
 #define MAINT_CHAINS  128
 
+/* The namespaces that carry expiring records (also the ones whose sizes
+ * the metrics show). */
+#define MAINT_NNS 4
+extern const char *const maint_ns[MAINT_NNS];
+
 /* Start the thread for st.  Returns 0, or -1 with a message in err. */
 int maint_start(struct store *st, char *err, size_t errsize);
 

@@ -80,7 +80,7 @@ size_t bcopy_str(char *dst, size_t dstsize, const char *src)
 	if (dstsize > 0) {
 		size_t n = len < dstsize - 1 ? len : dstsize - 1;
 
-		memcpy(dst, src, n);
+		memmove(dst, src, n); /* dst may be src: str_lower() in place */
 		dst[n] = '\0';
 	}
 	return len;

@@ -31,7 +31,7 @@ void bappend(char *dst, size_t dstsize, const char *fmt, ...) __attribute__((for
 /* Trim leading and trailing ASCII white space in place; returns s. */
 char *str_trim(char *s);
 
-/* ASCII lower-case copy, bounded like bcopy_str. */
+/* ASCII lower-case copy, bounded like bcopy_str; dst may be src. */
 size_t str_lower(char *dst, size_t dstsize, const char *src);
 
 /* Monotonic milliseconds, for elapsed-time figures in the log. */

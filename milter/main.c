@@ -178,9 +178,6 @@ static void daemon_ready(int ready_fd, int keep_stderr)
 	close(ready_fd);
 }
 
-/* The store namespaces whose sizes the metrics show. */
-static const char *const store_namespaces[] = { "greylist", "awl", "whitelist", "refs" };
-
 /* Open the socket, daemonize, drop privileges, run until stopped.  Takes
  * over the reference c.  Returns the exit status. */
 static int serve(struct conf *c, int foreground)
@@ -232,7 +229,7 @@ static int serve(struct conf *c, int foreground)
 	grey_store_setup(store);
 	wlist_prepare(store);
 	engine_set_store(store, 0);
-	metrics_set_store(store, store_namespaces, (int)ARRAY_SIZE(store_namespaces));
+	metrics_set_store(store, maint_ns, MAINT_NNS);
 	if (getuid() == 0)
 		log_msg(LOG_LVL_WARN, "running as root; set user = portcullis to drop privileges");
 
