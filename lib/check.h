@@ -4,7 +4,8 @@
  * parameters (struct conf_param, keys "NAME.param", offsets into its own
  * settings struct of conf_size bytes), optional init/fini, and one optional
  * hook per SMTP stage.  Every module also gets two automatic parameters,
- * NAME.mode (reject|defer|monitor|off) and NAME.on_error (defer|skip).
+ * NAME.mode (reject|defer|monitor|off) and NAME.on_error (defer|skip), and
+ * a content-safety module a third, NAME.skip_whitelisted (yes|no).
  *
  * A hook returns whether it WORKED:
  *   CHECK_DONE   it ran; its decisions (if any) are in *out
@@ -123,6 +124,12 @@ struct check_ctx {
 	 * reject or defer for this recipient (the greylist, last, then keeps
 	 * no entry for a recipient that is refused anyway). */
 	int rcpt_refused;
+	/* Content-safety modules only (check_module.content_safety): the mail
+	 * is whitelisted, trusted or authenticated and the admin set
+	 * NAME.skip_whitelisted = yes.  The module must then not inspect
+	 * the message nor refuse it; it may still tidy up (remove forged
+	 * status headers, add "NotScanned (whitelisted)"). */
+	int skip_whitelisted;
 };
 
 /* What is left of the stage's DNS time, in ms (0 when it is used up): the
@@ -142,6 +149,12 @@ struct check_module {
 	/* Set when the module reads cx->msg at STAGE_EOM: the engine then
 	 * asks the MTA for the headers and body and keeps them. */
 	int needs_message;
+	/* Set for content-safety checks (antivirus, dangerous attachments):
+	 * they run at the content stages (header, eoh, body, eom) also for
+	 * whitelisted, trusted and authenticated mail, and their refusals are
+	 * never forgiven by a whitelist (DESIGN.md principle 4), unless the
+	 * admin sets the automatic parameter NAME.skip_whitelisted = yes. */
+	int content_safety;
 	/* Prepare settings after parsing (compile, cross-check).  Returns 0,
 	 * or -1 with "KEY: reason" in err. */
 	int (*init)(void *mconf, const struct conf *c, char *err, size_t errsize);

@@ -100,7 +100,24 @@ static const struct conf_param mod_auto_params[] = {
 	  "what the check does when it fires: reject, defer, monitor or off" },
 	{ ".on_error", NULL, CONF_ONERR, offsetof(struct modconf, on_error), 0, 0,
 	  "when the check cannot decide (DNS timeout...): defer or skip" },
+	/* only for content-safety modules (check_module.content_safety) */
+	{ ".skip_whitelisted", "no", CONF_BOOL, offsetof(struct modconf, skip_whitelisted), 0, 0,
+	  "yes: whitelisted, trusted and authenticated mail skips this content-safety check" },
 };
+
+/* The automatic parameter j of module m: the table row with the module's
+ * defaults, or NULL when m does not have it. */
+static int auto_param(const struct check_module *m, size_t j, struct conf_param *tmp)
+{
+	if (j == 2 && !m->content_safety)
+		return 0;
+	*tmp = mod_auto_params[j];
+	if (j == 0)
+		tmp->def = m->default_mode;
+	else if (j == 1)
+		tmp->def = m->default_on_error;
+	return 1;
+}
 
 static const char *const mode_names[] = { "off", "monitor", "defer", "reject" };
 static const char *const onerr_names[] = { "defer", "skip" };
@@ -454,11 +471,9 @@ static const struct conf_param *find_param(struct conf *c, const char *key, void
 	if (idx < 0)
 		return NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(mod_auto_params); i++)
-		if (strcmp(dot, mod_auto_params[i].key) == 0) {
-			*tmp = mod_auto_params[i];
+		if (strcmp(dot, mod_auto_params[i].key) == 0 &&
+		    auto_param(check_registry[idx], i, tmp)) {
 			tmp->key = key;
-			tmp->def = i == 0 ? check_registry[idx]->default_mode
-			                  : check_registry[idx]->default_on_error;
 			*base = &c->mod[idx];
 			return tmp;
 		}
@@ -478,12 +493,13 @@ void conf_foreach_param(void (*fn)(const struct conf_param *p, void *arg), void 
 		const struct check_module *m = check_registry[i];
 
 		for (size_t j = 0; j < ARRAY_SIZE(mod_auto_params); j++) {
-			struct conf_param tmp = mod_auto_params[j];
+			struct conf_param tmp;
 			char key[96];
 
+			if (!auto_param(m, j, &tmp))
+				continue;
 			snprintf(key, sizeof(key), "%s%s", m->name, tmp.key);
 			tmp.key = key;
-			tmp.def = j == 0 ? m->default_mode : m->default_on_error;
 			fn(&tmp, arg);
 		}
 		for (const struct conf_param *p = m->params; p && p->key; p++)

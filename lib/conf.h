@@ -108,7 +108,8 @@ struct dns;
 struct modconf {
 	enum mode mode;
 	enum on_error on_error;
-	void *data; /* the module's own struct, conf_size bytes */
+	int skip_whitelisted; /* content-safety modules only (check.h) */
+	void *data;           /* the module's own struct, conf_size bytes */
 };
 
 struct conf {

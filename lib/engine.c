@@ -124,6 +124,31 @@ static int skipping(const struct conn *c, enum stage st)
 	return st >= STAGE_MAIL && c->txn && c->txn->whitelisted;
 }
 
+/* A content-safety module (check.h) that whitelists do not switch off:
+ * it runs at the content stages of whitelisted mail too, and no whitelist
+ * forgives its refusals. */
+static int protected_module(const struct conf *conf, int idx)
+{
+	return check_registry[idx]->content_safety && !conf->mod[idx].skip_whitelisted;
+}
+
+static int content_stage(enum stage st)
+{
+	return st == STAGE_HEADER || st == STAGE_EOH || st == STAGE_BODY || st == STAGE_EOM;
+}
+
+/* A whitelist (OK) beats every held verdict of its scope except those of
+ * protected modules. */
+static void forgive(const struct conf *conf, struct verdict *held, int *n)
+{
+	int k = 0;
+
+	for (int i = 0; i < *n; i++)
+		if (protected_module(conf, held[i].module))
+			held[k++] = held[i];
+	*n = k;
+}
+
 /* --- headers requested by modules (verdict_header) ------------------------ */
 
 static struct add_header *add_header(struct txn *t, const char *name, const char *value, int top);
@@ -234,7 +259,9 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 	struct verdicts out;
 	long long t0;
 
-	if (skipping(c, st))
+	/* Whitelisted mail still goes through the protected (content-safety)
+	 * modules at the content stages; nothing else runs for it. */
+	if (skipping(c, st) && !content_stage(st))
 		return;
 	t0 = metrics_now_us();
 	scope_of(c, st, rc, rheld, nrheld, &s);
@@ -245,13 +272,21 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 	cx->rcpt = rc;
 	cx->store = the_store;
 	cx->dry_run = the_dry_run;
-	for (int i = 0; i < conf->norder && !*s.whitelisted; i++) {
+	for (int i = 0; i < conf->norder; i++) {
 		int idx = conf->order[i];
 		const struct check_module *m = check_registry[idx];
 		const struct modconf *mc = &conf->mod[idx];
 
 		if (mc->mode == MODE_OFF || m->hook[st] == NULL)
 			continue;
+		cx->skip_whitelisted = 0;
+		if (*s.whitelisted || skipping(c, st)) {
+			if (!content_stage(st) || !m->content_safety)
+				continue;
+			/* opted out: it only tidies up (e.g. removes forged
+			 * status headers, says NotScanned) */
+			cx->skip_whitelisted = mc->skip_whitelisted;
+		}
 		cx->mconf = mc->data;
 		out.n = 0;
 		out.nhdr = 0;
@@ -266,9 +301,10 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 
 			metrics_check_error(idx);
 			enc_log(why, sizeof(why), out.error, 200);
-			log_msg(LOG_LVL_WARN, "%s%s%s%s check failed: %s (on_error=%s)",
+			log_msg(LOG_LVL_WARN, "%s%s%s%s check failed: %s (on_error=%s: %s)",
 			        c->txn ? "ref=" : "", c->txn ? c->txn->ref : "", c->txn ? " " : "",
-			        m->name, why, mc->on_error == ONERR_DEFER ? "defer" : "skip");
+			        m->name, why, mc->on_error == ONERR_DEFER ? "defer" : "skip",
+			        mc->on_error == ONERR_DEFER ? "deferred" : "skipped");
 			if (mc->on_error == ONERR_DEFER && out.n < VERDICTS_MAX) {
 				struct verdict *v = &out.v[out.n++];
 
@@ -306,9 +342,10 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 			add_note(s.notes, s.nnotes, v, 0);
 			switch (v->action) {
 			case ACT_OK:
-				/* Whitelists beat everything held in this scope. */
+				/* Whitelists beat everything held in this scope but
+				 * the refusals of content-safety checks. */
 				*s.whitelisted = 1;
-				*s.nheld = 0;
+				forgive(conf, *s.held, s.nheld);
 				c->helo_whitelisted |= st == STAGE_HELO;
 				break;
 			case ACT_SCORE:
@@ -651,7 +688,7 @@ static void apply_auth(struct conn *c)
 	bcopy_str(t->auth_authen, sizeof(t->auth_authen), c->auth_authen);
 	if (c->conf->core.auth_whitelist && !t->whitelisted && !c->whitelisted) {
 		t->whitelisted = 1;
-		t->nheld = 0;
+		forgive(c->conf, t->held, &t->nheld);
 		add_note(&t->notes, &t->nnotes, &v, 0);
 	}
 }
@@ -684,13 +721,17 @@ unsigned engine_stages_needed(const struct conf *conf)
 	return need;
 }
 
-/* Whether an enabled module reads the whole message at end of DATA. */
-static int message_needed(const struct conf *conf)
+/* Whether an enabled module reads the whole message at end of DATA; for
+ * whitelisted mail, only the protected (content-safety) ones count. */
+static int message_needed(const struct conf *conf, int whitelisted)
 {
-	for (int i = 0; i < conf->norder; i++)
-		if (check_registry[conf->order[i]]->needs_message &&
-		    conf->mod[conf->order[i]].mode != MODE_OFF)
+	for (int i = 0; i < conf->norder; i++) {
+		int idx = conf->order[i];
+
+		if (check_registry[idx]->needs_message && conf->mod[idx].mode != MODE_OFF &&
+		    (!whitelisted || protected_module(conf, idx)))
 			return 1;
+	}
 	return 0;
 }
 
@@ -788,7 +829,7 @@ void engine_mail(struct conn *c, const char *from, struct reply *r)
 	if (c->auth_authen[0])
 		apply_auth(c);
 	run_stage(c, STAGE_MAIL, &cx, NULL, NULL, NULL);
-	if (!skipping(c, STAGE_EOM) && message_needed(c->conf))
+	if (message_needed(c->conf, skipping(c, STAGE_EOM)))
 		t->msg = message_new((size_t)c->conf->core.content_memory_size,
 		                     (size_t)c->conf->core.content_max_size);
 }
@@ -971,6 +1012,9 @@ void engine_eom(struct conn *c, struct reply *r)
 		}
 		if (best == NULL)
 			best = score_verdict(c->conf, score, &sv);
+	} else {
+		/* Whitelisted: only the protected checks' refusals are left. */
+		best = strongest(t->held, t->nheld, STAGE_HEADER, STAGE_EOM, NULL);
 	}
 	if (best) {
 		make_reply(c, best, r);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/docs.sh - documentation in step with the code:
-#  - every key that `portcullis -d` prints is documented in portcullis.conf(5)
+#  - every key that `portcullis -d` prints is documented in portcullis.conf(5),
+#    exactly once (a ".TP" entry ".BR KEY \" = DEFAULT\"")
 #  - config/portcullis.conf is exactly the generated sample (`portcullis -D`)
 #    behind its header, and is itself a valid configuration
 #  - the man pages format without groff warnings
@@ -15,8 +16,13 @@ nkeys=0
 while IFS= read -r line; do
 	key=${line%% = *}
 	nkeys=$((nkeys + 1))
-	if ! grep -q -F ".BR $key " "$srcdir/milter/portcullis.conf.5"; then
+	# an entry: ".TP" then ".BR KEY \" = DEFAULT\""
+	n=$(awk -v k=".BR $key \" = " 'prev == ".TP" && index($0, k) == 1 { n++ } { prev = $0 } END { print n + 0 }' "$srcdir/milter/portcullis.conf.5")
+	if [ "$n" = 0 ]; then
 		echo "FAIL: $key is not documented in milter/portcullis.conf.5"
+		fail=1
+	elif [ "$n" != 1 ]; then
+		echo "FAIL: $key is documented $n times in milter/portcullis.conf.5"
 		fail=1
 	fi
 	if ! grep -q -F "#$key = " "$srcdir/config/portcullis.conf"; then

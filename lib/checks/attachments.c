@@ -243,8 +243,8 @@ static int attachments_eom(const struct check_ctx *cx, struct verdicts *out)
 	size_t len;
 	char err[200];
 
-	if (cx->msg == NULL)
-		return CHECK_DONE; /* whitelisted, or over content.max_size */
+	if (cx->msg == NULL || cx->skip_whitelisted)
+		return CHECK_DONE; /* over content.max_size, or opted out */
 	data = message_data(cx->msg, &len);
 	if (data == NULL)
 		return check_retry(out, "message not readable: %s", cx->msg->error);
@@ -267,6 +267,7 @@ const struct check_module check_attachments = {
 	.default_mode = "reject",
 	.default_on_error = "defer",
 	.needs_message = 1,
+	.content_safety = 1,
 	.init = attachments_init,
 	.fini = attachments_fini,
 	.hook = {

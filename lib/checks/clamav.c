@@ -11,6 +11,9 @@
  *                  (REASON)
  *   over-size      (content.max_size) X-Virus-Status: NotScanned (size);
  *                  content.oversize decides whether it passes
+ *   whitelisted    scanned like any other mail (a content-safety check:
+ *                  check.h), unless clamav.skip_whitelisted = yes: then
+ *                  X-Virus-Status: NotScanned (whitelisted)
  * An unscanned message is never labelled Clean.  X-Virus-Status headers
  * that arrive with the message are removed, so that only ours is seen.
  * Not in the default `checks`: a machine without a ClamAV database must
@@ -122,6 +125,10 @@ static int clamav_eom(const struct check_ctx *cx, struct verdicts *out)
 	char name[128];
 	int fd;
 
+	if (cx->skip_whitelisted) {
+		verdict_header(out, STATUS_HEADER, 0, "NotScanned (whitelisted)");
+		return CHECK_DONE;
+	}
 	if (cx->msg == NULL) {
 		if (cx->txn->msg && cx->txn->msg->oversize)
 			verdict_header(out, STATUS_HEADER, 0, "NotScanned (size)");
@@ -172,6 +179,7 @@ const struct check_module check_clamav = {
 	.default_mode = "reject",
 	.default_on_error = "defer",
 	.needs_message = 1,
+	.content_safety = 1,
 	.hook = {
 		[STAGE_HEADER] = clamav_header,
 		[STAGE_EOM] = clamav_eom,

@@ -14,7 +14,9 @@
  * status header, trusted_networks, a client without an address (sendmail
  * -bs), auth_whitelist, several transactions on
  * one connection, a second HELO, bounces with two recipients, too many
- * recipients, engine_stages_needed, header occurrence counting for
+ * recipients, engine_stages_needed, content-safety checks (attachments,
+ * clamav) for every kind of whitelisted mail and their skip_whitelisted
+ * opt-out, header occurrence counting for
  * removals (forged Authentication-Results via spf), and every hostile string (hostile.h) as
  * HELO, client name, sender, recipient and header: replies stay printable,
  * '%' doubled, bounded; log lines and added headers stay printable.
@@ -1735,6 +1737,119 @@ static void test_long_texts(void **state)
 	}
 }
 
+/* --- content safety beats whitelists (DESIGN.md principle 4) --------------- */
+
+#define EXE_MSG                                                                                    \
+	"--b\r\nContent-Type: application/octet-stream; name=\"invoice.pdf.exe\"\r\n"              \
+	"Content-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\n\r\nMZ\r\n--b--\r\n"
+
+/* DATA of a message with an invoice.pdf.exe attachment; returns the EOM
+ * answer (the transaction stays open for find_header). */
+static void send_exe(struct conn *c, struct reply *r)
+{
+	header(c, "From", "a@example.org");
+	header(c, "Subject", "invoice");
+	header(c, "X-Virus-Status", "Clean (forged)");
+	header(c, "MIME-Version", "1.0");
+	header(c, "Content-Type", "multipart/mixed; boundary=\"b\"");
+	engine_eoh(c, r);
+	expect_continue(r, "eoh");
+	engine_body(c, (const unsigned char *)EXE_MSG, strlen(EXE_MSG), r);
+	expect_continue(r, "body");
+	engine_eom(c, r);
+}
+
+/* Every kind of whitelist: trusted_networks, an authenticated client, a
+ * client, sender and recipient OK of an access table, a content OK of
+ * header_rules (before and after the attachments check): the attachments
+ * check still refuses the .exe, unless attachments.skip_whitelisted. */
+static void test_content_safety_whitelisted(void **state)
+{
+	static const char *const kinds[] = { "trusted",       "auth", "client",
+		                             "sender",        "rcpt", "header_ok_first",
+		                             "header_ok_last" };
+	const char *ok_client = table("cidr", "192.0.2.0/24 OK\n");
+	const char *ok_sender = table("texthash", "friend@example.org OK\n");
+	const char *ok_rcpt = table("texthash", "vip@example.test OK\n");
+	char hdr_rules[512];
+
+	(void)state;
+	write_file(hdr_rules, sizeof(hdr_rules), "hdr_ok.rules", "/^Subject: invoice/ OK\n");
+	for (int skip = 0; skip < 2; skip++)
+		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+			const char *kind = kinds[k];
+			const char *order = strcmp(kind, "header_ok_first") == 0
+			                        ? "header_rules, access, attachments"
+			                    : strcmp(kind, "header_ok_last") == 0
+			                        ? "access, attachments, header_rules"
+			                        : "access, attachments";
+			struct conf *cf = mkconf(
+			    "checks", order, "trusted_networks",
+			    strcmp(kind, "trusted") == 0 ? "198.51.100.0/24" : "", "access.client",
+			    strcmp(kind, "client") == 0 ? ok_client : "", "access.sender",
+			    strcmp(kind, "sender") == 0 ? ok_sender : "", "access.recipient",
+			    strcmp(kind, "rcpt") == 0 ? ok_rcpt : "", "header_rules.file",
+			    strncmp(kind, "header_ok", 9) == 0 ? hdr_rules : "",
+			    "attachments.skip_whitelisted", skip ? "yes" : "no", "score.tag", "0");
+			struct conn *c = start(
+			    cf, NULL, strcmp(kind, "trusted") == 0 ? "198.51.100.7" : "192.0.2.7",
+			    "mail.example.org");
+			struct reply r;
+			char what[100];
+
+			snprintf(what, sizeof(what), "%s, skip_whitelisted=%d", kind, skip);
+			if (strcmp(kind, "auth") == 0)
+				engine_set_auth(c, "alice");
+			mail(c, strcmp(kind, "sender") == 0 ? "<friend@example.org>"
+			                                    : "<a@example.org>");
+			rcpt_ok(c, strcmp(kind, "rcpt") == 0 ? "<vip@example.test>"
+			                                     : "<b@example.test>");
+			if (strcmp(kind, "rcpt") != 0 && strncmp(kind, "header_ok", 9) != 0 &&
+			    !(c->whitelisted || c->txn->whitelisted))
+				fail_msg("%s: not whitelisted", what);
+			send_exe(c, &r);
+			if (strncmp(kind, "header_ok", 9) == 0 && !c->txn->whitelisted)
+				fail_msg("%s: the header OK did not whitelist", what);
+			if (skip && strcmp(kind, "rcpt") != 0)
+				expect_continue(&r, what);
+			else
+				expect_fail(
+				    c, &r, REPLY_REJECT, "550", "5.7.1",
+				    "Attachment \"invoice.pdf.exe\" not accepted: executable "
+				    "files are refused here",
+				    what);
+			engine_txn_end(c, &r);
+			engine_conn_free(c);
+			conf_unref(cf);
+		}
+}
+
+/* clamav.skip_whitelisted: whitelisted mail is not scanned (no helper is
+ * started here), forged X-Virus-Status headers are still removed and the
+ * message says NotScanned (whitelisted), never Clean. */
+static void test_clamav_skip_whitelisted(void **state)
+{
+	struct conf *cf = mkconf("checks", "clamav", "trusted_networks", "192.0.2.0/24",
+	                         "clamav.skip_whitelisted", "yes", "score.tag", "0");
+	struct conn *c = start(cf, NULL, "192.0.2.7", "mail.example.org");
+	const struct add_header *h;
+	struct reply r;
+
+	(void)state;
+	mail(c, "<a@example.org>");
+	rcpt_ok(c, "<b@example.test>");
+	send_exe(c, &r);
+	expect_continue(&r, "eom");
+	h = find_header(c, "X-Virus-Status");
+	assert_non_null(h);
+	assert_string_equal(h->value, "NotScanned (whitelisted)");
+	assert_int_equal(c->txn->ndels, 1);
+	assert_string_equal(c->txn->dels[0].name, "X-Virus-Status");
+	engine_txn_end(c, &r);
+	engine_conn_free(c);
+	conf_unref(cf);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, restore_stderr)
 
 int main(void)
@@ -1766,6 +1881,8 @@ int main(void)
 		T(test_percent_in_text),
 		T(test_hostile),
 		T(test_long_texts),
+		T(test_content_safety_whitelisted),
+		T(test_clamav_skip_whitelisted),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
