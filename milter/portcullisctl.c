@@ -2,8 +2,11 @@
  *
  *   portcullisctl [-c FILE] check --ip ADDR [--name HOST] [--helo NAME]
  *                 [--from ADDR] --rcpt ADDR [--rcpt ADDR...] [--auth USER]
+ *                 [--message FILE|-]
  *       run the configured checks for one made-up transaction, without an
- *       MTA, and print what each stage would answer (a dry run)
+ *       MTA, and print what each stage would answer (a dry run); the
+ *       content checks (clamav included: the scanner helper is this
+ *       program started again) see FILE or a small made-up message
  *   portcullisctl [-c FILE] reload
  *       tell the running daemon (pidfile) to reload its configuration
  *   portcullisctl [-c FILE] greylist|awl|whitelist|expire|stats|dump|load|
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "av.h"
 #include "conf.h"
 #include "ctl.h"
 #include "engine.h"
@@ -43,7 +47,7 @@ static void usage(FILE *fp)
 {
 	fputs("usage: portcullisctl [-c FILE] COMMAND ...\n"
 	      "  check --ip ADDR [--name HOST] [--helo NAME] [--from ADDR]\n"
-	      "        --rcpt ADDR [--rcpt ADDR...] [--auth USER]\n"
+	      "        --rcpt ADDR [--rcpt ADDR...] [--auth USER] [--message FILE|-]\n"
 	      "  reload\n"
 	      "  whitelist add KIND VALUE [--comment TEXT] [--expires TIME]\n"
 	      "  whitelist add --from-ref REF [--comment TEXT] [--expires TIME]\n"
@@ -116,6 +120,125 @@ static void free_bracketed(void)
 		free(bracketed[--nbracketed]);
 }
 
+/* Read a whole message file (or "-": stdin), at most 64 MiB. */
+static char *read_message(const char *path, size_t *len)
+{
+	FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	size_t cap = 65536, n = 0, k;
+	char *buf;
+
+	if (fp == NULL) {
+		fprintf(stderr, "portcullisctl: check --message %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	buf = xmalloc(cap);
+	while ((k = fread(buf + n, 1, cap - n, fp)) > 0) {
+		n += k;
+		if (n == cap) {
+			if (cap >= 64u << 20) {
+				fprintf(stderr, "portcullisctl: check --message %s: over 64 MiB\n",
+				        path);
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	if (buf && ferror(fp)) {
+		fprintf(stderr, "portcullisctl: check --message %s: %s\n", path, strerror(errno));
+		free(buf);
+		buf = NULL;
+	}
+	if (fp != stdin)
+		fclose(fp);
+	*len = n;
+	return buf;
+}
+
+/* Hand a message to the engine as an MTA would: each header (name, value
+ * with its folding kept), end of headers, then the body with CRLF line
+ * ends.  Returns the first answer that is not CONTINUE (or CONTINUE). */
+static void feed_message(struct conn *c, const char *msg, size_t len, struct reply *r)
+{
+	size_t i = 0;
+	char *body;
+	size_t blen = 0;
+
+	r->action = REPLY_CONTINUE;
+	while (i < len && msg[i] != '\r' && msg[i] != '\n') {
+		size_t start = i, colon = 0, end;
+		char *name, *value;
+
+		/* one header: up to a line end not followed by white space */
+		for (;;) {
+			while (i < len && msg[i] != '\n')
+				i++;
+			if (i + 1 < len && (msg[i + 1] == ' ' || msg[i + 1] == '\t')) {
+				i++;
+				continue;
+			}
+			break;
+		}
+		end = i;
+		if (i < len)
+			i++;
+		if (end > start && msg[end - 1] == '\r')
+			end--;
+		while (start + colon < end && msg[start + colon] != ':')
+			colon++;
+		if (start + colon >= end)
+			continue; /* not a header line: skipped, as an MTA would refuse it */
+		name = xstrndup(msg + start, colon);
+		value = xstrndup(msg + start + colon + 1, end - start - colon - 1);
+		engine_header(c, name, value[0] == ' ' ? value + 1 : value, r);
+		free(name);
+		free(value);
+		if (r->action != REPLY_CONTINUE)
+			return;
+	}
+	if (i < len && msg[i] == '\r')
+		i++;
+	if (i < len && msg[i] == '\n')
+		i++;
+	engine_eoh(c, r);
+	if (r->action != REPLY_CONTINUE)
+		return;
+	body = xmalloc(2 * (len - i) + 1);
+	for (; i < len; i++) {
+		if (msg[i] == '\n' && (blen == 0 || body[blen - 1] != '\r'))
+			body[blen++] = '\r';
+		body[blen++] = msg[i];
+	}
+	if (blen)
+		engine_body(c, (const unsigned char *)body, blen, r);
+	free(body);
+}
+
+/* What the MTA would do with the whole transaction, in words. */
+static void show_decision(int nrcpt, int accepted, int eom_ran, const struct reply *last,
+                          const struct reply *eom)
+{
+	if (accepted == 0) {
+		printf("decision %s: every recipient refused at RCPT (%s %s)\n",
+		       last->action == REPLY_REJECT ? "reject" : "defer", last->code, last->xcode);
+	} else if (eom_ran && eom->action == REPLY_REJECT) {
+		printf("decision reject at end of DATA (%s %s): the message is refused "
+		       "for every recipient\n",
+		       eom->code, eom->xcode);
+	} else if (eom_ran && eom->action == REPLY_TEMPFAIL) {
+		printf("decision defer at end of DATA (%s %s): the sender is told to retry "
+		       "the message later\n",
+		       eom->code, eom->xcode);
+	} else if (accepted < nrcpt) {
+		printf("decision accept for %d of %d recipients; the others are refused at RCPT\n",
+		       accepted, nrcpt);
+	} else {
+		printf("decision accept\n");
+	}
+}
+
 static int cmd_check(struct conf *conf, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -125,9 +248,14 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 		{ "from", required_argument, NULL, 'f' },
 		{ "rcpt", required_argument, NULL, 'r' },
 		{ "auth", required_argument, NULL, 'a' },
+		{ "message", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *ip = NULL, *name = "unknown", *helo = NULL, *from = "<>", *auth = NULL;
+	const char *msgfile = NULL;
+	char *msg = NULL;
+	size_t msglen = 0;
+	struct reply last = { 0 }, eom = { 0 };
 	const char *rcpts[256];
 	int nrcpt = 0, opt, failed = 0, accepted = 0, cseen = 0, tseen = 0;
 	struct conn *c;
@@ -143,6 +271,7 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 		case 'h': helo = optarg; break;
 		case 'f': from = bracket(optarg); break;
 		case 'a': auth = optarg; break;
+		case 'm': msgfile = optarg; break;
 		case 'r':
 			if (nrcpt >= (int)ARRAY_SIZE(rcpts)) {
 				fprintf(stderr, "portcullisctl: too many --rcpt\n");
@@ -156,6 +285,21 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 	if (ip == NULL || nrcpt == 0 || optind < argc) {
 		fprintf(stderr, "portcullisctl: check needs --ip and at least one --rcpt\n");
 		return 2;
+	}
+	if (msgfile) {
+		if ((msg = read_message(msgfile, &msglen)) == NULL)
+			return 2;
+	} else {
+		/* a small made-up message, so that the content checks run */
+		char buf[1024];
+
+		snprintf(buf, sizeof(buf),
+		         "From: %s\r\nTo: %s\r\nSubject: portcullisctl check\r\n"
+		         "Message-ID: <check@portcullisctl.invalid>\r\n\r\n"
+		         "A test message made up by portcullisctl check.\r\n",
+		         from, rcpts[0]);
+		msg = xstrdup(buf);
+		msglen = strlen(msg);
 	}
 	/* The store read as the daemon reads it (whitelist, greylist), as a
 	 * dry run: checks must not change it, and no ref is kept. */
@@ -187,23 +331,33 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 		show_all_notes(c, &cseen, &tseen);
 		if (show(label, &r) == 0)
 			accepted++;
+		else
+			last = r;
 	}
 	if (accepted) {
-		engine_eom(c, &r);
+		printf("message  %s (%zu bytes)\n", msgfile ? msgfile : "(made up; --message FILE)",
+		       msglen);
+		feed_message(c, msg, msglen, &r);
 		show_all_notes(c, &cseen, &tseen);
-		failed = show("eom", &r);
-		for (int i = 0; c->txn && i < c->txn->nheaders; i++)
-			printf("header   %s: %s\n", c->txn->headers[i].name,
-			       c->txn->headers[i].value);
-		engine_txn_end(c, &r);
+		if (r.action != REPLY_CONTINUE) {
+			failed = show("data", &r);
+			eom = r;
+		} else {
+			engine_eom(c, &eom);
+			show_all_notes(c, &cseen, &tseen);
+			failed = show("eom", &eom);
+			for (int i = 0; c->txn && i < c->txn->nheaders; i++)
+				printf("header   %s: %s\n", c->txn->headers[i].name,
+				       c->txn->headers[i].value);
+		}
+		engine_txn_end(c, &eom);
 	}
-	printf("decision %s\n", accepted == nrcpt && !failed ? "accept"
-	                        : accepted                   ? "partly accepted"
-	                        : r.action == REPLY_REJECT   ? "reject"
-	                                                     : "defer");
+	show_decision(nrcpt, accepted, accepted > 0, &last, &eom);
 	engine_conn_free(c);
 	engine_set_store(NULL, 0);
 	ctl_store_close(conf, st);
+	av_stop(); /* the scanner helper, if clamav scanned */
+	free(msg);
 	return accepted == nrcpt && !failed ? 0 : 1;
 }
 
@@ -468,6 +622,11 @@ int main(int argc, char **argv)
 	int explicit_conf = 0, rc;
 	char err[1024];
 	struct conf *conf;
+
+	/* clamav in `check`: lib/av.c starts /proc/self/exe as its scanner
+	 * helper, which is then this program */
+	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
+		return av_helper_main(argc, argv);
 	int i = 1;
 
 	log_open("portcullisctl", "stderr", "mail");

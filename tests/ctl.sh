@@ -13,7 +13,10 @@
 #    HELO-stage (client), a MAIL-stage (sender) and a RCPT-stage
 #    (recipient) refusal.
 # 3. `check` is a dry run: it shows each check's decision and the final one,
-#    keeps no ref and changes nothing.
+#    keeps no ref and changes nothing; with clamav it scans for real (the
+#    made-up message: Clean; --message FILE / - with EICAR: 554 at end of
+#    DATA; no database: 451 4.3.0, "decision defer at end of DATA"), and a
+#    partly refused transaction says how many recipients are accepted.
 # 4. dump / load: greylist and awl records loaded from the documented text,
 #    greylist list/show/del and awl list/del on them, and a dump loaded into
 #    an empty state_dir dumps identically; a bad file names FILE:LINE and
@@ -217,6 +220,42 @@ has "decision accept"
 run_ctl 0 stats
 [ "$(echo "$CTL_OUT" | sed -n 's/^entries.refs //p')" = "$refs_before" ] ||
 	t_err "check kept a ref: refs $refs_before -> $CTL_OUT"
+
+# with clamav: the dry run scans for real (the scanner helper is portcullisctl
+# started again), and the last line names what the MTA would answer
+mkdir -p "$T/avdb"
+python3 - "$T" <<'PYEOF' || fail "python3 could not write the test database"
+import sys
+T = sys.argv[1]
+eicar = "*H+H$!ELIF-TSET-SURIVITNA-DRADNATS-RACIE$}7)CC7)^P(45XZP\\4[PA@%P!O5X"[::-1].encode()
+open(T + "/avdb/test.ndb", "w").write("Test.Eicar:0:*:" + eicar.hex() + "\n")
+open(T + "/virus.eml", "wb").write(b"From: a@example.org\nSubject: eicar\n\n" + eicar + b"\n")
+PYEOF
+AVCONF=$T/av.conf
+t_conf "$AVCONF" "checks = helo, clamav" "clamav.database = $T/avdb" \
+	"state_dir = $T/avstate" "trusted_networks ="
+mkdir -p "$T/avstate"
+CONF_SAVED=$CONF
+CONF=$AVCONF
+run_ctl 0 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test
+has "header   X-Virus-Status: Clean" "check with clamav, made-up message"
+has "decision accept"
+run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test \
+	--message "$T/virus.eml"
+has "eom      554 5.7.1 Message contains a virus: Test.Eicar" "check --message with EICAR"
+has "decision reject at end of DATA (554 5.7.1)"
+run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test \
+	--message - <"$T/virus.eml"
+has "decision reject at end of DATA (554 5.7.1)" "check --message - (stdin)"
+t_conf "$AVCONF" "checks = helo, clamav" "clamav.database = $T/no-such-db" \
+	"state_dir = $T/avstate" "trusted_networks ="
+run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test
+has "eom      451 4.3.0 Virus scan failed" "check with a missing database"
+has "decision defer at end of DATA (451 4.3.0): the sender is told to retry"
+CONF=$CONF_SAVED
+run_ctl 1 check --ip 198.51.100.9 --helo mail.example.com --from '<u@example.com>' \
+	--rcpt '<b@example.test>' --rcpt '<c@nofqdn>'
+has "decision accept for 1 of 2 recipients; the others are refused at RCPT"
 
 # --- 4. dump and load -------------------------------------------------------------
 TAB=$(printf '\t')
