@@ -75,6 +75,9 @@ pid_t av_helper_pid(void);
  * and configuration reload; lib/checks/clamav.c).  Returns 0 or -1 + err. */
 struct conf;
 int clamav_start(const struct conf *c, char *err, size_t errsize);
+/* The signature directory (clamav.database) when clamav is enabled in
+ * snapshot c, else NULL (lib/checks/clamav.c). */
+const char *clamav_database(const struct conf *c);
 
 /* The helper process: main() calls this for "--av-helper ARGS...". */
 int av_helper_main(int argc, char **argv);

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "av.h"
@@ -127,11 +129,147 @@ static int drop_privileges(const char *user, char *err, size_t errsize)
 	return 0;
 }
 
+/* --- what the start needs, checked as the daemon's user ------------------ */
+
+/* A file name of a ClamAV signature database (what cl_load() reads). */
+static int av_db_file(const char *name)
+{
+	static const char *const ext[] = { ".cvd", ".cld",  ".cud", ".ndb", ".ndu", ".hdb",
+		                           ".hdu", ".hsb",  ".hsu", ".mdb", ".mdu", ".msb",
+		                           ".msu", ".ldb",  ".ldu", ".cdb", ".idb", ".ndb",
+		                           ".yar", ".yara", ".pdb", ".wdb", ".gdb", ".ftm",
+		                           ".crb", ".cat",  ".fp",  ".sfp", ".ign2" };
+	const char *dot = strrchr(name, '.');
+
+	for (size_t i = 0; dot && i < ARRAY_SIZE(ext); i++)
+		if (strcmp(dot, ext[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* The checks of check_start(), in the calling process. */
+static int check_start_here(const struct conf *c, const char *who, char *err, size_t errsize)
+{
+	char path[1200], e[1024];
+	struct conf *again;
+	struct dirent *d;
+	DIR *dir;
+	int found = 0;
+
+	/* the file and every table it names, read again by this user (a
+	 * reload does the same) */
+	if (conf_path && (again = conf_load(conf_path, e, sizeof(e))) == NULL) {
+		snprintf(err, errsize, "%.900s (as user %.60s)", e, who);
+		return -1;
+	}
+	if (conf_path)
+		conf_unref(again);
+	if (access(c->core.state_dir, F_OK) < 0) {
+		snprintf(err, errsize, "state_dir %s: %s (create it or set state_dir)",
+		         c->core.state_dir, strerror(errno));
+		return -1;
+	}
+	if (access(c->core.state_dir, W_OK | X_OK) < 0) {
+		snprintf(err, errsize, "state_dir %s: not writable by user %s: %s",
+		         c->core.state_dir, who, strerror(errno));
+		return -1;
+	}
+	if ((dir = opendir(c->core.state_dir)) == NULL) {
+		snprintf(err, errsize, "state_dir %s: %s", c->core.state_dir, strerror(errno));
+		return -1;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		size_t n = strlen(d->d_name);
+
+		if (n < 5 || strcmp(d->d_name + n - 4, ".tdb") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", c->core.state_dir, d->d_name);
+		if (access(path, R_OK | W_OK) < 0) {
+			snprintf(err, errsize, "state_dir: %.700s: not writable by user %.60s: %s",
+			         path, who, strerror(errno));
+			closedir(dir);
+			return -1;
+		}
+	}
+	closedir(dir);
+	if (clamav_database(c)) {
+		const char *db = clamav_database(c);
+
+		if ((dir = opendir(db)) == NULL) {
+			snprintf(err, errsize, "clamav.database %s: %s (as user %s)", db,
+			         strerror(errno), who);
+			return -1;
+		}
+		while (!found && (d = readdir(dir)) != NULL) {
+			snprintf(path, sizeof(path), "%s/%s", db, d->d_name);
+			found = av_db_file(d->d_name) && access(path, R_OK) == 0;
+		}
+		closedir(dir);
+		if (!found) {
+			snprintf(err, errsize,
+			         "clamav.database %s: no signature file readable by user %s "
+			         "(run freshclam, or fix the path)",
+			         db, who);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* What the start needs that the configuration's syntax does not say, as
+ * the user the daemon will run as (a child process that drops privileges
+ * when `user` is set and we are root): the configuration and its tables
+ * readable, state_dir and its files writable, a ClamAV database there
+ * when clamav is enabled.  Returns 0, or -1 with the reason in err. */
+static int check_start(const struct conf *c, char *err, size_t errsize)
+{
+	int pfd[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (!c->core.user[0] || getuid() != 0) {
+		struct passwd *pw = getpwuid(geteuid());
+
+		return check_start_here(c, pw ? pw->pw_name : "(this user)", err, errsize);
+	}
+	if (getpwnam(c->core.user) == NULL) {
+		snprintf(err, errsize, "user: unknown user '%s'", c->core.user);
+		return -1;
+	}
+	if (pipe(pfd) < 0 || (pid = fork()) < 0) {
+		snprintf(err, errsize, "cannot check the start as user %s: %s", c->core.user,
+		         strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		char e[1024] = "";
+		int rc;
+
+		close(pfd[0]);
+		rc = drop_privileges(c->core.user, e, sizeof(e)) < 0 ||
+		     check_start_here(c, c->core.user, e, sizeof(e)) < 0;
+		if (rc && write(pfd[1], e, strlen(e)) < 0)
+			_exit(2);
+		_exit(rc);
+	}
+	close(pfd[1]);
+	n = read(pfd[0], err, errsize - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (err[0] == '\0')
+		snprintf(err, errsize, "the start check as user %s failed", c->core.user);
+	return -1;
+}
+
 /* Fork into the background.  The parent waits until the child reports
  * that it is ready (socket open, pidfile written, privileges dropped) and
  * exits 0, or exits 1 when the child failed (the child has printed why).
  * Returns the child's end of the readiness pipe, or -1. */
-static int daemonize(char *err, size_t errsize)
+static int daemonize(const char *sock_path, const char *pidfile, char *err, size_t errsize)
 {
 	int pfd[2];
 	pid_t pid;
@@ -148,7 +286,16 @@ static int daemonize(char *err, size_t errsize)
 	}
 	if (pid > 0) {
 		close(pfd[1]);
-		_exit(read(pfd[0], &ok, 1) == 1 && ok == '0' ? 0 : 1);
+		if (read(pfd[0], &ok, 1) == 1 && ok == '0')
+			_exit(0);
+		/* The child failed after the privilege drop: remove, with the
+		 * privileges they were made with, the socket and pidfile it
+		 * could not remove itself. */
+		if (sock_path[0])
+			unlink(sock_path);
+		if (pidfile[0])
+			unlink(pidfile);
+		_exit(1);
 	}
 	close(pfd[0]);
 	setsid();
@@ -195,6 +342,9 @@ static int serve(struct conf *c, int foreground)
 		         c->core.state_dir, errno ? strerror(errno) : "not a directory");
 		goto fail;
 	}
+	/* before the socket exists: a start that cannot work leaves nothing */
+	if (check_start(c, err, sizeof(err)) < 0)
+		goto fail;
 	if (milter_open(c, err, sizeof(err)) < 0)
 		goto fail;
 	if (milter_socket_path(c->core.socket))
@@ -204,7 +354,7 @@ static int serve(struct conf *c, int foreground)
 	    (mh = metrics_http_open(c->core.metrics_listen, c->core.metrics_allow_remote, err,
 	                            sizeof(err))) == NULL)
 		goto fail;
-	if (!foreground && (ready_fd = daemonize(err, sizeof(err))) < 0)
+	if (!foreground && (ready_fd = daemonize(sock_path, c->core.pidfile, err, sizeof(err))) < 0)
 		goto fail;
 	if (c->core.pidfile[0]) {
 		if (write_pidfile(c->core.pidfile, err, sizeof(err)) < 0)
@@ -340,11 +490,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (what == DUMP_N || what == TEST) {
-		if (what == DUMP_N)
+		if (what == DUMP_N) {
 			conf_dump(c, CONF_DUMP_CHANGED, stdout);
-		else
+		} else if (check_start(c, err, sizeof(err)) < 0) {
+			fprintf(stderr, "portcullis: %s\n", err);
+			conf_unref(c);
+			return 1;
+		} else {
 			printf("portcullis: configuration %s is valid\n",
 			       conf_path ? conf_path : "(embedded defaults)");
+		}
 		conf_unref(c);
 		return 0;
 	}

@@ -3,8 +3,9 @@
 #
 # Part 1, no daemon left running: bad configurations (unknown key, bad
 # value, broken access table, missing file, missing state_dir, unusable
-# socket directory, unknown user) end with status 1 and one exact line on
-# stderr naming FILE:LINE or the path; -t, -n and -d.
+# socket directory, unknown user, clamav without a signature database)
+# end with status 1 and one exact line on stderr naming FILE:LINE or the
+# path; -t, -n and -d.
 # Part 2, running daemons (started together, stopped together, because
 # libmilter takes up to 5 s to notice SIGTERM):
 #   A  -f on a unix socket: socket_mode 0660 + socket_group mail, pidfile,
@@ -13,7 +14,9 @@
 #   B  -f on inet:PORT@127.0.0.1; a second daemon on the same port fails
 #   C  without -f: forks, writes the pidfile, socket_mode 0666
 #   D  (root only) user = nobody: the socket is made before the drop, the
-#      daemon serves as uid 65534; a state_dir nobody cannot write fails
+#      daemon serves as uid 65534; a state_dir, a state file or a table
+#      nobody cannot write/read fails -t and the start, leaving no socket
+#      or pidfile in a root-owned folder
 # Then SIGTERM to all: each stops within 10 s with status 0, removes its
 # socket and pidfile, and its log has no sanitizer report.
 # Each miltertest run talks to a daemon we started (no mt.startfilter).
@@ -189,6 +192,24 @@ t_conf "$F" "socket = unix:$T/nouser/sock" "user = nosuchuser-pc"
 expect_error "unknown user" 1 "portcullis: user: unknown user 'nosuchuser-pc'\$" -- \
 	"$PORTCULLIS" -f -c "$F"
 
+# clamav enabled: -t and the start need a signature database.
+F=$T/no-avdb.conf
+t_conf "$F" "checks = clamav" "clamav.database = $T/no-avdb"
+ME=$(id -un)
+expect_error "-t, missing clamav.database" 1 \
+	"portcullis: clamav.database $T/no-avdb: No such file or directory (as user $ME)\$" -- \
+	"$PORTCULLIS" -t -c "$F"
+expect_error "run, missing clamav.database" 1 \
+	"portcullis: clamav.database $T/no-avdb: No such file or directory (as user $ME)\$" -- \
+	"$PORTCULLIS" -f -c "$F"
+[ -e "$T/sock" ] && t_err "missing clamav.database (run): the socket was created"
+mkdir "$T/empty-avdb"
+: >"$T/empty-avdb/README"
+t_conf "$F" "checks = clamav" "clamav.database = $T/empty-avdb"
+expect_error "-t, clamav.database without signatures" 1 \
+	"portcullis: clamav.database $T/empty-avdb: no signature file readable by user $ME (run freshclam, or fix the path)\$" -- \
+	"$PORTCULLIS" -t -c "$F"
+
 # -t on a good file: status 0, one line on stdout, nothing on stderr.
 F=$T/good.conf
 t_conf "$F" "pidfile = $T/a.pid" "socket_group = mail" "helo.non_fqdn = monitor" \
@@ -246,7 +267,9 @@ for k in $(cut -d' ' -f1 "$T/n.want") checks socket socket_mode user milter_time
 done
 grep -qx 'socket_mode = 0660' "$T/d.out" || t_err "-d: socket_mode default is not 0660"
 grep -qx 'helo.bare_ip = reject' "$T/d.out" || t_err "-d: helo.bare_ip default is not reject"
-"$PORTCULLIS" -t -c "$T/d.out" >/dev/null 2>"$T/err" ||
+# (-t also checks what the start needs: a state_dir that exists here)
+sed "s|^state_dir = .*|state_dir = $T|" "$T/d.out" >"$T/d-here.out"
+"$PORTCULLIS" -t -c "$T/d-here.out" >/dev/null 2>"$T/err" ||
 	t_err "-d output is not a valid configuration: $(head -n 1 "$T/err")"
 "$PORTCULLIS" -n -c "$T/d.out" >"$T/dn.out" 2>"$T/err"
 [ -s "$T/dn.out" ] && t_err "-n of the -d output is not empty (a default does not read back as itself):
@@ -347,8 +370,46 @@ if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
 	t_conf "$T/d2/portcullis.conf" "socket = unix:$T/d2/sock" "state_dir = $T/d2s" \
 		"user = nobody"
 	expect_error "user = nobody, state_dir not writable" 1 \
-		"portcullis: state_dir $T/d2s: Permission denied\$" -- \
+		"portcullis: state_dir $T/d2s: not writable by user nobody: Permission denied\$" -- \
 		"$PORTCULLIS" -f -c "$T/d2/portcullis.conf"
+
+	# -t checks what the start needs as the configured user, and a start
+	# that cannot work leaves no socket behind in a root-owned folder.
+	mkdir "$T/d3" "$T/d3s"
+	chmod 755 "$T/d3"
+	t_conf "$T/d3/portcullis.conf" "socket = unix:$T/d3/sock" "state_dir = $T/d3s" \
+		"user = nobody" "pidfile = $T/d3/pid"
+	expect_error "-t, user = nobody, state_dir not writable" 1 \
+		"portcullis: state_dir $T/d3s: not writable by user nobody: Permission denied\$" -- \
+		"$PORTCULLIS" -t -c "$T/d3/portcullis.conf"
+	expect_error "daemon mode, user = nobody, state_dir not writable" 1 \
+		"portcullis: state_dir $T/d3s: not writable by user nobody: Permission denied\$" -- \
+		"$PORTCULLIS" -c "$T/d3/portcullis.conf"
+	[ -e "$T/d3/sock" ] && t_err "failed start as nobody: the socket $T/d3/sock was left behind"
+	[ -e "$T/d3/pid" ] && t_err "failed start as nobody: the pidfile was left behind"
+	chown nobody "$T/d3s"
+	touch "$T/d3s/greylist.tdb"
+	chmod 600 "$T/d3s/greylist.tdb"
+	expect_error "-t, user = nobody, a state file owned by root" 1 \
+		"portcullis: state_dir: $T/d3s/greylist.tdb: not writable by user nobody: Permission denied\$" -- \
+		"$PORTCULLIS" -t -c "$T/d3/portcullis.conf"
+	rm -f "$T/d3s/greylist.tdb"
+	printf '192.0.2.0/24 REJECT no\n' >"$T/d3/private.cidr"
+	chmod 600 "$T/d3/private.cidr"
+	t_conf "$T/d3/portcullis.conf" "socket = unix:$T/d3/sock" "state_dir = $T/d3s" \
+		"user = nobody" "access.client = cidr:$T/d3/private.cidr"
+	L=$(line_of "$T/d3/portcullis.conf" '^access\.client')
+	chmod 644 "$T/d3/portcullis.conf"
+	expect_error "-t, user = nobody, a table only root can read" 1 \
+		"portcullis: $T/d3/portcullis.conf:$L: access.client: " -- \
+		"$PORTCULLIS" -t -c "$T/d3/portcullis.conf"
+	grep -q "Permission denied (as user nobody)" "$T/err" ||
+		t_err "unreadable table: '$(cat "$T/err")' does not say 'Permission denied (as user nobody)'"
+	expect_error "run, user = nobody, a table only root can read" 1 \
+		"portcullis: $T/d3/portcullis.conf:$L: access.client: " -- \
+		"$PORTCULLIS" -f -c "$T/d3/portcullis.conf"
+	[ -e "$T/d3/sock" ] && t_err "unreadable table: the socket $T/d3/sock was left behind"
+	echo "ok: -t and the start check state_dir, state files and tables as user nobody"
 else
 	echo "skip: user = nobody (not root)"
 fi

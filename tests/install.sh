@@ -109,12 +109,15 @@ n=$( (cd "$R" && find . -type f) | wc -l)
 echo "ok: 1. installed $n files under $R$prefix (prefix $prefix, sysconfdir $sysconfdir)"
 
 # --- 2. the installed daemon accepts the installed sample ----------------------
-if "$BIN" -t -c "$CONFDIR/portcullis.conf" >"$T/t.out" 2>&1; then
+# (-t also checks what the start needs: a state_dir that exists)
+mkdir -p "$T/state"
+{ cat "$CONFDIR/portcullis.conf"; echo "state_dir = $T/state"; } >"$T/sample-here.conf"
+if "$BIN" -t -c "$T/sample-here.conf" >"$T/t.out" 2>&1; then
 	diff=$("$BIN" -n -c "$CONFDIR/portcullis.conf" 2>&1)
 	[ -z "$diff" ] || t_err "installed sample is not all defaults: portcullis -n says: $diff"
 	echo "ok: 2. installed portcullis -t accepts the installed sample ($(head -n 1 "$T/t.out"))"
 else
-	t_err "installed portcullis -t -c $CONFDIR/portcullis.conf: $(cat "$T/t.out")"
+	t_err "installed portcullis -t on the installed sample: $(cat "$T/t.out")"
 fi
 
 # --- 3. a second install keeps a modified portcullis.conf ----------------------

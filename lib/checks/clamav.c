@@ -158,6 +158,16 @@ static int clamav_eom(const struct check_ctx *cx, struct verdicts *out)
 	                         res.reason);
 }
 
+const char *clamav_database(const struct conf *c)
+{
+	int idx = check_find("clamav");
+
+	for (int i = 0; idx >= 0 && i < c->norder; i++)
+		if (c->order[i] == idx && c->mod[idx].mode != MODE_OFF)
+			return ((const struct clamav_conf *)c->mod[idx].data)->database;
+	return NULL;
+}
+
 int clamav_start(const struct conf *c, char *err, size_t errsize)
 {
 	int idx = check_find("clamav");
