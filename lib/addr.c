@@ -427,6 +427,13 @@ void addr_parse(const char *in, struct mailaddr *out)
 /* "postmaster" or "abuse", unquoted, any case, any or no domain.  Returns 0
  * for a null or syntactically bad address, except that a missing domain is
  * tolerated ("<abuse>"). */
+int addr_fqdn_domain(const struct mailaddr *a)
+{
+	return !(a->flags & (ADDR_NULL | ADDR_BAD_SYNTAX | ADDR_NO_DOMAIN | ADDR_DOMAIN_LITERAL |
+	                     ADDR_TOO_LONG | ADDR_NON_FQDN)) &&
+	       a->domain[0] != '\0';
+}
+
 int addr_is_postmaster(const struct mailaddr *a)
 {
 	if (a == NULL || (a->flags & (ADDR_NULL | ADDR_QUOTED)))

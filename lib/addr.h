@@ -41,6 +41,12 @@ struct mailaddr {
  * argument, normally "<user@example.org>").  Always fills *out. */
 void addr_parse(const char *in, struct mailaddr *out);
 
+/* True when a has a domain worth asking the DNS about: not null, good
+ * syntax, a domain that is fully qualified, not an address literal, not
+ * cut short.  Checks that look the domain up skip the others (a
+ * "joe@workstation" sender is the envelope check's business). */
+int addr_fqdn_domain(const struct mailaddr *a);
+
 /* True for the local parts RFC 5321 and RFC 2142 make always reachable:
  * "postmaster" and "abuse" (any domain, case-insensitive, also without a
  * domain). */

@@ -6,11 +6,17 @@
  * are the ones the module found first.
  */
 #include "check.h"
+#include "engine.h"
 #include "log.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <string.h>
+
+const char *check_ref(const struct check_ctx *cx)
+{
+	return cx->txn ? cx->txn->ref : cx->conn ? cx->conn->ref : "-";
+}
 
 int check_dns_timeout(const struct check_ctx *cx)
 {

@@ -132,6 +132,10 @@ struct check_ctx {
 	int skip_whitelisted;
 };
 
+/* The ref for a log line about this transaction: the transaction's, or
+ * before MAIL the one its connection's first transaction will have. */
+const char *check_ref(const struct check_ctx *cx);
+
 /* What is left of the stage's DNS time, in ms (0 when it is used up): the
  * timeout a check gives dns_batch_new(), so that all DNS checks of one
  * stage together wait at most dns.timeout_ms. */

@@ -301,10 +301,18 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 
 			metrics_check_error(idx);
 			enc_log(why, sizeof(why), out.error, 200);
-			log_msg(LOG_LVL_WARN, "%s%s%s%s check failed: %s (on_error=%s: %s)",
-			        c->txn ? "ref=" : "", c->txn ? c->txn->ref : "", c->txn ? " " : "",
-			        m->name, why, mc->on_error == ONERR_DEFER ? "defer" : "skip",
-			        mc->on_error == ONERR_DEFER ? "deferred" : "skipped");
+			/* The reason may be the text of the deferral a module
+			 * chose; with skip nothing is deferred, and the line must
+			 * say so. */
+			if (mc->on_error == ONERR_DEFER)
+				log_msg(LOG_LVL_WARN, "ref=%s %s check failed: %s (on_error=defer)",
+				        check_ref(cx), m->name, why);
+			else
+				log_msg(LOG_LVL_WARN,
+				        "ref=%s %s check failed, skipped (on_error=skip; with "
+				        "defer the "
+				        "answer would be: %s)",
+				        check_ref(cx), m->name, why);
 			if (mc->on_error == ONERR_DEFER && out.n < VERDICTS_MAX) {
 				struct verdict *v = &out.v[out.n++];
 
@@ -577,6 +585,7 @@ struct conn *engine_conn_new(struct conf *conf)
 	struct conn *c = xcalloc(1, sizeof(*c));
 
 	c->conf = conf_ref(conf);
+	engine_make_ref(c->ref);
 	bcopy_str(c->client_name, sizeof(c->client_name), "unknown");
 	bcopy_str(c->our_name, sizeof(c->our_name), conf->hostname);
 	return c;
@@ -650,9 +659,9 @@ void engine_conn_free(struct conn *c)
 		char name[300], helo[300];
 
 		log_msg(LOG_LVL_INFO,
-		        "client=%s[%s] helo=<%s> verdict=none held=%s "
+		        "ref=%s client=%s[%s] helo=<%s> verdict=none held=%s "
 		        "(disconnected before MAIL)",
-		        enc_log(name, sizeof(name), c->client_name, 100),
+		        c->ref, enc_log(name, sizeof(name), c->client_name, 100),
 		        c->client_addr[0] ? c->client_addr : "unknown",
 		        enc_log(helo, sizeof(helo), c->helo, 100), c->held[0].symbol);
 	}
@@ -821,7 +830,11 @@ void engine_mail(struct conn *c, const char *from, struct reply *r)
 	reply_continue(r);
 	engine_abort(c); /* a transaction the MTA did not end */
 	t = xcalloc(1, sizeof(*t));
-	engine_make_ref(t->ref);
+	/* the first transaction takes the ref its connect/HELO lines have */
+	if (c->ntxn == 0)
+		bcopy_str(t->ref, sizeof(t->ref), c->ref);
+	else
+		engine_make_ref(t->ref);
 	t->start_ms = now_ms();
 	addr_parse(from ? from : "<>", &t->sender);
 	c->txn = t;

@@ -123,6 +123,9 @@ struct conn {
 	struct ipaddr client_ip;            /* family 0 if unknown */
 	char client_name[HOSTNAME_MAX + 1]; /* verified name or "unknown" */
 	char helo[HELO_MAX + 1];
+	/* The ref of the connection's first transaction, made at connect so
+	 * that connect and HELO log lines carry it too (check_ref()). */
+	char ref[REF_LEN + 1];
 	int helo_seen;
 	int helo_truncated;
 	char daemon_name[64];

@@ -638,10 +638,12 @@ static int dnsbl_connect(const struct check_ctx *cx, struct verdicts *out)
 		                         "DNS blocklist lookups for client host %s failed (%s)",
 		                         c->client_addr, failed);
 	if (r > 0)
-		log_msg(LOG_LVL_WARN, "dnsbl: client %s: lists ignored after lookup failure: %s",
-		        c->client_addr, failed);
+		log_msg(LOG_LVL_WARN,
+		        "ref=%s dnsbl: client %s: lists ignored after lookup failure: %s",
+		        check_ref(cx), c->client_addr, failed);
 	if (h.log[0])
-		log_msg(LOG_LVL_INFO, "dnsbl: client %s listed:%s", c->client_addr, h.log);
+		log_msg(LOG_LVL_INFO, "ref=%s dnsbl: client %s listed:%s", check_ref(cx),
+		        c->client_addr, h.log);
 	if (dc->allow_threshold < 0 && h.total <= dc->allow_threshold)
 		verdict_ok(out, "dnsbl.allow"); /* after the scores: OK ends the list */
 	return CHECK_DONE;

@@ -128,11 +128,11 @@ static int rhsbl_run(const struct check_ctx *cx, struct verdicts *out, const cha
 		    out, "451", "4.4.3", "Domain blocklist lookups for %s %s failed (%s)",
 		    use == USE_SENDER ? "sender domain" : "HELO name", name, failed);
 	if (r > 0)
-		log_msg(LOG_LVL_WARN, "rhsbl: %s %s: lists ignored after lookup failure: %s",
-		        use == USE_SENDER ? "sender domain" : "HELO name", name, failed);
+		log_msg(LOG_LVL_WARN, "ref=%s rhsbl: %s %s: lists ignored after lookup failure: %s",
+		        check_ref(cx), use == USE_SENDER ? "sender domain" : "HELO name", name,
+		        failed);
 	if (h.log[0])
-		log_msg(LOG_LVL_INFO, "%s%s rhsbl: %s %s listed:%s", cx->txn ? "ref=" : "",
-		        cx->txn ? cx->txn->ref : "",
+		log_msg(LOG_LVL_INFO, "ref=%s rhsbl: %s %s listed:%s", check_ref(cx),
 		        use == USE_SENDER ? "sender domain" : "HELO name", name, h.log);
 	return CHECK_DONE;
 }

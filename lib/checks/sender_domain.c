@@ -77,10 +77,7 @@ static int sender_domain_mail(const struct check_ctx *cx, struct verdicts *out)
 	enum dns_status st, sa, saaaa;
 	int q, qa, qaaaa, rc = CHECK_DONE;
 
-	if (a->flags &
-	    (ADDR_NULL | ADDR_BAD_SYNTAX | ADDR_NO_DOMAIN | ADDR_DOMAIN_LITERAL | ADDR_TOO_LONG))
-		return CHECK_DONE;
-	if (a->domain[0] == '\0' || !dns_name_valid(a->domain))
+	if (!addr_fqdn_domain(a) || !dns_name_valid(a->domain))
 		return CHECK_DONE;
 	if (sc->nxdomain == MODE_OFF && sc->no_mx == MODE_OFF && sc->null_mx == MODE_OFF)
 		return CHECK_DONE;

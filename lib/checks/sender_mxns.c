@@ -315,10 +315,7 @@ static int sender_mxns_mail(const struct check_ctx *cx, struct verdicts *out)
 	const char *failwhat = NULL;
 	enum dns_status st;
 
-	if (a->flags &
-	    (ADDR_NULL | ADDR_BAD_SYNTAX | ADDR_NO_DOMAIN | ADDR_DOMAIN_LITERAL | ADDR_TOO_LONG))
-		return CHECK_DONE;
-	if (a->domain[0] == '\0' || !dns_name_valid(a->domain) || (!need_mx && !need_ns))
+	if (!addr_fqdn_domain(a) || !dns_name_valid(a->domain) || (!need_mx && !need_ns))
 		return CHECK_DONE;
 	if (cx->conf->dns == NULL)
 		return check_retry(out, "no DNS resolver");

@@ -92,8 +92,9 @@ t.main(function()
 	t.has(p.line, "refused=<r01@example.test>:reject:dnsbl.blb.test", "reject: log refused= names the list")
 	t.eq(p.symbols, "dnsbl.bla.test(10),dnsbl.blb.test(2),dnsbl.blb.test",
 		"reject: symbols: weights of both bla.test entries summed, blb.test score and reject")
-	t.has(t.log(), "dnsbl: client 192.0.2.7 listed: bla.test=127.0.0.2, 127.0.0.4(+10) " ..
-		"blb.test=127.0.0.2(+2) blb.test=127.0.0.2(reject)", "reject: log line with all answers")
+	t.has(t.log(), "portcullis: ref=" .. ref .. " dnsbl: client 192.0.2.7 listed: " ..
+		"bla.test=127.0.0.2, 127.0.0.4(+10) blb.test=127.0.0.2(+2) blb.test=127.0.0.2(reject)",
+		"reject: log line (made at connect) with all answers and the transaction's ref")
 
 	-- answers outside the filters, or outside 127.0.0.0/8, never count
 	conn, p = message("outside filter", "192.0.2.8", "<f01@example.test>")
@@ -186,7 +187,8 @@ t.main(function()
 	mt.disconnect(conn)
 	t.eq(p.verdict, "accept", "on_error=skip (default): accepted")
 	t.eq(p.symbols, nil, "on_error=skip: no symbol")
-	t.has(t.log(), "(on_error=skip)", "on_error=skip: warning")
+	t.has(t.log(), "dnsbl check failed, skipped (on_error=skip; with defer the answer would be: " ..
+		"DNS blocklist lookups for client host", "on_error=skip: warning says skipped")
 
 	-- six lists in one batch, one 200 ms late: ~200 ms, not the sum
 	t.reconfig(BASE .. "dns.resolver = 127.0.0.1:" .. tostring(dnsproxy) .. "\n" ..

@@ -98,8 +98,8 @@ t.main(function()
 	-- HELO name: score and reject
 	p = message("helo score", "badhelo.example.test", "<a@example.net>", "<h01@example.test>")
 	t.eq(p.symbols, "rhsbl.helo.bld.test(3)", "helo: symbols=rhsbl.helo.bld.test(3)")
-	t.has(t.log(), "rhsbl: HELO name badhelo.example.test listed: bld.test=127.0.1.2(+3)",
-		"helo: log line")
+	t.has(t.log(), "portcullis: ref=" .. p.ref .. " rhsbl: HELO name badhelo.example.test " ..
+		"listed: bld.test=127.0.1.2(+3)", "helo: log line (made at HELO) with the transaction's ref")
 	e = raw("phish.example.test", "<a@example.net>", "<h02@example.test>")
 	ref = t.raw_reply(e, "550", "5.7.1",
 		"HELO name phish.example.test listed by bld.test (127.0.1.4) (ref ",
@@ -162,9 +162,9 @@ t.main(function()
 	p = message("on_error skip", "client.example.net", "<a@spam.example.test>",
 		"<e03@example.test>")
 	t.eq(p.verdict, "accept", "on_error=skip (default): accepted")
-	t.has(t.log(), "rhsbl check failed: Domain blocklist lookups for sender domain " ..
-		"spam.example.test failed (bl.drop.test: timeout, bl.fail.test: servfail) (on_error=skip)",
-		"on_error=skip: warning")
+	t.has(t.log(), "rhsbl check failed, skipped (on_error=skip; with defer the answer would be: " ..
+		"Domain blocklist lookups for sender domain spam.example.test failed (bl.drop.test: " ..
+		"timeout, bl.fail.test: servfail))", "on_error=skip: warning says skipped")
 
 	-- six lists in one batch at MAIL, one 200 ms late: ~200 ms, not the sum
 	t.reconfig(BASE .. "dns.resolver = 127.0.0.1:" .. tostring(dnsproxy) .. "\n" ..
