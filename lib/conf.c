@@ -39,7 +39,7 @@ const struct conf_param core_params[] = {
 	{ "socket_group", "", CONF_STR, CORE(socket_group), 0, 0,
 	  "group of a unix socket (e.g. postfix); empty: unchanged" },
 	{ "user", "", CONF_STR, CORE(user), 0, 0,
-	  "drop privileges to this user after opening the socket; empty: stay" },
+	  "drop privileges to this user after opening the socket (given to it); empty: stay" },
 	{ "pidfile", "", CONF_STR, CORE(pidfile), 0, 0,
 	  "write the daemon's process id here; empty: none" },
 	{ "state_dir", "/var/lib/portcullis", CONF_STR, CORE(state_dir), 0, 0,

@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,15 @@ void engine_set_store(struct store *st, int dry_run)
 struct store *engine_store(void)
 {
 	return the_store;
+}
+
+/* --- transactions in flight ------------------------------------------------ */
+
+static atomic_int open_txns;
+
+int engine_open_txns(void)
+{
+	return atomic_load(&open_txns);
 }
 
 /* --- reference ids ------------------------------------------------------- */
@@ -597,6 +607,7 @@ static void txn_free(struct txn *t)
 
 	if (t == NULL)
 		return;
+	atomic_fetch_sub(&open_txns, 1);
 	for (rc = t->rcpts; rc; rc = next) {
 		next = rc->next;
 		free(rc);
@@ -830,6 +841,7 @@ void engine_mail(struct conn *c, const char *from, struct reply *r)
 	reply_continue(r);
 	engine_abort(c); /* a transaction the MTA did not end */
 	t = xcalloc(1, sizeof(*t));
+	atomic_fetch_add(&open_txns, 1);
 	/* the first transaction takes the ref its connect/HELO lines have */
 	if (c->ntxn == 0)
 		bcopy_str(t->ref, sizeof(t->ref), c->ref);

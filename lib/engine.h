@@ -190,6 +190,10 @@ struct store *engine_store(void);
 /* Which stages the enabled modules of conf need (bit 1<<STAGE_x). */
 unsigned engine_stages_needed(const struct conf *conf);
 
+/* Transactions begun (MAIL) and not yet ended, in the whole process: a
+ * stopping daemon waits for them (milter.c). */
+int engine_open_txns(void);
+
 /* A fresh reference id: REF_LEN characters of [0-9A-Za-z]. */
 void engine_make_ref(char ref[REF_LEN + 1]);
 

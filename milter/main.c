@@ -361,6 +361,18 @@ static int serve(struct conf *c, int foreground)
 			goto fail;
 		pidfile_written = 1;
 	}
+	if (c->core.user[0] && getuid() == 0 && sock_path[0]) {
+		/* The socket belongs to the user the daemon runs as (as under
+		 * systemd's User=): it must be able to connect to it, to wake
+		 * libmilter's accept loop at a stop (milter.c). */
+		struct passwd *pw = getpwnam(c->core.user);
+
+		if (pw && chown(sock_path, pw->pw_uid, (gid_t)-1) < 0) {
+			snprintf(err, sizeof(err), "socket %.900s: chown to user %.60s: %s",
+			         sock_path, c->core.user, strerror(errno));
+			goto fail;
+		}
+	}
 	if (c->core.user[0] && drop_privileges(c->core.user, err, sizeof(err)) < 0)
 		goto fail;
 	if (access(c->core.state_dir, W_OK | X_OK) < 0) {

@@ -12,6 +12,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -19,6 +22,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
@@ -104,6 +109,8 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	return SMFIS_CONTINUE;
 }
 
+static atomic_int stopping; /* SIGTERM seen: no new connection or transaction */
+
 static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
 	struct conn *c = conn_of(ctx, 1);
@@ -111,7 +118,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	const char *res;
 	struct reply r;
 
-	if (c == NULL)
+	if (c == NULL || atomic_load(&stopping))
 		return SMFIS_TEMPFAIL;
 	if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, addr,
@@ -135,7 +142,7 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 	struct conn *c = conn_of(ctx, 0);
 	struct reply r;
 
-	if (c == NULL)
+	if (c == NULL || atomic_load(&stopping))
 		return SMFIS_TEMPFAIL;
 	engine_helo(c, helo, &r);
 	return answer(ctx, &r);
@@ -148,6 +155,12 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (atomic_load(&stopping)) {
+		/* The transactions in flight finish; a new one is told to
+		 * come back (the MTA answers the client with a 4xx). */
+		smfi_setreply(ctx, "451", "4.3.2", "Filter shutting down, try again later");
+		return SMFIS_TEMPFAIL;
+	}
 	/* The SASL login must be known before the MAIL checks run. */
 	engine_set_auth(c, macro(ctx, "{auth_authen}"));
 	engine_mail(c, argv[0], &r);
@@ -286,6 +299,54 @@ const char *milter_socket_path(const char *spec)
 	return NULL;
 }
 
+/* The listening socket's address, to wake libmilter's accept loop. */
+static struct sockaddr_storage listen_addr;
+static socklen_t listen_addrlen;
+
+/* libmilter's listening socket: the one descriptor of ours that accepts. */
+static int find_listener(void)
+{
+	for (int fd = 3; fd < 4096; fd++) {
+		int acc = 0;
+		socklen_t len = sizeof(acc);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc)
+			return fd;
+	}
+	return -1;
+}
+
+/* Wake libmilter's accept loop, which looks at its stop flag only when
+ * its poll() returns: every 5 seconds (MI_CHK_TIME) or when a client
+ * connects.  So we connect. */
+static void wake_listener(void)
+{
+	struct sockaddr_storage a = listen_addr;
+	int fd;
+
+	if (listen_addrlen == 0)
+		return;
+	/* an inet listener on the any-address is reached on the loopback */
+	if (a.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)(void *)&a;
+
+		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else if (a.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)&a;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+			in6->sin6_addr = in6addr_loopback;
+	}
+	fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&a, listen_addrlen) < 0 && errno != ECONNREFUSED &&
+	    errno != ENOENT)
+		log_msg(LOG_LVL_DEBUG, "waking the accept loop: %s", strerror(errno));
+	close(fd);
+}
+
 /* libmilter writes a reply and a header as separate small packets and does
  * not set TCP_NODELAY, which costs ~40 ms per message over TCP (Nagle meets
  * delayed ACK).  Linux copies TCP_NODELAY from a listening socket to the
@@ -383,10 +444,98 @@ int milter_open(const struct conf *c, char *err, size_t errsize)
 	} else {
 		set_nodelay_on_listener();
 	}
+	{
+		int lfd = find_listener();
+
+		listen_addrlen = sizeof(listen_addr);
+		if (lfd < 0 ||
+		    getsockname(lfd, (struct sockaddr *)&listen_addr, &listen_addrlen) < 0)
+			listen_addrlen = 0; /* the stop then takes up to 5 s */
+	}
 	return 0;
 }
 
+static atomic_int main_done; /* smfi_main() returned */
+static int main_rc;
+
+static void *run_smfi_main(void *arg)
+{
+	(void)arg;
+	main_rc = smfi_main() == MI_SUCCESS ? 0 : -1;
+	atomic_store(&main_done, 1);
+	return NULL;
+}
+
+static void *run_smfi_stop(void *arg)
+{
+	(void)arg;
+	smfi_stop(); /* sets libmilter's stop flag, then waits for its accept loop */
+	return NULL;
+}
+
+/* The stop, as the main thread sees it.  SIGTERM, SIGINT and SIGHUP are
+ * blocked in every thread; libmilter's own signal thread waits for them
+ * too, but a signal sent to the process goes to its main thread when that
+ * thread waits for it, so the stop is ours: new connections and
+ * transactions are answered 4xx (cb_connect, cb_envfrom) while the
+ * transactions in flight finish (libmilter would cut them: its workers
+ * stop serving sessions once its stop flag is set); then libmilter is
+ * told to stop and its accept loop is woken, which takes ~50 ms instead
+ * of up to 5 s.  A second signal while we wait goes to libmilter's
+ * thread, which stops at once. */
 int milter_run(void)
 {
-	return smfi_main() == MI_SUCCESS ? 0 : -1;
+	const struct timespec tick = { 0, 20 * 1000 * 1000 };
+	const struct timespec wait_sig = { 0, 200 * 1000 * 1000 };
+	pthread_t main_tid, stop_tid;
+	sigset_t set;
+	int sig = 0, waited_ms = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (pthread_create(&main_tid, NULL, run_smfi_main, NULL) != 0) {
+		log_msg(LOG_LVL_ERR, "cannot start the milter thread");
+		return -1;
+	}
+	while (!atomic_load(&main_done)) {
+		sig = sigtimedwait(&set, NULL, &wait_sig);
+		if (sig > 0)
+			break;
+	}
+	if (atomic_load(&main_done)) { /* libmilter stopped by itself */
+		pthread_join(main_tid, NULL);
+		return main_rc;
+	}
+	atomic_store(&stopping, 1);
+	if (engine_open_txns() > 0)
+		log_msg(LOG_LVL_INFO, "stopping: waiting for %d transaction(s) in flight",
+		        engine_open_txns());
+	while (engine_open_txns() > 0 && waited_ms < MILTER_STOP_WAIT_MS &&
+	       !atomic_load(&main_done)) {
+		nanosleep(&tick, NULL);
+		waited_ms += 20;
+	}
+	if (engine_open_txns() > 0)
+		log_msg(LOG_LVL_WARN,
+		        "stopping with %d transaction(s) still open after %d s: the MTA "
+		        "answers them with its milter_default_action (tempfail)",
+		        engine_open_txns(), waited_ms / 1000);
+	if (pthread_create(&stop_tid, NULL, run_smfi_stop, NULL) != 0) {
+		smfi_stop(); /* slow path: libmilter notices within 5 s */
+	} else {
+		const struct timespec wake_gap = { 0, 50 * 1000 * 1000 };
+
+		/* once smfi_stop() has set the flag, one wake is enough */
+		while (!atomic_load(&main_done)) {
+			nanosleep(&tick, NULL);
+			wake_listener();
+			nanosleep(&wake_gap, NULL);
+		}
+		pthread_join(stop_tid, NULL);
+	}
+	pthread_join(main_tid, NULL);
+	return main_rc;
 }

@@ -6,14 +6,14 @@
 # socket directory, unknown user, clamav without a signature database)
 # end with status 1 and one exact line on stderr naming FILE:LINE or the
 # path; -t, -n and -d.
-# Part 2, running daemons (started together, stopped together, because
-# libmilter takes up to 5 s to notice SIGTERM):
+# Part 2, running daemons (started together, stopped together; the stop
+# itself is tests/stop.sh):
 #   A  -f on a unix socket: socket_mode 0660 + socket_group mail, pidfile,
 #      SIGUSR1 reload that changes a check, a broken reload that keeps the
 #      running configuration, portcullisctl reload
 #   B  -f on inet:PORT@127.0.0.1; a second daemon on the same port fails
 #   C  without -f: forks, writes the pidfile, socket_mode 0666
-#   D  (root only) user = nobody: the socket is made before the drop, the
+#   D  (root only) user = nobody: the socket is made before the drop and given to nobody, the
 #      daemon serves as uid 65534; a state_dir, a state file or a table
 #      nobody cannot write/read fails -t and the start, leaving no socket
 #      or pidfile in a root-owned folder
@@ -340,8 +340,8 @@ C_SID=$(sed 's/^.*) . [0-9]* [0-9]* \([0-9]*\).*/\1/' "/proc/$C_PID/stat")
 t_wait_for '[ -S "$T/c/sock" ]' 5 || t_err "daemon mode: no socket $T/c/sock"
 echo "ok: daemon mode forked (pid $C_PID, parent exit 0)"
 
-# D: drop privileges to nobody (root only).  The socket is created as root
-# before the drop, in a directory nobody may write (to remove it at exit).
+# D: drop privileges to nobody (root only).  The socket is created as root,
+# given to nobody, in a directory nobody may write (to remove it at exit).
 D_PID=
 if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
 	chmod 711 "$T"
@@ -357,8 +357,8 @@ if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
 		sed 's/ $//')
 	[ "$uids" = "$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID" ] ||
 		t_err "user = nobody: Uid line is '$uids', want $NOBODY_UID in all four fields"
-	[ "$(stat -c %U "$T/d/sock")" = root ] ||
-		t_err "user = nobody: socket owner $(stat -c %U "$T/d/sock"), want root (made before the drop)"
+	[ "$(stat -c %U "$T/d/sock")" = nobody ] ||
+		t_err "user = nobody: socket owner $(stat -c %U "$T/d/sock"), want nobody (made as root, given to the user)"
 	[ "$(stat -c %a "$T/d/sock")" = 660 ] ||
 		t_err "user = nobody: socket mode $(stat -c %a "$T/d/sock"), want 660"
 	client "user = nobody: serves" "unix:$T/d/sock" localhost y
