@@ -20,7 +20,8 @@
 #     /var/lib/portcullis, member of group postfix), /var/lib/portcullis
 #     (portcullis, 0750), /var/spool/postfix/portcullis (portcullis:postfix
 #     0750, from the tmpfiles entry), the unit enabled
-#     (multi-user.target.wants), the installed portcullis.conf identical to
+#     (multi-user.target.wants) and accepted by systemd-analyze verify
+#     (with its drop-in), the installed portcullis.conf identical to
 #     config/portcullis.conf, man pages found by man -w, no daemon started;
 #  5. README.Debian's step 1 (socket inside Postfix's chroot, socket_group =
 #     postfix; plus log_target = stderr and helo.non_fqdn = monitor for the
@@ -241,6 +242,12 @@ fi
 WANTS=/etc/systemd/system/multi-user.target.wants/portcullis.service
 [ "$(readlink "$WANTS")" = /lib/systemd/system/portcullis.service ] ||
 	t_err "the unit is not enabled: $WANTS -> '$(readlink "$WANTS")'"
+if command -v systemd-analyze >/dev/null 2>&1; then
+	# the installed unit with its drop-in, as systemd would load it
+	timeout 60 systemd-analyze verify --man=no /lib/systemd/system/portcullis.service \
+		>"$T/verify.out" 2>&1 && ! grep -q . "$T/verify.out" ||
+		t_err "systemd-analyze verify portcullis.service: $(cat "$T/verify.out")"
+fi
 cmp -s "$top_srcdir/config/portcullis.conf" /etc/portcullis/portcullis.conf ||
 	t_err "the installed portcullis.conf is not config/portcullis.conf"
 dpkg-query -W -f='${Conffiles}\n' portcullis | awk 'NF {print $1}' | sort >"$T/conffiles.db"
