@@ -461,6 +461,10 @@ timeout 120 dpkg -i "$NEWDEB" </dev/null >"$T/upgrade.out" 2>&1 ||
 	t_err "dpkg -i (upgrade to $NEWV): $(tail -n 10 "$T/upgrade.out")"
 [ "$(dpkg-query -W -f='${Version}' portcullis)" = "$NEWV" ] ||
 	t_err "after the upgrade: version $(dpkg-query -W -f='${Version}' portcullis), want $NEWV"
+grep -q "Configuration file '/etc/portcullis" "$T/upgrade.out" &&
+	t_err "dpkg asked about a conffile: $(grep -A 3 "Configuration file" "$T/upgrade.out")"
+t_grep "Installing new version of config file /etc/portcullis/dangerous-extensions" \
+	"$T/upgrade.out" "dpkg's 'Installing new version of config file .../dangerous-extensions'" >/dev/null
 cmp -s "$R/etc/portcullis/dangerous-extensions" /etc/portcullis/dangerous-extensions ||
 	t_err "the upgrade did not install the new, unedited conffile dangerous-extensions"
 state_kept "upgrade"
