@@ -392,10 +392,17 @@ void addr_parse(const char *in, struct mailaddr *out)
 		}
 		le = p;
 	} else {
-		const char *at = memchr(p, '@', (size_t)(e - p));
+		/* The domain is after the last '@' (an '@' in an unquoted
+		 * local part is a syntax error, but the domain stays usable,
+		 * e.g. for SPF, RFC 7208 4.3). */
+		const char *at = NULL;
 		const char *r;
 
 		int utf8 = 0;
+
+		for (const char *q = p; q < e; q++)
+			if (*q == '@')
+				at = q;
 
 		le = at ? at : e;
 		r = check_dot_string(lp, (size_t)(le - lp), &utf8);

@@ -67,10 +67,10 @@ struct centry {
 	struct centry *newer; /* ... and towards the newest */
 	uint32_t hash;
 	uint16_t type;
-	char name[DNS_NAME_MAX + 1]; /* lower case, no trailing dot */
 	enum dns_status status;
 	ldns_rr_list *rrs; /* DNS_OK only */
 	long long expires; /* now_ms() */
+	char name[];       /* the query's name (see struct query) */
 };
 
 struct dns {
@@ -87,7 +87,10 @@ struct dns {
 enum qstate { Q_DONE, Q_PENDING, Q_UDP, Q_TCP_CONNECT, Q_TCP_WRITE, Q_TCP_READ };
 
 struct query {
-	char name[DNS_NAME_MAX + 1]; /* lower case, no trailing dot */
+	/* presentation form for ldns and the cache key: ASCII lower case, no
+	 * trailing dot, octets other than LDH and '_' as \DDD (names of
+	 * dns_batch_add_raw() only) */
+	char name[DNS_NAME_TEXT_MAX + 1];
 	uint16_t type, id;
 	enum qstate state;
 	enum dns_status status;
@@ -155,6 +158,51 @@ static int name_norm(const char *in, char *out)
 	if (lab == 0) /* "a.b.." */
 		return -1;
 	out[len] = '\0';
+	return 0;
+}
+
+/* A raw name (any octets, '.' between labels, one trailing dot allowed)
+ * into presentation form in out (DNS_NAME_TEXT_MAX + 1 bytes): ASCII lower
+ * case, letters, digits, '-' and '_' as they are, every other octet as
+ * \DDD.  Returns 0, or -1 for a name that cannot be sent: empty, an empty
+ * label, a label over 63 octets or more than DNS_NAME_MAX octets. */
+static int name_escape(const char *in, char *out)
+{
+	size_t len, i, o = 0, lab = 0;
+
+	if (in == NULL)
+		return -1;
+	len = strnlen(in, DNS_NAME_MAX + 2);
+	if (len > 1 && in[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DNS_NAME_MAX)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '.') {
+			if (lab == 0)
+				return -1;
+			lab = 0;
+			out[o++] = '.';
+			continue;
+		}
+		if (++lab > 63)
+			return -1;
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '\\';
+			out[o++] = (char)('0' + c / 100);
+			out[o++] = (char)('0' + c / 10 % 10);
+			out[o++] = (char)('0' + c % 10);
+		}
+	}
+	if (lab == 0)
+		return -1;
+	out[o] = '\0';
 	return 0;
 }
 
@@ -536,10 +584,10 @@ static void cache_put(struct dns *d, const struct query *q)
 	uint32_t h = key_hash(q->name, q->type);
 	struct centry *e, *old;
 
-	e = xcalloc(1, sizeof(*e));
+	e = xcalloc(1, sizeof(*e) + strlen(q->name) + 1);
 	e->hash = h;
 	e->type = q->type;
-	memcpy(e->name, q->name, sizeof(e->name));
+	memcpy(e->name, q->name, strlen(q->name) + 1);
 	e->status = q->status;
 	if (q->rrs != NULL)
 		e->rrs = ldns_rr_list_clone(q->rrs);
@@ -691,6 +739,8 @@ static void finish(struct dns_batch *b, struct query *q, enum dns_status st)
 	}
 }
 
+static int batch_add(struct dns_batch *b, const char *name, int rrtype, int raw);
+
 /* Build the wire form of q; returns 0 or -1. */
 static int build_query(struct query *q)
 {
@@ -736,6 +786,17 @@ static int build_query(struct query *q)
 
 int dns_batch_add(struct dns_batch *b, const char *name, int rrtype)
 {
+	return batch_add(b, name, rrtype, 0);
+}
+
+int dns_batch_add_raw(struct dns_batch *b, const char *name, int rrtype)
+{
+	return batch_add(b, name, rrtype, 1);
+}
+
+/* dns_batch_add() (raw 0) or dns_batch_add_raw() (raw 1). */
+static int batch_add(struct dns_batch *b, const char *name, int rrtype, int raw)
+{
 	struct query *q;
 	struct dns *d = b->d;
 
@@ -754,7 +815,8 @@ int dns_batch_add(struct dns_batch *b, const char *name, int rrtype)
 	q->ufd[0] = q->ufd[1] = q->tfd = -1;
 	q->state = Q_DONE;
 	q->status = DNS_ERROR;
-	if (name_norm(name, q->name) < 0 || !type_valid(rrtype)) {
+	if ((raw ? name_escape(name, q->name) : name_norm(name, q->name)) < 0 ||
+	    !type_valid(rrtype)) {
 		q->name[0] = '\0';
 		ST_ADD(d, errors);
 		return b->n++;

@@ -32,7 +32,9 @@
  *
  * Names are hostile input: dns_batch_add() accepts only names made of
  * letters, digits, '-' and '_', labels of 1..63 bytes, at most 253 bytes
- * (a trailing dot is allowed), and sends nothing for any other.
+ * (a trailing dot is allowed), and sends nothing for any other;
+ * dns_batch_add_raw() sends any octets (escaped for ldns, exact on the
+ * wire) within the same length limits.
  * Answer data is hostile too: names come back in presentation form (ldns
  * escapes odd bytes as \DDD) and TXT data as raw bytes with a length.
  *
@@ -51,6 +53,8 @@
 
 #define DNS_BATCH_MAX 128 /* queries in one batch; more give DNS_ERROR */
 #define DNS_NAME_MAX  253 /* a name's text form, without the trailing dot */
+/* ... with every octet escaped as \DDD (names of dns_batch_add_raw) */
+#define DNS_NAME_TEXT_MAX (4 * DNS_NAME_MAX)
 
 enum dns_status {
 	DNS_OK,
@@ -121,6 +125,16 @@ struct dns_batch *dns_batch_new(struct dns *d, int timeout_ms);
  * as DNS_ERROR, a cached one at once with the cached result, and the others
  * are pending until dns_batch_run(). */
 int dns_batch_add(struct dns_batch *b, const char *name, int rrtype);
+
+/* The same for a name whose labels may hold any octet (RFC 2181 11; SPF
+ * domain-specs after macro expansion, RFC 7208 7.1): name is raw octets
+ * with '.' between labels (no escapes), at most DNS_NAME_MAX octets, labels
+ * of 1..63 octets, an optional trailing dot.  Such a name is asked as it is,
+ * each octet on the wire as given (ASCII letters folded to lower case);
+ * only a name that cannot be encoded ends at once as DNS_ERROR.  For
+ * callers that take names from DNS data or policies and validate nothing
+ * themselves; dns_batch_add() stays strict for the others. */
+int dns_batch_add_raw(struct dns_batch *b, const char *name, int rrtype);
 
 /* Resolve every pending query, waiting at most until the deadline.
  * Queries still pending at the deadline end as DNS_TIMEOUT.  Returns the

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <spf2/spf.h>
 #include <spf2/spf_dns.h>
@@ -50,6 +51,8 @@ struct eval {
 	int nrecent; /* names of the last MX or PTR answer: their address */
 	char recent[RECENT_MAX][DNS_NAME_MAX + 2]; /* lookups are not terms */
 	const struct ipaddr *ip;
+	SPF_request_t *req; /* for the expansion of an explanation */
+	char problem[160];  /* why a record is invalid, for out->reason */
 };
 
 const char *spf_result_name(enum spf_result r)
@@ -85,13 +88,14 @@ static int is_alnum(int c)
 	return isascii(c) && isalnum(c);
 }
 
-/* macro-string (RFC 7208 7.1) over s[0..len); exp_only allows c, r, t. */
+/* macro-string (RFC 7208 7.1) over s[0..len); exp_only: an
+ * explain-string (6.2), which also allows c, r, t and spaces. */
 static int macro_string_ok(const char *s, size_t len, int exp_only)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c < 0x21 || c > 0x7e)
+		if ((c < 0x21 && !(exp_only && c == ' ')) || c > 0x7e)
 			return 0;
 		if (c != '%')
 			continue;
@@ -285,6 +289,7 @@ int spf_record_clean(const char *txt, size_t len, int family, char *dst, size_t 
 					if (have_exp || !domain_spec_ok(v, (size_t)(te - v)))
 						goto bad;
 					have_exp = 1;
+					out_term(dst, dstsize, n, (size_t)(te - n));
 				} else if (!macro_string_ok(v, (size_t)(te - v), 0)) {
 					goto bad;
 				}
@@ -386,18 +391,41 @@ int spf_record_clean(const char *txt, size_t len, int family, char *dst, size_t 
 
 /* --- the DNS layer ---------------------------------------------------------- */
 
+/* Can name (raw octets, '.' between labels, an optional trailing dot) be
+ * sent: labels of 1..63 octets, at most DNS_NAME_MAX octets, and at least
+ * two labels (a bare top-level name, e.g. the "%{h}" of a HELO without a
+ * dot, is not asked)?  RFC 7208 7.1 allows any octet in a domain-spec and
+ * DNS labels carry any octet (RFC 2181 11), so nothing else is refused. */
+static int name_askable(const char *name)
+{
+	size_t len = strnlen(name, DNS_NAME_MAX + 2), lab = 0, labels = 0;
+
+	if (len > 1 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DNS_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i == len || name[i] == '.') {
+			if (lab == 0 || lab > 63)
+				return 0;
+			labels++;
+			lab = 0;
+		} else {
+			lab++;
+		}
+	}
+	return labels >= 2;
+}
+
 /* Ask one question in the evaluation's batch; returns its index or -1 for
  * a name that cannot exist (counted as nonexistent). */
-static int ask(struct eval *e, const char *domain, int type, enum dns_status *st)
+static int ask(struct eval *e, const char *name, int type, enum dns_status *st)
 {
-	char name[DNS_NAME_MAX + 2];
-	size_t len = bcopy_str(name, sizeof(name), domain);
 	int i;
 
-	/* A name that cannot be, or a bare top-level name (a "%{h}" of a
-	 * HELO without a dot), does not exist: nothing is asked. */
-	if (len >= sizeof(name) || !dns_name_valid(name) || !strchr(name, '.') ||
-	    (name[len - 1] == '.' && !memchr(name, '.', len - 1))) {
+	/* A name that cannot be sent does not exist: nothing is asked
+	 * (RFC 7208 4.3, 4.8). */
+	if (!name_askable(name)) {
 		*st = DNS_NXDOMAIN;
 		return -1;
 	}
@@ -407,12 +435,43 @@ static int ask(struct eval *e, const char *domain, int type, enum dns_status *st
 		return -1;
 	}
 	e->queries++;
-	i = dns_batch_add(e->b, name, type);
+	i = dns_batch_add_raw(e->b, name, type);
 	dns_batch_run(e->b);
 	*st = dns_result_status(e->b, i);
 	if (dns_status_temporary(*st))
 		e->temp = 1;
 	return i;
+}
+
+/* A name in presentation form (as ldns writes MX and PTR targets: odd
+ * octets as \DDD, others after a '\\') back to raw octets, in place, so
+ * that it is asked as it is (dns_batch_add_raw).  Returns the new length,
+ * or -1 for a name holding a NUL octet or a broken escape. */
+static long unescape_name(char *s)
+{
+	char *o = s;
+
+	for (const char *p = s; *p; p++) {
+		if (*p != '\\') {
+			*o++ = *p;
+			continue;
+		}
+		if (p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9' && p[3] >= '0' &&
+		    p[3] <= '9') {
+			int v = (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+
+			if (v == 0 || v > 255 || v == '.')
+				return -1;
+			*o++ = (char)v;
+			p += 3;
+		} else if (p[1] && p[1] != '.') {
+			*o++ = *++p;
+		} else {
+			return -1; /* an escaped dot cannot be asked as a raw name */
+		}
+	}
+	*o = '\0';
+	return (long)(o - s);
 }
 
 static SPF_dns_rr_t *lookup_any0(SPF_dns_server_t *s, struct eval *e, const char *domain,
@@ -464,14 +523,14 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *s, const char *domain, ns_ty
 
 		if (type == ns_t_mx) {
 			if (dns_result_mx(e->b, i, j, &pref, buf, sizeof(buf)) < 0 ||
-			    strcmp(buf, ".") == 0 || buf[0] == '\0')
+			    strcmp(buf, ".") == 0 || buf[0] == '\0' ||
+			    (len = unescape_name(buf)) < 0)
 				continue;
-			len = (long)strlen(buf);
 			if (e->nrecent < RECENT_MAX)
 				bcopy_str(e->recent[e->nrecent++], sizeof(e->recent[0]), buf);
 		} else {
 			len = dns_result_text(e->b, i, j, buf, sizeof(buf));
-			if (len < 0)
+			if (len < 0 || (type == ns_t_ptr && (len = unescape_name(buf)) < 0))
 				continue;
 		}
 		if (SPF_dns_rr_buf_realloc(rr, k,
@@ -597,10 +656,15 @@ static SPF_errcode_t layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF
 	}
 	if (found == 0)
 		return done(resp, SPF_RESULT_NONE, SPF_E_NOT_SPF);
-	if (found > 1)
+	if (found > 1) {
+		snprintf(e->problem, sizeof(e->problem), "%.60s: more than one SPF record",
+		         req->cur_dom);
 		return done(resp, SPF_RESULT_PERMERROR, SPF_E_MULTIPLE_RECORDS);
-	if (spf_record_clean(txt, (size_t)found_len, e->ip->family, clean, sizeof(clean)) < 0)
+	}
+	if (spf_record_clean(txt, (size_t)found_len, e->ip->family, clean, sizeof(clean)) < 0) {
+		snprintf(e->problem, sizeof(e->problem), "%.60s: %.90s", req->cur_dom, clean);
 		return done(resp, SPF_RESULT_PERMERROR, SPF_E_SYNTAX);
+	}
 	if (SPF_record_compile(server, resp, recp, clean) != SPF_E_SUCCESS) {
 		if (*recp) {
 			SPF_record_free(*recp);
@@ -609,6 +673,222 @@ static SPF_errcode_t layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF
 		return done(resp, SPF_RESULT_PERMERROR, SPF_E_SYNTAX);
 	}
 	return SPF_E_SUCCESS;
+}
+
+/* libspf2 keeps a macro's data right after its header (spf_internal.h). */
+#define MACRO_DATA(m) ((SPF_data_t *)((char *)(m) + sizeof(SPF_macro_t)))
+/* The default explanation, a marker: only an exp= text is ever quoted. */
+#define NO_EXP "portcullis-no-explanation"
+
+/* The value of macro letter c (lower case) for the explanation, into
+ * dst; %{p} is left to libspf2 (its validated-name lookups go through the
+ * layer).  Returns 0 or -1. */
+static int macro_value(SPF_server_t *server, struct eval *e, int c, char *dst, size_t dstsize)
+{
+	SPF_request_t *req = e->req;
+	const struct ipaddr *ip = e->ip;
+	char buf[INET6_ADDRSTRLEN];
+
+	dst[0] = '\0';
+	switch (c) {
+	case 's': bcopy_str(dst, dstsize, req->env_from ? req->env_from : ""); break;
+	case 'l': bcopy_str(dst, dstsize, req->env_from_lp ? req->env_from_lp : ""); break;
+	case 'o': bcopy_str(dst, dstsize, req->env_from_dp ? req->env_from_dp : ""); break;
+	case 'd': bcopy_str(dst, dstsize, req->cur_dom ? req->cur_dom : ""); break;
+	case 'h': bcopy_str(dst, dstsize, req->helo_dom ? req->helo_dom : ""); break;
+	case 'v': bcopy_str(dst, dstsize, ip->family == AF_INET ? "in-addr" : "ip6"); break;
+	case 'r': bcopy_str(dst, dstsize, "unknown"); break; /* RFC 7208 7.3 */
+	case 't': snprintf(dst, dstsize, "%lld", (long long)time(NULL)); break;
+	case 'c':
+		if (inet_ntop(ip->family, ip->a, buf, sizeof(buf)) == NULL)
+			return -1;
+		bcopy_str(dst, dstsize, buf);
+		break;
+	case 'i':
+		if (ip->family == AF_INET) {
+			snprintf(dst, dstsize, "%u.%u.%u.%u", ip->a[0], ip->a[1], ip->a[2],
+			         ip->a[3]);
+		} else {
+			/* dot-format nibbles, upper case as in RFC 7208 7.4 */
+			for (int k = 0; k < 32; k++)
+				bappend(dst, dstsize, "%s%X", k ? "." : "",
+				        (ip->a[k / 2] >> (k % 2 ? 0 : 4)) & 0xf);
+		}
+		break;
+	case 'p': {
+		SPF_response_t *scratch = SPF_response_new(req);
+		SPF_macro_t *mac = NULL;
+		char *out = NULL;
+		size_t outlen = 0;
+		int rc = -1;
+
+		if (scratch != NULL &&
+		    SPF_record_compile_macro(server, scratch, &mac, "%{p}") == SPF_E_SUCCESS &&
+		    mac != NULL &&
+		    SPF_record_expand_data(server, req, scratch, MACRO_DATA(mac), mac->macro_len,
+		                           &out, &outlen) == SPF_E_SUCCESS &&
+		    out != NULL) {
+			bcopy_str(dst, dstsize, out);
+			rc = 0;
+		}
+		free(out);
+		if (mac)
+			SPF_macro_free(mac);
+		if (scratch)
+			SPF_response_free(scratch);
+		return rc;
+	}
+	default: return -1;
+	}
+	return 0;
+}
+
+/* Expand an explain-string (RFC 7208 6.2, 7.1-7.3; already checked by
+ * macro_string_ok) into dst.  libspf2's own macro compiler does not take
+ * explain-strings (a space comes out as '%'), and writes IPv6 nibbles and
+ * URL escapes in lower case.  Returns 0, or -1 on an error (a zero digit
+ * transformer): then there is no explanation. */
+static int expand_exp(SPF_server_t *server, struct eval *e, const char *s, char *dst,
+                      size_t dstsize)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	dst[0] = '\0';
+	while (*s) {
+		char val[RECORD_MAX], delims[8] = "", *parts[128], joined[RECORD_MAX];
+		int letter, upper, keep = 0, rev = 0, n = 0, nd = 0;
+
+		if (*s != '%') {
+			bappend(dst, dstsize, "%c", *s++);
+			continue;
+		}
+		if (s[1] == '%' || s[1] == '_' || s[1] == '-') {
+			bappend(dst, dstsize, "%s", s[1] == '%' ? "%" : s[1] == '_' ? " " : "%20");
+			s += 2;
+			continue;
+		}
+		/* "%{" letter *DIGIT ["r"] *delimiter "}" */
+		s += 2;
+		letter = tolower((unsigned char)*s);
+		upper = isupper((unsigned char)*s);
+		s++;
+		if (macro_value(server, e, letter, val, sizeof(val)) < 0)
+			return -1;
+		if (isdigit((unsigned char)*s)) {
+			while (isdigit((unsigned char)*s) && keep < 1000)
+				keep = keep * 10 + (*s++ - '0');
+			while (isdigit((unsigned char)*s))
+				s++;
+			if (keep == 0)
+				return -1;
+		}
+		if (*s == 'r' || *s == 'R') {
+			rev = 1;
+			s++;
+		}
+		while (*s && *s != '}') {
+			if (nd + 1 < (int)sizeof(delims))
+				delims[nd++] = *s;
+			s++;
+		}
+		if (*s == '}')
+			s++;
+		if (nd == 0)
+			delims[nd++] = '.';
+		delims[nd] = '\0';
+		/* split on the delimiters, reverse, keep the right-most parts */
+		for (char *p = val, *q;; p = q + 1) {
+			q = strpbrk(p, delims);
+			if (n < (int)ARRAY_SIZE(parts))
+				parts[n++] = p;
+			if (q == NULL)
+				break;
+			*q = '\0';
+		}
+		if (rev)
+			for (int a = 0, b = n - 1; a < b; a++, b--) {
+				char *t = parts[a];
+
+				parts[a] = parts[b];
+				parts[b] = t;
+			}
+		joined[0] = '\0';
+		for (int k = keep && keep < n ? n - keep : 0; k < n; k++)
+			bappend(joined, sizeof(joined), "%s%s", joined[0] ? "." : "", parts[k]);
+		/* an upper-case letter: URL-escaped (RFC 3986 unreserved kept) */
+		for (const char *p = joined; *p; p++) {
+			unsigned char ch = (unsigned char)*p;
+
+			if (!upper || isalnum(ch) || strchr("-._~", ch))
+				bappend(dst, dstsize, "%c", ch);
+			else
+				bappend(dst, dstsize, "%%%c%c", hex[ch >> 4], hex[ch & 15]);
+		}
+	}
+	return 0;
+}
+
+/* The explanation of exp=domain (RFC 7208 6.2): exactly one TXT record,
+ * an explain-string, macro-expanded.  Anything else (a DNS error, no or
+ * several records, bad syntax) is "as if no exp modifier was given": an
+ * error, so libspf2 leaves the response without an explanation.  Its
+ * lookups (%{p} too) are no terms: the counters are restored. */
+static SPF_errcode_t layer_get_exp(SPF_server_t *server, const char *domain, char **bufp,
+                                   size_t *buflenp)
+{
+	struct eval *e = server->resolver->hook;
+	int voids = e->voids, mechs = e->mechs, temp = e->temp, mx_over = e->mx_over;
+	SPF_errcode_t err = SPF_E_NOT_SPF;
+	enum dns_status st;
+	char txt[RECORD_MAX], exp[RECORD_MAX];
+	long len;
+	int i;
+
+	/* RFC 7208 7.3: an expanded name over 253 octets loses labels on
+	 * the left until it fits (libspf2 does so for terms only). */
+	while (strlen(domain) > DNS_NAME_MAX && strchr(domain, '.'))
+		domain = strchr(domain, '.') + 1;
+	i = ask(e, domain, LDNS_RR_TYPE_TXT, &st);
+	if (st != DNS_OK || dns_result_count(e->b, i) != 1)
+		goto out;
+	len = dns_result_text(e->b, i, 0, txt, sizeof(txt));
+	if (len <= 0 || (size_t)len >= sizeof(txt) || memchr(txt, '\0', (size_t)len) ||
+	    !macro_string_ok(txt, (size_t)len, 1))
+		goto out;
+	txt[len] = '\0';
+	if (expand_exp(server, e, txt, exp, sizeof(exp)) < 0)
+		goto out;
+	len = (long)strlen(exp);
+	if ((size_t)len + 1 > *buflenp) {
+		char *nb = realloc(*bufp, (size_t)len + 1);
+
+		if (nb == NULL)
+			goto out;
+		*bufp = nb;
+		*buflenp = (size_t)len + 1;
+	}
+	memcpy(*bufp, exp, (size_t)len + 1);
+	err = SPF_E_SUCCESS;
+out:
+	e->voids = voids;
+	e->mechs = mechs;
+	e->temp = temp;
+	e->mx_over = mx_over;
+	return err;
+}
+
+/* The explanation for the reply: printable ASCII (anything else as '?'),
+ * at most SPF_EXP_MAX bytes, "" when there is none. */
+static void explanation_copy(char *dst, size_t dstsize, const char *exp)
+{
+	size_t n = 0;
+
+	dst[0] = '\0';
+	if (exp == NULL || strcmp(exp, NO_EXP) == 0)
+		return;
+	for (; *exp && n + 1 < dstsize; exp++)
+		dst[n++] = (unsigned char)*exp >= 0x20 && (unsigned char)*exp < 0x7f ? *exp : '?';
+	dst[n] = '\0';
 }
 
 /* --- evaluation -------------------------------------------------------------- */
@@ -652,14 +932,20 @@ enum spf_result spf_eval(struct dns *d, int timeout_ms, const struct ipaddr *ip,
 	e.b = dns_batch_new(d, timeout_ms);
 	layer.lookup = layer_lookup;
 	layer.get_spf = layer_get_spf;
+	layer.get_exp = layer_get_exp;
 	layer.name = "portcullis";
 	layer.hook = &e;
 	server = SPF_server_new_dns(&layer, 0);
 	if (server == NULL)
 		goto fail;
+	if (SPF_server_set_explanation(server, NO_EXP, &resp) != SPF_E_SUCCESS)
+		goto fail;
+	SPF_response_free(resp);
+	resp = NULL;
 	req = SPF_request_new(server);
 	if (req == NULL)
 		goto fail;
+	e.req = req;
 	if (v4.family == AF_INET) {
 		struct in_addr a;
 
@@ -692,7 +978,12 @@ enum spf_result spf_eval(struct dns *d, int timeout_ms, const struct ipaddr *ip,
 	case SPF_RESULT_TEMPERROR: out->result = SPF_TEMPERROR; break;
 	default: out->result = e.temp ? SPF_TEMPERROR : SPF_PERMERROR; break;
 	}
-	snprintf(out->reason, sizeof(out->reason), "%s", SPF_strerror(resp->err));
+	snprintf(out->reason, sizeof(out->reason), "%s",
+	         out->result == SPF_PERMERROR && e.problem[0] ? e.problem
+	                                                      : SPF_strerror(resp->err));
+	if (out->result == SPF_FAIL)
+		explanation_copy(out->explanation, sizeof(out->explanation),
+		                 SPF_response_get_explanation(resp));
 	if (out->result != SPF_TEMPERROR && e.voids > SPF_VOID_MAX) {
 		out->result = SPF_PERMERROR;
 		snprintf(out->reason, sizeof(out->reason), "more than %d void lookups",

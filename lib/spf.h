@@ -9,13 +9,17 @@
  * Before libspf2 compiles a record, the record is checked against the RFC
  * 7208 grammar here (section 4.6.1, 7.1, 12): a record that does not parse
  * is a permerror, unknown modifiers are dropped, redirect= is moved to the
- * end (and dropped when the record has an "all"), exp= is dropped (we never
- * quote explanations), "/0" prefix lengths (which libspf2 cannot compile)
+ * end (and dropped when the record has an "all"), "/0" prefix lengths (which libspf2 cannot compile)
  * are rewritten: ip4/ip6 into two halves, a/mx into a marked name whose
  * address lookups the layer answers with the client's address when the
  * real name has any.  The layer also counts void lookups (RFC 7208 4.6.4:
  * more than 2 is a permerror), makes an MX set of more than 10 names a
- * permerror, and treats names that are not valid DNS names as nonexistent.
+ * permerror, and treats names that cannot be sent (a label over 63 octets,
+ * a name over 253) as nonexistent; any other octet is asked as it is (RFC
+ * 7208 7.1, dns_batch_add_raw).  On fail, the explanation of the record's
+ * exp= (RFC 7208 6.2) is looked up (one TXT record, an explain-string,
+ * macro-expanded by libspf2) and kept in the outcome; lookup or syntax
+ * errors mean no explanation.
  *
  * See also: RFC 7208, lib/dns.h, lib/checks/spf.c.
  */
@@ -38,11 +42,16 @@ enum spf_result {
 	SPF_PERMERROR,
 };
 
+#define SPF_EXP_MAX 200
+
 struct spf_outcome {
 	enum spf_result result;
 	char domain[256]; /* the checked domain (validated), "" if none */
 	char reason[200]; /* short text for logs: why this result */
-	int dns_queries;  /* questions asked for this evaluation */
+	/* fail only: the domain's explanation (exp=, RFC 7208 6.2), expanded,
+	 * printable ASCII (others as '?'), cut at SPF_EXP_MAX; "" if none */
+	char explanation[SPF_EXP_MAX + 1];
+	int dns_queries; /* questions asked for this evaluation */
 };
 
 /* Evaluate the identity sender ("local@domain"; a bare domain means

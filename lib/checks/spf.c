@@ -4,8 +4,12 @@
  * dns.timeout_ms for the whole evaluation) runs for the identities of RFC
  * 7208 2.3/2.4: the MAIL FROM domain, and the HELO name for the null sender
  * (or for every message with spf.check_helo; a HELO "fail" then decides).
+ * The MAIL FROM domain is the part after the last '@' even when the
+ * address is bad syntax for the envelope checks (RFC 7208 4.3), with
+ * "postmaster" for an empty local part; %{h} is the HELO as given.
  * Results map to actions:
- *   fail       550 5.7.23 (RFC 7372), sub-check mode spf.fail
+ *   fail       550 5.7.23 (RFC 7372) plus the domain's exp= explanation,
+ *              sub-check mode spf.fail
  *   permerror  550 5.7.24, sub-check mode spf.permerror (default monitor:
  *              broken records are common and say nothing about the mail)
  *   temperror  check_retry_reply 451 4.7.24: spf.on_error applies
@@ -13,10 +17,13 @@
  * Skipped for clients in spf.skip_clients (forwarders, secondary MX); the
  * engine already skips trusted networks and authenticated senders.
  * Headers (kept by the engine, added at end of message when accepted):
- * Received-SPF (RFC 7208 9.1) per identity checked, and one
+ * Received-SPF (RFC 7208 9.1) per identity checked (also "none" for the
+ * null sender with a HELO that is not a domain name): client-ip,
+ * envelope-from, helo, problem, identity, receiver, each a dot-atom or a
+ * quoted-string of printable ASCII cut at 100 bytes; and one
  * Authentication-Results (RFC 8601, authserv-id spf.authserv_id or the
- * hostname), inserted at the top, built only from the client address,
- * result words and validated domains.
+ * hostname), inserted at the top, built only from result words and
+ * validated domains.
  * At each header, an incoming Authentication-Results whose authserv-id is
  * ours (RFC 8601 5: a forgery from outside our boundary) is removed at end
  * of message and noted as spf.forged_ar in the log line (no score);
@@ -26,6 +33,7 @@
  */
 #include "addr.h"
 #include "check.h"
+#include "encode.h"
 #include "engine.h"
 #include "spf.h"
 #include "util.h"
@@ -92,13 +100,81 @@ static const char *authserv(const struct check_ctx *cx)
 	return sc->authserv_id && sc->authserv_id[0] ? sc->authserv_id : cx->conf->hostname;
 }
 
-/* Received-SPF for one identity (RFC 7208 9.1). */
+/* RFC 5322 atext. */
+static int is_atext(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", ch) != NULL);
+}
+
+/* RFC 5322 dot-atom: atext runs joined by single dots. */
+static int is_dot_atom(const char *v)
+{
+	int run = 0;
+
+	for (; *v; v++) {
+		if (*v == '.') {
+			if (run == 0)
+				return 0;
+			run = 0;
+		} else if (is_atext((unsigned char)*v)) {
+			run++;
+		} else {
+			return 0;
+		}
+	}
+	return run > 0;
+}
+
+/* A Received-SPF key-value-pair's value (RFC 7208 9.1): a dot-atom as it
+ * is, anything else as a quoted-string ('"' and '\' escaped).  At most
+ * RSPF_VALUE_MAX bytes of v are used (cut marked "..."); bytes outside
+ * printable ASCII become '?'. */
+#define RSPF_VALUE_MAX 100
+static void kv_value(char *dst, size_t dstsize, const char *v)
+{
+	char tmp[RSPF_VALUE_MAX + 4];
+	size_t n = 0, o = 0;
+
+	for (; v[n] && n < RSPF_VALUE_MAX; n++)
+		tmp[n] = (unsigned char)v[n] >= 0x20 && (unsigned char)v[n] < 0x7f ? v[n] : '?';
+	if (v[n]) {
+		memcpy(tmp + n, "...", 3);
+		n += 3;
+	}
+	tmp[n] = '\0';
+	if (is_dot_atom(tmp)) {
+		bcopy_str(dst, dstsize, tmp);
+		return;
+	}
+	if (dstsize < 3) {
+		if (dstsize > 0)
+			dst[0] = '\0';
+		return;
+	}
+	dst[o++] = '"';
+	for (size_t i = 0; tmp[i] && o + 3 < dstsize; i++) {
+		if (tmp[i] == '"' || tmp[i] == '\\')
+			dst[o++] = '\\';
+		dst[o++] = tmp[i];
+	}
+	dst[o++] = '"';
+	dst[o] = '\0';
+}
+
+/* Received-SPF for one identity (RFC 7208 9.1): the result, a comment
+ * built from validated parts only, then client-ip, envelope-from (the
+ * MAIL FROM address, "" for the null sender), helo (as given), problem (on
+ * temperror and permerror), identity and receiver. */
 static void received_spf(const struct check_ctx *cx, struct verdicts *out,
-                         const struct spf_outcome *o, const char *identity, int helo_ok)
+                         const struct spf_outcome *o, const char *identity, const char *envfrom)
 {
 	const struct conn *c = cx->conn;
 	const char *r = spf_result_name(o->result);
-	char comment[800];
+	int helo = strcmp(identity, "helo") == 0;
+	char comment[800], pairs[900], ip[128], ef[2 * RSPF_VALUE_MAX + 16],
+	    hl[2 * RSPF_VALUE_MAX + 16];
+	char problem[2 * sizeof(o->reason) + 16] = "", rcv[2 * RSPF_VALUE_MAX + 16];
 
 	switch (o->result) {
 	case SPF_PASS:
@@ -106,23 +182,42 @@ static void received_spf(const struct check_ctx *cx, struct verdicts *out,
 	case SPF_SOFTFAIL:
 	case SPF_NEUTRAL:
 		snprintf(comment, sizeof(comment), "%s: %s of %s %s %s as permitted sender",
-		         cx->conf->hostname, identity[0] == 'h' ? "helo" : "domain", o->domain,
+		         cx->conf->hostname, helo ? "helo" : "domain", o->domain,
 		         o->result == SPF_PASS ? "designates" : "does not designate",
 		         c->client_addr);
 		break;
 	case SPF_NONE:
-		snprintf(comment, sizeof(comment), "%s: %s does not publish SPF",
-		         cx->conf->hostname, o->domain[0] ? o->domain : "no domain");
+		if (o->domain[0])
+			snprintf(comment, sizeof(comment), "%s: %s does not publish SPF",
+			         cx->conf->hostname, o->domain);
+		else
+			snprintf(comment, sizeof(comment), "%s: %s", cx->conf->hostname,
+			         helo ? "the HELO name is not a domain name, nothing to check"
+			              : "the sender has no valid domain name, nothing to check");
 		break;
 	default:
 		snprintf(comment, sizeof(comment), "%s: error in processing during lookup of %s",
 		         cx->conf->hostname, o->domain);
 		break;
 	}
-	verdict_header(out, "Received-SPF", 1,
-	               "%s (%s) client-ip=%s;%s%s%s identity=%s; receiver=%s;", r, comment,
-	               c->client_addr, helo_ok ? " helo=" : "", helo_ok ? c->helo : "",
-	               helo_ok ? ";" : "", identity, cx->conf->hostname);
+	kv_value(ip, sizeof(ip), c->client_addr);
+	kv_value(ef, sizeof(ef), envfrom);
+	kv_value(hl, sizeof(hl), c->helo_seen ? c->helo : "");
+	kv_value(rcv, sizeof(rcv), cx->conf->hostname);
+	if (o->result == SPF_PERMERROR || o->result == SPF_TEMPERROR) {
+		char pv[2 * sizeof(o->reason) + 4];
+
+		kv_value(pv, sizeof(pv), o->reason[0] ? o->reason : r);
+		snprintf(problem, sizeof(problem), " problem=%s;", pv);
+	}
+	snprintf(pairs, sizeof(pairs),
+	         "client-ip=%s; envelope-from=%s; helo=%s;%s identity=%s; receiver=%s;", ip, ef, hl,
+	         problem, identity, rcv);
+	/* Within what the engine keeps of a header value (ENC_HEADER_MAX):
+	 * a long domain shortens the comment, never cuts the pairs. */
+	if (strlen(r) + strlen(comment) + strlen(pairs) + 4 > ENC_HEADER_MAX)
+		snprintf(comment, sizeof(comment), "%.200s", cx->conf->hostname);
+	verdict_header(out, "Received-SPF", 1, "%s (%s) %s", r, comment, pairs);
 }
 
 /* Act on one identity's result; returns CHECK_RETRY for temperror. */
@@ -134,9 +229,11 @@ static int act(const struct check_ctx *cx, struct verdicts *out, const struct sp
 
 	switch (o->result) {
 	case SPF_FAIL:
+		/* The domain's own explanation (exp=, RFC 7208 6.2; printable,
+		 * bounded, encoded for the reply by the engine) after ours. */
 		verdict_reject(out, sc->fail, "spf.fail", "550", "5.7.23",
-		               "SPF %s %s does not permit client %s to send its mail", what,
-		               o->domain, ip);
+		               "SPF %s %s does not permit client %s to send its mail%s%s", what,
+		               o->domain, ip, o->explanation[0] ? ": " : "", o->explanation);
 		break;
 	case SPF_PERMERROR:
 		verdict_reject(out, sc->permerror, "spf.permerror", "550", "5.7.24",
@@ -181,7 +278,7 @@ static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
 	int null = (from->flags & ADDR_NULL) || from->domain[0] == '\0';
 	int helo_ok = c->helo_seen && !c->helo_truncated && domain_is_fqdn(c->helo);
 	int did_helo = 0, did_mail = 0, rc = CHECK_DONE;
-	char ar[VERDICT_HDR_MAX];
+	char ar[VERDICT_HDR_MAX], envfrom[ADDR_MAX + 2] = "";
 
 	if (c->client_ip.family == 0)
 		return CHECK_DONE;
@@ -190,38 +287,39 @@ static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
 			return CHECK_DONE;
 	if (null || sc->check_helo) {
 		/* RFC 7208 2.3: a HELO that is not a domain name gives none */
+		memset(&ho, 0, sizeof(ho));
 		if (helo_ok)
 			spf_eval(cx->conf->dns, timeout, &c->client_ip, c->helo, c->helo, &ho);
-		else
-			memset(&ho, 0, sizeof(ho));
 		did_helo = 1;
 	}
-	if (!null && !(did_helo && ho.result == SPF_FAIL)) {
-		if (from->flags & (ADDR_BAD_SYNTAX | ADDR_DOMAIN_LITERAL)) {
-			memset(&mo, 0, sizeof(mo));
-		} else {
+	if (!null) {
+		snprintf(envfrom, sizeof(envfrom), "%s@%s", from->local, from->domain);
+		if (!(did_helo && ho.result == SPF_FAIL)) {
 			char sender[ADDR_MAX + 16];
 
-			/* The local part only reaches %{l} / %{s} macros, whose
-			 * expansions lib/dns refuses unless they are valid names. */
+			/* RFC 7208 4.3: the domain after the last '@' (lib/addr.c
+			 * keeps it even when the address is bad syntax: that is
+			 * the envelope checks' business), with "postmaster" for
+			 * an empty local part; %{h} is the HELO as given (7.3). */
 			snprintf(sender, sizeof(sender), "%s@%s",
 			         from->local[0] ? from->local : "postmaster", from->domain);
-			spf_eval(cx->conf->dns, timeout, &c->client_ip,
-			         helo_ok ? c->helo : "unknown", sender, &mo);
+			spf_eval(cx->conf->dns, timeout, &c->client_ip, c->helo_seen ? c->helo : "",
+			         sender, &mo);
+			did_mail = 1;
 		}
-		did_mail = 1;
 	}
 	if (sc->add_headers) {
 		snprintf(ar, sizeof(ar), "%s", authserv(cx));
 		if (did_mail) {
-			received_spf(cx, out, &mo, "mailfrom", helo_ok);
+			received_spf(cx, out, &mo, "mailfrom", envfrom);
 			bappend(ar, sizeof(ar), "; spf=%s smtp.mailfrom=%s",
 			        spf_result_name(mo.result), mo.domain[0] ? mo.domain : "unknown");
 		}
-		if (did_helo && helo_ok) {
-			received_spf(cx, out, &ho, "helo", helo_ok);
-			bappend(ar, sizeof(ar), "; spf=%s smtp.helo=%s", spf_result_name(ho.result),
-			        ho.domain);
+		if (did_helo) {
+			received_spf(cx, out, &ho, "helo", envfrom);
+			if (helo_ok)
+				bappend(ar, sizeof(ar), "; spf=%s smtp.helo=%s",
+				        spf_result_name(ho.result), ho.domain);
 		}
 		if (did_mail || (did_helo && helo_ok))
 			verdict_header(out, "Authentication-Results", 1, "%s", ar);

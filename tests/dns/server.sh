@@ -18,7 +18,7 @@
 #
 # Zones: every *.zone file in tests/dns/ and in the folders listed in
 # $DNS_ZONE_DIRS (colon-separated); the zone name is the file name without
-# ".zone" (dns.test.zone serves dns.test).  Proxy rules (see faultproxy.pl)
+# ".zone" (dns.test.zone serves dns.test; root.zone serves the root, ".").  Proxy rules (see faultproxy.pl)
 # come from $DNS_PROXY_RULES, default
 #   "slow.test=delay:200 drop.test=drop fail.test=servfail refused.test=refused spoof.test=spoof"
 # DNS_PROXY_VERBOSE=1 logs each query to DIR/proxy.log.
@@ -156,6 +156,7 @@ write_conf()
 			for _z in "$_d"/*.zone; do
 				[ -f "$_z" ] || continue
 				_name=$(basename "$_z" .zone)
+				[ "$_name" = root ] && _name=.
 				echo "zone:"
 				echo "	name: \"$_name\""
 				echo "	zonefile: \"$(cd "$(dirname "$_z")" && pwd)/$(basename "$_z")\""

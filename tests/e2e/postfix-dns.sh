@@ -156,11 +156,11 @@ accepted()
 }
 
 # spf_headers NAME FILE DOMAIN ADDR: Received-SPF and
-# Authentication-Results say pass for DOMAIN and ADDR.
+# Authentication-Results say pass for DOMAIN (sender u@DOMAIN) and ADDR.
 spf_headers()
 {
 	_rs=$(header "$2" Received-SPF)
-	[ "$_rs" = "pass (mx.example.test: domain of $3 designates $4 as permitted sender) client-ip=$4; helo=$HELO; identity=mailfrom; receiver=mx.example.test;" ] ||
+	[ "$_rs" = "pass (mx.example.test: domain of $3 designates $4 as permitted sender) client-ip=$4; envelope-from=\"u@$3\"; helo=$HELO; identity=mailfrom; receiver=mx.example.test;" ] ||
 		t_err "$1: Received-SPF is '$_rs'"
 	_ar=$(header "$2" Authentication-Results)
 	[ "$_ar" = "mx.example.test; spf=pass smtp.mailfrom=$3" ] ||

@@ -65,7 +65,8 @@ t.main(function()
 
 	local conn, p = accepted("pass", GOOD, HELO, "<a@pass.spf.test>", "<p1@example.test>")
 	hdr(conn, "Received-SPF", "pass (mx.example.test: domain of pass.spf.test designates " ..
-		"192.0.2.20 as permitted sender) client-ip=192.0.2.20; helo=client.example.net; " ..
+		"192.0.2.20 as permitted sender) client-ip=192.0.2.20; envelope-from=\"a@pass.spf.test\"; " ..
+		"helo=client.example.net; " ..
 		"identity=mailfrom; receiver=mx.example.test;", "pass: Received-SPF at the top")
 	hdr(conn, "Authentication-Results", "auth.example.test; spf=pass smtp.mailfrom=pass.spf.test",
 		"pass: Authentication-Results with our authserv-id")
@@ -75,6 +76,42 @@ t.main(function()
 	refused("fail", BAD, HELO, "<a@pass.spf.test>", "<f1@example.test>", "550", "5.7.23",
 		"SPF domain pass.spf.test does not permit client 192.0.2.21 to send its mail",
 		"reject", "spf.fail")
+
+	-- The domain's explanation (exp=, macro-expanded) in the fail reply;
+	-- '%' doubled for libmilter.  A hostile one is left out.
+	refused("fail exp", BAD, HELO, "<joe@exp.spf.test>", "<f2@example.test>", "550", "5.7.23",
+		"SPF domain exp.spf.test does not permit client 192.0.2.21 to send its mail: " ..
+		"192.0.2.21 is not a sender of exp.spf.test (joe 100%%)", "reject", "spf.fail")
+	refused("fail bad exp", BAD, HELO, "<joe@badexp.spf.test>", "<f3@example.test>", "550",
+		"5.7.23", "SPF domain badexp.spf.test does not permit client 192.0.2.21 to send its " ..
+		"mail", "reject", "spf.fail")
+
+	-- A sender the envelope checks call bad syntax is still checked by
+	-- its domain (RFC 7208 4.3: no local part is "postmaster").
+	conn = accepted("bad syntax", GOOD, HELO, "<@pass.spf.test>", "<b1@example.test>")
+	hdr(conn, "Received-SPF", "pass (mx.example.test: domain of pass.spf.test designates " ..
+		"192.0.2.20 as permitted sender) client-ip=192.0.2.20; envelope-from=\"@pass.spf.test\"; " ..
+		"helo=client.example.net; identity=mailfrom; receiver=mx.example.test;",
+		"bad syntax: checked, envelope-from as given")
+	mt.disconnect(conn)
+	refused("bad syntax fail", BAD, HELO, "<a b@pass.spf.test>", "<b2@example.test>", "550",
+		"5.7.23", "SPF domain pass.spf.test does not permit client 192.0.2.21 to send its mail",
+		"reject", "spf.fail")
+
+	-- Null sender, HELO not a domain name: none, still a header; the HELO
+	-- quoted when it is not a dot-atom; an IPv6 client-ip quoted.
+	conn = accepted("helo not fqdn", BAD, "A2345678", "<>", "<n2@example.test>")
+	hdr(conn, "Received-SPF", "none (mx.example.test: the HELO name is not a domain name, " ..
+		"nothing to check) client-ip=192.0.2.21; envelope-from=\"\"; helo=A2345678; " ..
+		"identity=helo; receiver=mx.example.test;", "helo not fqdn: none with a header")
+	mt.disconnect(conn)
+	conn = accepted("helo literal", "2001:db8::5", "[192.0.2.1]", "<a@neutral.spf.test>",
+		"<n3@example.test>")
+	hdr(conn, "Received-SPF", "neutral (mx.example.test: domain of neutral.spf.test does not " ..
+		"designate 2001:db8::5 as permitted sender) client-ip=\"2001:db8::5\"; " ..
+		"envelope-from=\"a@neutral.spf.test\"; helo=\"[192.0.2.1]\"; identity=mailfrom; " ..
+		"receiver=mx.example.test;", "helo literal: quoted helo and client-ip")
+	mt.disconnect(conn)
 
 	conn, p = accepted("softfail", BAD, HELO, "<a@soft.spf.test>", "<s1@example.test>")
 	hdr(conn, "Authentication-Results", "auth.example.test; spf=softfail smtp.mailfrom=soft.spf.test",
@@ -92,6 +129,10 @@ t.main(function()
 		tostring(p.ref) .. ")"), "permerror: monitor header with the ref (default monitor)")
 	hdr(conn, "Authentication-Results", "auth.example.test; spf=permerror smtp.mailfrom=perm.spf.test",
 		"permerror: Authentication-Results")
+	hdr(conn, "Received-SPF", "permerror (mx.example.test: error in processing during lookup " ..
+		"of perm.spf.test) client-ip=192.0.2.20; envelope-from=\"a@perm.spf.test\"; " ..
+		"helo=client.example.net; problem=\"perm.spf.test: invalid term 'foo:bar'\"; identity=mailfrom; " ..
+		"receiver=mx.example.test;", "permerror: Received-SPF with problem=")
 	mt.disconnect(conn)
 	t.log_has(p, { "monitor=spf.permerror" }, "permerror: monitor in the log")
 

@@ -1,15 +1,17 @@
 #!/usr/bin/python3
-"""tests/spf/zones.py - turn the RFC 7208 test suite (YAML) into NSD zones
+"""tests/spf/zones.py - turn an SPF test suite (YAML) into NSD zones
 
     zones.py SUITE.yml OUTDIR
 
 For scenario N (1, 2, ...) it writes OUTDIR/N/zones/*.zone (one zone per
 registered-domain-like suffix: the last two labels, or in-addr.arpa /
-ip6.arpa), OUTDIR/N/rules (fault-proxy rules "NAME=drop" for the names
+ip6.arpa; the top-level domains and the root, root.zone, empty),
+OUTDIR/N/rules (fault-proxy rules "NAME=drop" for the names
 the suite marks TIMEOUT) and OUTDIR/N/tests (lines "N/NAME<TAB>HELO<TAB>IP
-<TAB>MAILFROM<TAB>EXPECTED" where EXPECTED is a comma-separated list of
-acceptable results).  Conventions of the suite's DNS data (as its own
-harness serves them): an SPF entry is served as TXT when the name has no
+<TAB>MAILFROM<TAB>EXPECTED<TAB>EXPLANATION" where EXPECTED is a
+comma-separated list of acceptable results and EXPLANATION the expected
+explanation of a fail, "DEFAULT" or empty).  Conventions of the suite's
+DNS data (as its own harness serves them): an SPF entry is served as TXT when the name has no
 TXT entry; "TXT: NONE" means no TXT at all; TIMEOUT makes every query for a
 type the name has no data of time out (here: the whole name is dropped by
 the proxy unless it has TXT data, the only type whose timeout matters to
@@ -112,15 +114,21 @@ def main():
                         host = val[1] or "."
                         lines.append("%s 300 IN MX %d %s" % (owner, val[0],
                                                             "." if host == "." else name_esc(host)))
-        # The top-level domains too, empty: a name under them that the
-        # suite does not list gets NXDOMAIN rather than REFUSED.
+        # The top-level domains and the root zone too, empty: every name
+        # the suite does not list does not exist (NXDOMAIN, as in the
+        # suite's own harness), even under a top-level domain nobody
+        # serves ("[1.2.3.4]" in a %{h}).  tests/dns/server.sh serves
+        # root.zone as ".".
         for z in list(zones):
             zones.setdefault(z.split(".")[-1], [])
+        zones.setdefault(".", [])
         for z, lines in zones.items():
-            with open(os.path.join(zdir, z + ".zone"), "w") as f:
-                f.write("$ORIGIN %s.\n$TTL 300\n" % z)
-                f.write("@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60\n" % (z, z))
-                f.write("@ IN NS ns.%s.\n" % z)
+            origin = "." if z == "." else z + "."
+            fname = "root" if z == "." else z
+            with open(os.path.join(zdir, fname + ".zone"), "w") as f:
+                f.write("$ORIGIN %s\n$TTL 300\n" % origin)
+                f.write("@ IN SOA ns.example. hostmaster.example. 1 3600 600 86400 60\n")
+                f.write("@ IN NS ns.example.\n")
                 seen = set()
                 for line in lines:
                     if line not in seen:
@@ -133,8 +141,9 @@ def main():
                 res = t["result"]
                 if isinstance(res, list):
                     res = ",".join(res)
-                f.write("%d/%s\t%s\t%s\t%s\t%s\n" % (n, tname, t.get("helo", ""), t.get("host", ""),
-                                                    t.get("mailfrom", ""), res))
+                f.write("%d/%s\t%s\t%s\t%s\t%s\t%s\n" % (n, tname, t.get("helo", ""), t.get("host", ""),
+                                                        t.get("mailfrom", ""), res,
+                                                        t.get("explanation", "")))
 
 
 main()

@@ -95,7 +95,11 @@ static const struct addr_case addr_cases[] = {
 	  "invalid source route" },
 	{ "<@a_b.example:user@c.example>", SRC | BAD, 0, NULL, NULL, NULL, "invalid source route" },
 	{ "<@[192.0.2.1]:user@c.example>", SRC | BAD, 0, NULL, NULL, NULL, "invalid source route" },
-	{ "<@example.org>", SRC | BAD, SRC | BAD, NULL, NULL, NULL, "invalid source route" },
+	{ "<@example.org>", SRC | BAD, SRC | BAD, "", "example.org", NULL, "invalid source route" },
+	/* an unquoted local part ends at the last '@': the domain stays usable */
+	{ "<a@b@example.org>", BAD, BAD, "a@b", "example.org", "a@b@example.org", NULL },
+	{ "<a@b@[192.0.2.1]>", BAD | LIT, BAD | LIT, "a@b", "[192.0.2.1]", NULL, NULL },
+	{ "<Macro Error@e8.example.com>", BAD, BAD, "Macro Error", "e8.example.com", NULL, NULL },
 
 	/* quoted local parts */
 	{ "<\"john doe\"@example.org>", QUO, 0, "\"john doe\"", "example.org",
@@ -161,8 +165,8 @@ static const struct addr_case addr_cases[] = {
 	  "invalid character in domain" },
 	{ "<user@example.org\r\n>", BAD | NFQ, 0, NULL, "example.org??", NULL,
 	  "invalid character in domain" },
-	{ "<a@b@example.org>", BAD | NFQ, 0, "a", "b@example.org", NULL,
-	  "invalid character in domain" },
+	{ "<a@b@example.org>", BAD, 0, "a@b", "example.org", NULL,
+	  "invalid character in local part" },
 
 	/* bad local parts */
 	{ "<.user@example.org>", BAD, 0, NULL, NULL, NULL, "misplaced dot in local part" },

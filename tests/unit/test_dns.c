@@ -463,6 +463,61 @@ static void test_record_types(void **state)
 	dns_free(d);
 }
 
+/* dns_batch_add_raw(): any octet is asked as it is (escaped for ldns, exact
+ * on the wire, ASCII case folded), answers and the cache work as for other
+ * names; only names that cannot be encoded end at once as DNS_ERROR with
+ * nothing sent; dns_batch_add() stays strict. */
+static void test_raw_names(void **state)
+{
+	struct dns *d;
+	struct dns_batch *b;
+	char label64[80], long254[300];
+	int colon, space, strict, bslash, high, l64, n254, empty, dots, again;
+
+	NEED_SERVER();
+	memset(label64, 'a', 64);
+	memcpy(label64 + 64, ".dns.test", 10);
+	memset(long254, 0, sizeof(long254));
+	for (int i = 0; i < 254; i++)
+		long254[i] = i % 2 ? '.' : 'x';
+	long254[253] = 'x'; /* 254 octets, labels of 1 */
+	d = resolver(nsd_addr);
+	b = dns_batch_new(d, 3000);
+	colon = dns_batch_add_raw(b, "odd:name/x.dns.test", LDNS_RR_TYPE_TXT);
+	space = dns_batch_add_raw(b, "SP ACE.dns.test.", LDNS_RR_TYPE_A);
+	strict = dns_batch_add(b, "sp ace.dns.test", LDNS_RR_TYPE_A);
+	bslash = dns_batch_add_raw(b, "a\\046b.dns.test", LDNS_RR_TYPE_A);
+	high = dns_batch_add_raw(b, "\x80\x01%.dns.test", LDNS_RR_TYPE_A);
+	l64 = dns_batch_add_raw(b, label64, LDNS_RR_TYPE_A);
+	n254 = dns_batch_add_raw(b, long254, LDNS_RR_TYPE_A);
+	empty = dns_batch_add_raw(b, "", LDNS_RR_TYPE_A);
+	dots = dns_batch_add_raw(b, "a..dns.test", LDNS_RR_TYPE_A);
+	assert_status(b, strict, DNS_ERROR);
+	assert_status(b, l64, DNS_ERROR);
+	assert_status(b, n254, DNS_ERROR);
+	assert_status(b, empty, DNS_ERROR);
+	assert_status(b, dots, DNS_ERROR);
+	assert_int_equal(dns_batch_run(b), 4); /* answered (OK, NXDOMAIN) */
+	assert_status(b, colon, DNS_OK);
+	assert_string_equal(text(b, colon, 0), "colon");
+	assert_status(b, space, DNS_OK);
+	assert_string_equal(text(b, space, 0), "192.0.2.9");
+	/* a backslash is an octet like any other, not an escape */
+	assert_status(b, bslash, DNS_NXDOMAIN);
+	assert_status(b, high, DNS_NXDOMAIN);
+	assert_int_equal(stats(d).sent, 4);
+	dns_batch_free(b);
+
+	b = dns_batch_new(d, 3000);
+	again = dns_batch_add_raw(b, "ODD:NAME/X.dns.test", LDNS_RR_TYPE_TXT);
+	dns_batch_run(b);
+	assert_status(b, again, DNS_OK);
+	assert_true(dns_result_cached(b, again));
+	assert_int_equal(stats(d).sent, 4);
+	dns_batch_free(b);
+	dns_free(d);
+}
+
 static void test_nxdomain_nodata(void **state)
 {
 	struct dns *d;
@@ -988,7 +1043,7 @@ int main(void)
 		cmocka_unit_test(test_timeout),        cmocka_unit_test(test_parallel),
 		cmocka_unit_test(test_spoof),          cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_cache_expiry),   cmocka_unit_test(test_ipv6_server),
-		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_threads),        cmocka_unit_test(test_raw_names),
 	};
 
 	if (p != NULL && *p != '\0' && pp != NULL && *pp != '\0') {
