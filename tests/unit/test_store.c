@@ -95,6 +95,20 @@ static time_t fake_clock(void *arg)
 	return fake_now;
 }
 
+/* A whole expiry pass over ns at now; the records deleted. */
+static int maint_expire_all(struct store *st, const char *ns, time_t now)
+{
+	unsigned cur = 0;
+	int total = 0, r;
+
+	do {
+		r = store_expire_step(st, ns, now, 1000, &cur);
+		assert_true(r >= 0);
+		total += r;
+	} while (cur != 0);
+	return total;
+}
+
 static void test_put_get_del(void **state)
 {
 	struct store *st = open_store();
@@ -174,6 +188,13 @@ static void test_expiry(void **state)
 	fake_now = 1000100; /* expiry time is the first second it is gone */
 	assert_int_equal(store_get(st, "greylist", "k", 1, buf, sizeof(buf), &len, &exp), 0);
 	assert_int_equal(store_get(st, "greylist", "never", 5, buf, sizeof(buf), &len, &exp), 1);
+	/* the count is of records in the file: expired ones until expiry */
+	assert_int_equal(store_count(st, "greylist"), 2);
+	{
+		unsigned cur = 0;
+		assert_int_equal(store_expire_step(st, "greylist", fake_now, 1u << 20, &cur), 1);
+		assert_int_equal(cur, 0);
+	}
 	assert_int_equal(store_count(st, "greylist"), 1);
 	/* renewing an expired record brings it back */
 	assert_int_equal(store_put(st, "greylist", "k", 1, "w", 1, 1000200, 0), 0);
@@ -219,7 +240,7 @@ static void test_version_byte(void **state)
 	assert_int_equal(store_last_error(), STORE_ERR_VERSION);
 	assert_int_equal(store_traverse(st, "whitelist", NULL, NULL), 1);
 	n = store_count(st, "whitelist");
-	assert_int_equal(n, 1);
+	assert_int_equal(n, 2); /* records in the file, of any version */
 	/* expiry leaves unknown versions alone */
 	do
 		assert_true(store_expire_step(st, "whitelist", (time_t)1 << 40, 1000, &cur) >= 0);
@@ -290,13 +311,15 @@ static void test_traverse_count(void **state)
 	assert_int_equal(s.n, 150);
 	for (i = 0; i < 200; i++)
 		assert_int_equal(s.bits[i], i % 4 == 0 ? 0 : 1);
-	assert_int_equal(store_count(st, "greylist"), 150);
+	assert_int_equal(store_count(st, "greylist"), 200); /* expired ones too */
 	memset(&s, 0, sizeof(s));
 	s.stop_after = 7;
 	assert_int_equal(store_traverse(st, "greylist", collect, &s), 7);
 	assert_int_equal(store_traverse(st, "nothing", NULL, NULL), 0);
 	assert_int_equal(store_count(st, "nothing"), 0);
 	assert_int_equal(store_traverse(st, "greylist", delete_each, st), 150);
+	assert_int_equal(store_count(st, "greylist"), 50);
+	assert_int_equal(maint_expire_all(st, "greylist", fake_now), 50);
 	assert_int_equal(store_count(st, "greylist"), 0);
 	store_close(st);
 }
@@ -484,14 +507,14 @@ static void test_corrupt_records(void **state)
 	close(fd);
 
 	st = open_store();
-	/* lookups on a broken chain read as absent (TDB reports "not found"),
-	 * never as a hit: a greylist then defers, a whitelist does not match */
+	/* the first lookup meets the damage (TDB says "not found", but its
+	 * log says why): the file is moved aside once and the lookup answered
+	 * from the new, empty file -- absent, never a false hit, no error */
 	for (i = 0; i < 100; i++) {
 		n = snprintf(k, sizeof(k), "key%d", i);
-		assert_true(store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL) <= 0);
+		if (store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL) != 0)
+			fail_msg("%s: %s", k, store_strerror(store_last_error()));
 	}
-	assert_int_equal(store_count(st, "greylist"), -1);
-	assert_int_equal(store_last_error(), STORE_ERR_CORRUPT);
 	assert_int_equal(count_aside(), 1);
 	assert_int_equal(store_count(st, "greylist"), 0);
 	assert_int_equal(store_put(st, "greylist", "z", 1, "v", 1, 0, 0), 0);
@@ -705,7 +728,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_too_many_ns, setup, teardown),
 	};
 
-	log_open("test_store", "none", NULL);
+	log_open("test_store", getenv("TEST_LOG") ? getenv("TEST_LOG") : "none", NULL);
+	log_set_debug(getenv("TEST_LOG") != NULL);
 	if (argc == 5 && strcmp(argv[1], "--writer") == 0)
 		return mode_writer(argv[2], atol(argv[3]), argv[4]);
 	if (argc == 5 && strcmp(argv[1], "--reader") == 0)
