@@ -50,9 +50,9 @@ struct ns_file {
 	char name[STORE_MAX_NS_NAME + 1];
 	char *path;
 	int hash_size;
-	int rdonly;              /* the store was opened with STORE_RDONLY */
-	pthread_mutex_t mu;      /* serialises every use of tdb */
-	struct tdb_context *tdb; /* NULL until the first successful open */
+	int rdonly;                        /* the store was opened with STORE_RDONLY */
+	pthread_mutex_t mu;                /* serialises every use of tdb */
+	struct tdb_context *tdb;           /* NULL until the first successful open */
 	struct tdb_logging_context logctx; /* log_private = this file */
 	/* What TDB logged during the current call (f->mu held): the errno at
 	 * the message, whether it shows a damaged file, the message. */
@@ -64,7 +64,7 @@ struct ns_file {
 	dev_t dev;
 	ino_t ino;
 	off_t size_seen;
-	time_t checked; /* monotonic second of the last identity check */
+	time_t checked;         /* monotonic second of the last identity check */
 	enum store_err failing; /* the error last logged; STORE_OK: none */
 	/* record cap (store_ns_limit): expiry passes sample the expiry times
 	 * and, over the cap, delete the records expiring before evict_before */
@@ -139,8 +139,8 @@ static time_t default_now(void *arg)
 static int msg_broken(const char *m)
 {
 	static const char *const pat[] = {
-		"beyond eof", "bad magic", "Bad magic", "tdb_read failed", " wrap",
-		"does not fit", "corrupt", "Corrupt", "too large", "bad hash",
+		"beyond eof",   "bad magic", "Bad magic", "tdb_read failed", " wrap",
+		"does not fit", "corrupt",   "Corrupt",   "too large",       "bad hash",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(pat); i++)
@@ -464,8 +464,8 @@ static void prune_aside(struct ns_file *f)
 		if (i + STORE_KEEP_ASIDE < n) {
 			char *p = xasprintf("%s/%s", dir, names[i]);
 			if (unlink(p) == 0)
-				log_msg(LOG_LVL_INFO, "store: removed %s (keeping the newest %d)", p,
-				        STORE_KEEP_ASIDE);
+				log_msg(LOG_LVL_INFO, "store: removed %s (keeping the newest %d)",
+				        p, STORE_KEEP_ASIDE);
 			free(p);
 		}
 		free(names[i]);
@@ -698,8 +698,8 @@ static void check_identity(struct ns_file *f)
 	ns_drop(f);
 	if (!f->rdonly) {
 		char why[96];
-		snprintf(why, sizeof(why), "truncated from %lld to %lld bytes", (long long)f->size_seen,
-		         (long long)fb.st_size);
+		snprintf(why, sizeof(why), "truncated from %lld to %lld bytes",
+		         (long long)f->size_seen, (long long)fb.st_size);
 		(void)move_aside(f, why);
 	}
 }
@@ -753,9 +753,10 @@ static int tdb_fail(struct ns_file *f, const char *what)
 		return fail_with(STORE_ERR_INVAL);
 	else
 		e = STORE_ERR_IO;
-	return report(f, e, what, e == STORE_ERR_IO || e == STORE_ERR_NOMEM
-	                              ? (f->tdb_msg[0] ? f->tdb_msg : tdb_errorstr(f->tdb))
-	                              : NULL);
+	return report(f, e, what,
+	              e == STORE_ERR_IO || e == STORE_ERR_NOMEM
+	                  ? (f->tdb_msg[0] ? f->tdb_msg : tdb_errorstr(f->tdb))
+	                  : NULL);
 }
 
 static int key_ok(const void *key, size_t keylen)

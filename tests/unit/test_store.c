@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <tdb.h>
 #include <time.h>
 #include <unistd.h>
@@ -523,6 +524,426 @@ static void test_corrupt_records(void **state)
 	store_close(st);
 }
 
+/* --- damage of every kind, with the store open or not ------------------- */
+
+/* Capture the log (stderr) of a block of store calls: log_begin() before,
+ * log_end() returns the number of error lines written since. */
+static int saved_fd = -1;
+static char logpath[512];
+
+static void log_begin(void)
+{
+	int fd;
+
+	snprintf(logpath, sizeof(logpath), "%s/../test_store-log.%d", tmpdir, (int)getpid());
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved_fd = dup(2);
+	dup2(fd, 2);
+	close(fd);
+	log_open("test_store", "stderr", NULL);
+}
+
+static int log_end(void)
+{
+	char line[1024];
+	FILE *fp;
+	int n = 0;
+
+	fflush(stderr);
+	dup2(saved_fd, 2);
+	close(saved_fd);
+	log_open("test_store", getenv("TEST_LOG") ? getenv("TEST_LOG") : "none", NULL);
+	fp = fopen(logpath, "r");
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (strstr(line, "error: ") != NULL)
+			n++;
+		if (getenv("TEST_LOG") != NULL)
+			fputs(line, stderr);
+	}
+	fclose(fp);
+	unlink(logpath);
+	return n;
+}
+
+static void pwrite_at(const char *path, off_t off, const void *data, size_t n)
+{
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, data, n, off), (ssize_t)n);
+	close(fd);
+}
+
+enum damage {
+	D_TRUNC_HALF,  /* truncate -s 50%: the hash table no longer fits */
+	D_TRUNC_TAIL,  /* a few records cut off the end */
+	D_GARBAGE_HDR, /* the first 64 bytes overwritten */
+	D_BAD_MAGIC,   /* the magic text of the header */
+	D_HASH_SIZE,   /* the header's hash size changed */
+	D_CHAINS_OOB,  /* every chain head points past the end of the file */
+	D_MIDDLE,      /* records in the middle overwritten */
+	D_COUNT
+};
+
+static const char *const damage_name[D_COUNT] = {
+	"truncated to half", "tail cut",        "garbage header",     "bad magic",
+	"hash size",         "chains past EOF", "middle overwritten",
+};
+
+/* TDB's layout (tdb_private.h): a 168-byte header (magic text 32 bytes,
+ * version, hash_size at 36, ...), the free list head at 168, the head of
+ * chain h at 168 + 4 * (h + 1). */
+#define TDB_HDR      168
+#define TDB_HASH_OFF 36
+#define NDAMAGE_HASH 1021
+#define NDAMAGE_RECS 400
+
+static void damage_file(const char *path, enum damage d)
+{
+	struct stat sb;
+	unsigned char buf[4 * (NDAMAGE_HASH + 1)];
+
+	assert_int_equal(stat(path, &sb), 0);
+	switch (d) {
+	case D_TRUNC_HALF: assert_int_equal(truncate(path, TDB_HDR + 4 * 100), 0); break;
+	case D_TRUNC_TAIL: assert_int_equal(truncate(path, sb.st_size - 3000), 0); break;
+	case D_GARBAGE_HDR:
+		memset(buf, 0x5a, 64);
+		pwrite_at(path, 0, buf, 64);
+		break;
+	case D_BAD_MAGIC: pwrite_at(path, 0, "NOT A TDB FILE AT ALL, SORRY!!\n", 32); break;
+	case D_HASH_SIZE: {
+		uint32_t h = 1048573; /* what the issue saw: "does not fit" */
+		pwrite_at(path, TDB_HASH_OFF, &h, 4);
+		break;
+	}
+	case D_CHAINS_OOB:
+		for (int i = 0; i < NDAMAGE_HASH + 1; i++) {
+			uint32_t off = (uint32_t)sb.st_size + 4096 * (uint32_t)(i + 1);
+			memcpy(buf + 4 * i, &off, 4);
+		}
+		pwrite_at(path, TDB_HDR + 4, buf + 4, 4 * NDAMAGE_HASH);
+		break;
+	case D_MIDDLE: {
+		size_t n = (size_t)(sb.st_size - (TDB_HDR + 4 * (NDAMAGE_HASH + 1))) / 2;
+		unsigned char *junk = xmalloc(n);
+		memset(junk, 0xa5, n);
+		pwrite_at(path, TDB_HDR + 4 * (NDAMAGE_HASH + 1) + (off_t)n / 2, junk, n);
+		free(junk);
+		break;
+	}
+	case D_COUNT: break;
+	}
+}
+
+static void fill_damage(struct store *st)
+{
+	char k[32];
+
+	assert_int_equal(store_ns_hash_size(st, "greylist", NDAMAGE_HASH), 0);
+	for (int i = 0; i < NDAMAGE_RECS; i++) {
+		int n = snprintf(k, sizeof(k), "key%d", i);
+		assert_int_equal(store_put(st, "greylist", k, n, k, n, 0, 0), 0);
+	}
+}
+
+/* After the damage: every lookup is a miss or a true hit, never an error
+ * (the call that meets the damage is answered from the new file); the file
+ * was moved aside exactly once, with one error line; it takes writes. */
+static void check_recovered(struct store *st, enum damage d, int nlog)
+{
+	char k[32], buf[64];
+	size_t len;
+	int hits = 0;
+
+	for (int i = 0; i < NDAMAGE_RECS; i++) {
+		int n = snprintf(k, sizeof(k), "key%d", i), r;
+		r = store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL);
+		if (r < 0)
+			fail_msg("%s: get %s: %s", damage_name[d], k,
+			         store_strerror(store_last_error()));
+		if (r == 1) {
+			assert_int_equal(len, (size_t)n);
+			assert_memory_equal(buf, k, len);
+			hits++;
+		}
+	}
+	assert_int_equal(store_put(st, "greylist", "new", 3, "v", 1, 0, 0), 0);
+	assert_int_equal(store_get(st, "greylist", "new", 3, buf, sizeof(buf), &len, NULL), 1);
+	assert_true(store_traverse(st, "greylist", NULL, NULL) >= 1);
+	if (count_aside() != 1)
+		fail_msg("%s: %d copies moved aside (hits %d)", damage_name[d], count_aside(),
+		         hits);
+	if (nlog + log_end() != 1)
+		fail_msg("%s: not one error line", damage_name[d]);
+}
+
+/* The damage done while the store is closed: found at open. */
+static void test_damage_closed(void **state)
+{
+	char path[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	for (enum damage d = 0; d < D_COUNT; d++) {
+		struct store *st = open_store();
+		fill_damage(st);
+		store_close(st);
+		damage_file(path, d);
+		log_begin();
+		st = open_store();
+		assert_int_equal(store_ns_hash_size(st, "greylist", NDAMAGE_HASH), 0);
+		check_recovered(st, d, 0);
+		store_close(st);
+		rm_tmpdir();
+		assert_int_equal(mkdir(tmpdir, 0700), 0);
+	}
+}
+
+/* The damage done while the store has the file open (another process
+ * truncates or overwrites it under the daemon): no SIGBUS, found by the
+ * next calls that read the damaged part or by the size check (once a
+ * second), one move aside. */
+static void test_damage_open(void **state)
+{
+	char path[512], k[32], buf[64];
+	size_t len;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	for (enum damage d = 0; d < D_COUNT; d++) {
+		struct store *st = open_store();
+		fill_damage(st);
+		damage_file(path, d);
+		log_begin();
+		/* the header is read only at open: damage there is found when
+		 * the file is compared with what was opened (size, identity) or
+		 * not at all until the next open -- the file works as opened */
+		if (d == D_GARBAGE_HDR || d == D_BAD_MAGIC || d == D_HASH_SIZE) {
+			for (int i = 0; i < 20; i++) {
+				int n = snprintf(k, sizeof(k), "key%d", i);
+				assert_true(store_get(st, "greylist", k, n, buf, sizeof(buf), &len,
+				                      NULL) >= 0);
+			}
+			store_close(st);
+			st = open_store();
+		} else if (d == D_TRUNC_TAIL) {
+			/* tdb reads the cut-off records on demand; wait for the
+			 * once-a-second size check if no lookup met them */
+			sleep(1);
+		}
+		check_recovered(st, d, 0);
+		store_close(st);
+		rm_tmpdir();
+		assert_int_equal(mkdir(tmpdir, 0700), 0);
+	}
+}
+
+/* Copies moved aside are bounded: the newest STORE_KEEP_ASIDE stay. */
+static void test_keep_aside(void **state)
+{
+	char path[512], garbage[4096];
+	struct store *st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	memset(garbage, 'g', sizeof(garbage));
+	for (int i = 0; i < STORE_KEEP_ASIDE + 3; i++) {
+		write_file(path, garbage, sizeof(garbage));
+		log_begin();
+		st = open_store();
+		assert_int_equal(store_put(st, "greylist", "a", 1, "v", 1, 0, 0), 0);
+		store_close(st);
+		(void)log_end();
+		assert_int_equal(count_aside(),
+		                 i + 1 < STORE_KEEP_ASIDE ? i + 1 : STORE_KEEP_ASIDE);
+	}
+}
+
+/* The record count: kept by puts (new keys only), deletes and expiry, by
+ * another process too, and read without a walk. */
+static void test_count_record(void **state)
+{
+	struct store *st = open_store();
+	char k[32];
+	pid_t pid;
+	int status;
+	unsigned cur = 0;
+
+	(void)state;
+	fake_now = 1000;
+	store_set_clock(st, fake_clock, NULL);
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(k, sizeof(k), "k%d", i);
+		assert_int_equal(store_put(st, "greylist", k, n, "v", 1, i < 30 ? 1500 : 0, 0), 0);
+	}
+	/* replacing does not count; a durable put does */
+	assert_int_equal(store_put(st, "greylist", "k1", 2, "w", 1, 1500, 0), 0);
+	assert_int_equal(store_put(st, "greylist", "d", 1, "w", 1, 0, STORE_DURABLE), 0);
+	assert_int_equal(store_count(st, "greylist"), 101);
+	assert_int_equal(store_del(st, "greylist", "k99", 3, 0), 1);
+	assert_int_equal(store_del(st, "greylist", "k99", 3, 0), 0);
+	assert_int_equal(store_del(st, "greylist", "d", 1, STORE_DURABLE), 1);
+	assert_int_equal(store_count(st, "greylist"), 99);
+	store_close(st);
+	/* another process adds 50 and deletes 10 */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *c = open_store();
+		for (int i = 100; i < 150; i++) {
+			int n = snprintf(k, sizeof(k), "k%d", i);
+			if (store_put(c, "greylist", k, n, "v", 1, 0, 0) < 0)
+				_exit(1);
+		}
+		for (int i = 40; i < 50; i++) {
+			int n = snprintf(k, sizeof(k), "k%d", i);
+			if (store_del(c, "greylist", k, n, 0) != 1)
+				_exit(2);
+		}
+		store_close(c);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	st = open_store();
+	assert_int_equal(store_count(st, "greylist"), 139);
+	/* expiry takes the 30 expired ones off the count */
+	do
+		assert_true(store_expire_step(st, "greylist", 2000, 100000, &cur) >= 0);
+	while (cur != 0);
+	assert_int_equal(store_count(st, "greylist"), 109);
+	assert_int_equal(store_traverse(st, "greylist", NULL, NULL), 109);
+	/* the count record is not a key anyone can use */
+	assert_int_equal(store_put(st, "greylist", "\0pc:count", 9, "x", 1, 0, 0), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_INVAL);
+	store_close(st);
+}
+
+/* A file of an older version (no count record) is counted once at open. */
+static void test_count_legacy(void **state)
+{
+	char path[512];
+	struct tdb_context *tdb;
+	unsigned char rec[STORE_HDR_SIZE + 1] = { STORE_REC_VERSION };
+	struct store *st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/awl.tdb", tmpdir);
+	tdb = tdb_open(path, 31, TDB_INCOMPATIBLE_HASH, O_RDWR | O_CREAT, 0600);
+	assert_non_null(tdb);
+	for (int i = 0; i < 25; i++) {
+		char k[16];
+		TDB_DATA kd = { (unsigned char *)k, (size_t)snprintf(k, sizeof(k), "n%d", i) };
+		TDB_DATA d = { rec, sizeof(rec) };
+		assert_int_equal(tdb_store(tdb, kd, d, TDB_REPLACE), 0);
+	}
+	tdb_close(tdb);
+	st = store_open_flags(tmpdir, STORE_RDONLY, NULL, 0);
+	assert_non_null(st);
+	assert_int_equal(store_count(st, "awl"), 25);
+	store_close(st);
+	st = open_store();
+	assert_int_equal(store_count(st, "awl"), 25);
+	assert_int_equal(store_put(st, "awl", "x", 1, "v", 1, 0, 0), 0);
+	assert_int_equal(store_count(st, "awl"), 26);
+	store_close(st);
+}
+
+/* An empty namespace costs one read of its count: no walk (the cursor
+ * does not move through the 131071 chains of a default file). */
+static void test_expire_empty(void **state)
+{
+	struct store *st = open_store();
+	unsigned cur = 0;
+
+	(void)state;
+	assert_int_equal(store_expire_step(st, "refs", 1000, 1, &cur), 0);
+	assert_int_equal(cur, 0);
+	assert_int_equal(store_put(st, "refs", "r", 1, "v", 1, 500, 0), 0);
+	assert_int_equal(store_expire_step(st, "refs", 1000, 1, &cur), 0);
+	assert_int_equal(cur, 1); /* a record: the walk goes on */
+	store_close(st);
+}
+
+/* A capped namespace: passes over the cap delete the records that expire
+ * first, down to about 90% of the cap. */
+static void test_limit(void **state)
+{
+	struct store *st = open_store();
+	char k[32], buf[16];
+	size_t len;
+	unsigned cur = 0;
+	long n;
+	int oldest_kept = -1;
+
+	(void)state;
+	fake_now = 1000;
+	store_set_clock(st, fake_clock, NULL);
+	assert_int_equal(store_ns_hash_size(st, "refs", 61), 0);
+	assert_int_equal(store_ns_limit(st, "refs", 200), 0);
+	for (int i = 0; i < 1000; i++) {
+		int kn = snprintf(k, sizeof(k), "r%d", i);
+		assert_int_equal(store_put(st, "refs", k, kn, "v", 1, 100000 + i, 0), 0);
+	}
+	/* the first pass samples, the second evicts */
+	for (int pass = 0; pass < 2; pass++)
+		do
+			assert_true(store_expire_step(st, "refs", 1000, 16, &cur) >= 0);
+		while (cur != 0);
+	n = store_count(st, "refs");
+	assert_true(n <= 200 && n >= 150);
+	for (int i = 0; i < 1000; i++) {
+		int kn = snprintf(k, sizeof(k), "r%d", i);
+		int r = store_get(st, "refs", k, kn, buf, sizeof(buf), &len, NULL);
+		assert_true(r >= 0);
+		if (r == 1 && oldest_kept < 0)
+			oldest_kept = i;
+		if (oldest_kept >= 0)
+			assert_int_equal(r, 1); /* all newer ones are kept */
+	}
+	assert_int_equal(1000 - oldest_kept, n);
+	/* under the cap: nothing more goes */
+	do
+		assert_true(store_expire_step(st, "refs", 1000, 16, &cur) >= 0);
+	while (cur != 0);
+	assert_int_equal(store_count(st, "refs"), n);
+	store_close(st);
+}
+
+/* STORE_RDONLY: reads work, nothing is created or written, a missing
+ * namespace is empty. */
+static void test_rdonly(void **state)
+{
+	struct store *st = open_store();
+	char buf[16], path[512];
+	size_t len;
+	struct stat sb;
+	unsigned cur = 0;
+
+	(void)state;
+	assert_int_equal(store_put(st, "greylist", "a", 1, "v", 1, 0, 0), 0);
+	store_close(st);
+	st = store_open_flags(tmpdir, STORE_RDONLY, NULL, 0);
+	assert_non_null(st);
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, NULL), 1);
+	assert_int_equal(store_count(st, "greylist"), 1);
+	assert_int_equal(store_traverse(st, "greylist", NULL, NULL), 1);
+	assert_int_equal(store_put(st, "greylist", "b", 1, "v", 1, 0, 0), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_RDONLY);
+	assert_int_equal(store_del(st, "greylist", "a", 1, 0), -1);
+	assert_int_equal(store_expire_step(st, "greylist", 1, 10, &cur), -1);
+	assert_int_equal(store_get(st, "awl", "a", 1, buf, sizeof(buf), &len, NULL), 0);
+	assert_int_equal(store_count(st, "awl"), 0);
+	assert_int_equal(store_traverse(st, "awl", NULL, NULL), 0);
+	snprintf(path, sizeof(path), "%s/awl.tdb", tmpdir);
+	assert_int_equal(stat(path, &sb), -1); /* not created */
+	store_close(st);
+}
+
 static void test_unusable(void **state)
 {
 	char err[256] = "", path[512], buf[16];
@@ -724,6 +1145,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_aside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_count_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_count_legacy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rdonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_ns, setup, teardown),
 	};
