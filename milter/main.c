@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "milter.h"
+#include "refs.h"
 #include "store.h"
 #include "util.h"
 #include "wlist.h"
@@ -53,6 +54,9 @@ static void usage(FILE *fp)
 	        "  -V       print the version and exit\n",
 	        DEFAULT_CONF);
 }
+
+/* The store, for the reload thread (the refs cap). */
+static struct store *the_store;
 
 static void *reload_thread(void *arg)
 {
@@ -87,6 +91,8 @@ static void *reload_thread(void *arg)
 		log_set_debug(c->core.debug);
 		if (clamav_start(c, err, sizeof(err)) < 0)
 			log_msg(LOG_LVL_ERR, "reload: %s", err);
+		if (the_store != NULL)
+			store_ns_limit(the_store, REFS_NS, c->core.ref_max);
 		conf_install(c);
 		metrics_reload(1);
 		log_msg(LOG_LVL_INFO, "configuration reloaded from %s",
@@ -228,6 +234,8 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	grey_store_setup(store);
 	wlist_prepare(store);
+	store_ns_limit(store, REFS_NS, c->core.ref_max);
+	the_store = store;
 	engine_set_store(store, 0);
 	metrics_set_store(store, maint_ns, MAINT_NNS);
 	if (getuid() == 0)
@@ -265,6 +273,7 @@ static int serve(struct conf *c, int foreground)
 	maint_stop();
 	metrics_set_store(NULL, NULL, 0);
 	engine_set_store(NULL, 0);
+	the_store = NULL;
 	store_close(store);
 	av_stop();
 	log_msg(LOG_LVL_INFO, "portcullis stopped");
@@ -282,6 +291,7 @@ fail:
 	maint_stop();
 	metrics_set_store(NULL, NULL, 0);
 	engine_set_store(NULL, 0);
+	the_store = NULL;
 	store_close(store);
 	if (pidfile_written)
 		unlink(c->core.pidfile);
