@@ -663,6 +663,21 @@ opened:
 	return report(f, errno_err(e), "cannot count the records of", f->tdb_msg);
 }
 
+/* Does the file still start with a TDB header of the hash size opened?
+ * (TDB's layout: the text "TDB file\n" in 32 bytes, the version, the hash
+ * size at byte 36, in the byte order of the file.) */
+static int header_ok(struct ns_file *f)
+{
+	unsigned char h[40];
+	uint32_t hs, want = (uint32_t)tdb_hash_size(f->tdb), swapped;
+
+	if (pread(tdb_fd(f->tdb), h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return 0;
+	memcpy(&hs, h + 36, 4);
+	swapped = __builtin_bswap32(hs);
+	return memcmp(h, "TDB file\n", 9) == 0 && (hs == want || swapped == want);
+}
+
 /* At most once a second: is the open file still the one at f->path, and
  * not shorter than before?  Another process may have moved it aside (and
  * made a new one), someone may have deleted or truncated it.  f->mu held. */
@@ -681,8 +696,16 @@ static void check_identity(struct ns_file *f)
 	}
 	if (fstat(tdb_fd(f->tdb), &fb) < 0)
 		return;
-	if (fb.st_size >= f->size_seen) {
+	if (fb.st_size >= f->size_seen && header_ok(f)) {
 		f->size_seen = fb.st_size;
+		return;
+	}
+	if (fb.st_size >= f->size_seen) {
+		/* TDB reads its header only at open: an overwritten one would
+		 * go unnoticed until the next start */
+		ns_drop(f);
+		if (!f->rdonly)
+			(void)move_aside(f, "header overwritten");
 		return;
 	}
 	/* Truncated under us.  Open it again; what no longer opens, or no
