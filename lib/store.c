@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <tdb.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +67,7 @@ struct ns_file {
 	off_t size_seen;
 	time_t checked;         /* monotonic second of the last identity check */
 	enum store_err failing; /* the error last logged; STORE_OK: none */
+	int ro_fallback; /* opened read-only because the file system is */
 	/* record cap (store_ns_limit): expiry passes sample the expiry times
 	 * and, over the cap, delete the records expiring before evict_before */
 	long limit;
@@ -560,9 +562,12 @@ static int report(struct ns_file *f, enum store_err e, const char *what, const c
 	return fail_with(e);
 }
 
-/* f worked: say so once if it was failing. */
-static void works(struct ns_file *f)
+/* f worked: say so once if it was failing.  A read says nothing about a
+ * file system that is full or read-only. */
+static void works(struct ns_file *f, int wrote)
 {
+	if (!wrote && (f->failing == STORE_ERR_NOSPACE || f->failing == STORE_ERR_ROFS))
+		return;
 	if (f->failing != STORE_OK) {
 		log_msg(LOG_LVL_WARN, "store: %s works again", f->path);
 		f->failing = STORE_OK;
@@ -601,15 +606,24 @@ static int ns_ensure_open(struct ns_file *f)
 		goto opened;
 	else
 		e = errno;
-	if (e == ENOENT && f->rdonly) {
-		/* nothing there: an empty namespace, kept in memory */
-		f->tdb = tdb_open_ex("ns", 7, TDB_INTERNAL, O_RDWR, 0, &f->logctx, NULL);
-		if (f->tdb == NULL)
-			return fail_with(STORE_ERR_NOMEM);
-		(void)count_write(f, 0);
-		return 0;
+	if (e == EROFS && !f->rdonly) {
+		/* a read-only file system: read the file, fail the writes
+		 * (check_identity tries read-write again once a second) */
+		tdb_note_reset(f);
+		f->rdonly = 1;
+		f->tdb = tdb_open_file(f, 0);
+		f->rdonly = 0;
+		if (f->tdb != NULL) {
+			f->ro_fallback = 1;
+			(void)report(f, STORE_ERR_ROFS, "cannot write to", NULL);
+			note_identity(f);
+			if (count_init(f) == 0)
+				return 0;
+			ns_drop(f);
+		}
+		e = EROFS;
 	}
-	if (e == ENOENT) {
+	if (e == ENOENT && !f->rdonly) {
 		tdb_note_reset(f);
 		f->tdb = tdb_open_file(f, 1);
 		if (f->tdb != NULL) {
@@ -617,6 +631,22 @@ static int ns_ensure_open(struct ns_file *f)
 			goto opened;
 		}
 		e = errno;
+		if (e == EROFS) {
+			f->ro_fallback = 1;
+			(void)report(f, STORE_ERR_ROFS, "cannot create", NULL);
+		}
+	}
+	if ((e == ENOENT && f->rdonly) || (e == EROFS && f->ro_fallback && f->tdb == NULL)) {
+		/* nothing there: an empty namespace, kept in memory */
+		f->tdb = tdb_open_ex("ns", 7, TDB_INTERNAL, O_RDWR, 0, &f->logctx, NULL);
+		if (f->tdb == NULL)
+			return fail_with(STORE_ERR_NOMEM);
+		(void)count_write(f, 0);
+		f->checked = monotonic_sec();
+		return 0;
+	}
+	if (e == ENOENT || e == EROFS) {
+		/* the error is reported below */
 	} else if (open_err_broken(e) && !f->rdonly && lstat(f->path, &sb) == 0 &&
 	           S_ISREG(sb.st_mode)) {
 		/* An empty file is a TDB that was never initialised; anything
@@ -686,9 +716,22 @@ static void check_identity(struct ns_file *f)
 	struct stat sb, fb;
 	time_t now = monotonic_sec();
 
-	if (f->tdb == NULL || f->checked == now || tdb_fd(f->tdb) < 0)
+	if (f->tdb == NULL || f->checked == now)
 		return;
 	f->checked = now;
+	if (f->ro_fallback) {
+		char *dir = xstrdup(f->path);
+		*strrchr(dir, '/') = '\0';
+		if (access(dir, W_OK) == 0) {
+			/* writable again: reopen read-write */
+			ns_drop(f);
+			f->ro_fallback = 0;
+		}
+		free(dir);
+		return;
+	}
+	if (tdb_fd(f->tdb) < 0)
+		return;
 	if (stat(f->path, &sb) < 0 || sb.st_dev != f->dev || sb.st_ino != f->ino) {
 		log_msg(LOG_LVL_WARN, "store: %s was replaced or removed: reopening it", f->path);
 		ns_drop(f);
@@ -745,6 +788,22 @@ static struct ns_file *ns_lock(struct store *st, const char *ns)
 	return f;
 }
 
+/* TDB grows a file with posix_fallocate(), which reports ENOSPC in its
+ * return value only: TDB then fails without a message or an error of its
+ * own (the context keeps the "Record does not exist" of the lookup
+ * before).  Is the file system too full for TDB's next step (a quarter
+ * of the file, or more)? */
+static int low_space(struct ns_file *f)
+{
+	struct statvfs vs;
+	struct stat sb;
+
+	if (tdb_fd(f->tdb) < 0 || fstatvfs(tdb_fd(f->tdb), &vs) < 0 || fstat(tdb_fd(f->tdb), &sb) < 0)
+		return 0;
+	return (unsigned long long)vs.f_bavail * vs.f_frsize <
+	       (unsigned long long)sb.st_size / 4 + 1024 * 1024;
+}
+
 /* Map the last TDB error of f to a store error; a damaged file is replaced
  * by an empty one.  f->mu held.  Always returns -1. */
 static int tdb_fail(struct ns_file *f, const char *what)
@@ -768,6 +827,8 @@ static int tdb_fail(struct ns_file *f, const char *what)
 	}
 	if (f->tdb_errno != 0)
 		e = errno_err(f->tdb_errno);
+	else if (f->tdb_msg[0] == '\0' && (te == TDB_ERR_NOEXIST || te == TDB_SUCCESS) && low_space(f))
+		e = STORE_ERR_NOSPACE; /* a failed posix_fallocate(): see low_space() */
 	else if (te == TDB_ERR_RDONLY)
 		e = f->rdonly ? STORE_ERR_RDONLY : STORE_ERR_ROFS;
 	else if (te == TDB_ERR_OOM)
@@ -865,7 +926,7 @@ static int get_once(struct ns_file *f, TDB_DATA k, struct get_ctx *c)
 	} else if (rc == -3) {
 		return fail_with(STORE_ERR_SPACE);
 	}
-	works(f);
+	works(f, 0);
 	return rc;
 }
 
@@ -907,6 +968,8 @@ static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flag
 {
 	int durable = (flags & STORE_DURABLE) != 0, ok = 0, existed, rc = 0;
 
+	if (f->ro_fallback)
+		return report(f, STORE_ERR_ROFS, d != NULL ? "write to" : "delete in", NULL);
 	tdb_note_reset(f);
 	if (durable && tdb_transaction_start(f->tdb) < 0)
 		return tdb_fail(f, "transaction start on");
@@ -923,6 +986,11 @@ static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flag
 			ok = tdb_delete(f->tdb, k) == 0 && count_add(f, -1) == 0;
 			rc = 1;
 		}
+		/* TDB does not always log or set its error when the file cannot
+		 * grow (posix_fallocate: ENOSPC, with the error of the earlier
+		 * lookup, "Record does not exist", left in the context) */
+		if (!ok && f->tdb_errno == 0)
+			f->tdb_errno = errno;
 		tdb_chainunlock(f->tdb, k);
 	}
 	if (durable) {
@@ -933,7 +1001,7 @@ static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flag
 	}
 	if (!ok)
 		return tdb_fail(f, d != NULL ? "write to" : "delete in");
-	works(f);
+	works(f, 1);
 	return rc;
 }
 
@@ -1248,7 +1316,7 @@ int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max
 	struct ns_file *f;
 	unsigned chain, nchains = 1, done;
 	int deleted = 0, rc = 0;
-	long count;
+	long count = 0;
 
 	if (st == NULL || cursor == NULL || max_chains == 0)
 		return fail_with(STORE_ERR_INVAL);
@@ -1256,8 +1324,11 @@ int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max
 		return fail_with(STORE_ERR_RDONLY);
 	if ((f = ns_lock(st, ns)) == NULL)
 		return -1;
-	/* nothing stored: nothing to walk (the count is one record) */
-	if ((count = count_of(f)) <= 0) {
+	/* nothing stored: nothing to walk (the count is one record); a
+	 * read-only file system: nothing can be deleted */
+	if (f->ro_fallback || (count = count_of(f)) <= 0) {
+		if (f->ro_fallback)
+			count = 0;
 		*cursor = 0;
 		pthread_mutex_unlock(&f->mu);
 		return count < 0 ? -1 : 0;

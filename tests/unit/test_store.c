@@ -12,6 +12,10 @@
  *                                              visible (written by another process)
  *   test_store --check DIR FILE                every key listed in FILE is present
  *   test_store --bench DIR N                   mixed workload, prints ops/s
+ *   test_store --fill DIR PAD                  write until the file system is
+ *                                              full, remove PAD, write again
+ *   test_store --rofs DIR                      read and write on a read-only
+ *                                              file system
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1132,6 +1136,72 @@ static int mode_bench(const char *dir, long n)
 	return errors != 0;
 }
 
+/* --fill DIR PAD: write refs records until the file system is full, then
+ * remove PAD and write again at once (the space is back). */
+static int mode_fill(const char *dir, const char *pad)
+{
+	struct store *st;
+	char k[32], v[300];
+	long i, n = -1;
+	int fails = 0;
+
+	log_open("test_store", "stderr", NULL);
+	st = open_dir(dir);
+	memset(v, 'v', sizeof(v));
+	for (i = 0; i < 1000000; i++) {
+		int kn = snprintf(k, sizeof(k), "r%ld", i);
+		if (store_put(st, "refs", k, kn, v, sizeof(v), 0, 0) < 0) {
+			n = i;
+			break;
+		}
+	}
+	if (n < 0) {
+		printf("never full\n");
+		return 1;
+	}
+	printf("full after %ld: %s\n", n, store_strerror(store_last_error()));
+	/* more failing writes: no more log lines */
+	for (i = 0; i < 20; i++) {
+		int kn = snprintf(k, sizeof(k), "x%ld", i);
+		fails += store_put(st, "refs", k, kn, v, sizeof(v), 0, 0) < 0;
+	}
+	printf("then %d of 20 failed\n", fails);
+	if (unlink(pad) < 0)
+		return 2;
+	for (i = 0; i < 20; i++) {
+		int kn = snprintf(k, sizeof(k), "y%ld", i);
+		if (store_put(st, "refs", k, kn, v, sizeof(v), 0, 0) < 0) {
+			printf("still failing after the space came back: %s\n",
+			       store_strerror(store_last_error()));
+			return 1;
+		}
+	}
+	printf("recovered; count %ld\n", store_count(st, "refs"));
+	store_close(st);
+	return 0;
+}
+
+/* --rofs DIR: on a read-only file system, the daemon's way (read-write
+ * store): lookups work, a write fails and says why. */
+static int mode_rofs(const char *dir)
+{
+	struct store *st;
+	char buf[64];
+	size_t len;
+	int r;
+
+	log_open("test_store", "stderr", NULL);
+	st = open_dir(dir);
+	r = store_get(st, "whitelist", "k0", 2, buf, sizeof(buf), &len, NULL);
+	printf("get %d\n", r);
+	r = store_put(st, "whitelist", "new", 3, "v", 1, 0, 0);
+	printf("put %d: %s\n", r, r < 0 ? store_strerror(store_last_error()) : "ok");
+	r = store_put(st, "whitelist", "new2", 4, "v", 1, 0, 0);
+	printf("put %d: %s\n", r, r < 0 ? store_strerror(store_last_error()) : "ok");
+	store_close(st);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1165,6 +1235,10 @@ int main(int argc, char **argv)
 		return mode_check(argv[2], argv[3]);
 	if (argc == 4 && strcmp(argv[1], "--bench") == 0)
 		return mode_bench(argv[2], atol(argv[3]));
+	if (argc == 4 && strcmp(argv[1], "--fill") == 0)
+		return mode_fill(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "--rofs") == 0)
+		return mode_rofs(argv[2]);
 	if (argc != 1) {
 		fprintf(stderr, "usage: test_store [--writer DIR N normal|durable | --reader DIR N "
 		                "SECS | --check DIR FILE | --bench DIR N]\n");
