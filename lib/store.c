@@ -44,10 +44,20 @@
 #include "store.h"
 #include "util.h"
 
+/* what was logged about failures (see fail_note) */
+struct failstate {
+	int failing;         /* failing now */
+	enum store_err cur;  /* with this error */
+	enum store_err last; /* the error last logged, at logged_at */
+	time_t logged_at;
+	int announced; /* this failure was logged: log its end too */
+};
+
 /* expiry times sampled per pass of a capped namespace (store_ns_limit) */
 #define STORE_SAMPLES 1024
 
 struct ns_file {
+	struct store *st;
 	char name[STORE_MAX_NS_NAME + 1];
 	char *path;
 	int hash_size;
@@ -65,9 +75,9 @@ struct ns_file {
 	dev_t dev;
 	ino_t ino;
 	off_t size_seen;
-	time_t checked;         /* monotonic second of the last identity check */
-	enum store_err failing; /* the error last logged; STORE_OK: none */
-	int ro_fallback; /* opened read-only because the file system is */
+	time_t checked;        /* monotonic second of the last identity check */
+	struct failstate fail; /* failures of this file (f->mu) */
+	int ro_fallback;       /* opened read-only because the file system is */
 	/* record cap (store_ns_limit): expiry passes sample the expiry times
 	 * and, over the cap, delete the records expiring before evict_before */
 	long limit;
@@ -84,6 +94,9 @@ struct store {
 	struct ns_file ns[STORE_MAX_NS];
 	time_t (*now)(void *arg);
 	void *now_arg;
+	/* a full or read-only file system: logged once for all files */
+	pthread_mutex_t fs_mu;
+	struct failstate fs;
 };
 
 static __thread enum store_err last_err;
@@ -249,6 +262,7 @@ struct store *store_open_flags(const char *dir, int flags, char *err, size_t err
 	st->dir = xstrdup(dir);
 	st->flags = flags;
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->fs_mu, NULL);
 	st->now = default_now;
 	return st;
 }
@@ -268,6 +282,7 @@ void store_close(struct store *st)
 		free(f->path);
 	}
 	pthread_mutex_destroy(&st->mu);
+	pthread_mutex_destroy(&st->fs_mu);
 	free(st->dir);
 	free(st);
 }
@@ -307,12 +322,13 @@ static struct ns_file *ns_slot(struct store *st, const char *ns)
 	f = &st->ns[n];
 	bcopy_str(f->name, sizeof(f->name), ns);
 	f->path = xasprintf("%s/%s.tdb", st->dir, ns);
+	f->st = st;
 	f->hash_size = STORE_HASH_DEFAULT;
 	f->rdonly = (st->flags & STORE_RDONLY) != 0;
 	f->tdb = NULL;
 	f->logctx.log_fn = tdb_logger;
 	f->logctx.log_private = f;
-	f->failing = STORE_OK;
+	memset(&f->fail, 0, sizeof(f->fail));
 	f->limit = 0;
 	f->evict_before = 0;
 	f->nsample = f->nseen = 0;
@@ -551,26 +567,72 @@ static enum store_err errno_err(int e)
 	}
 }
 
-/* Log that f fails with e (once, until it works again). */
+/* Failure logging, one line per event: the first failure with an error
+ * is logged, repeats are not; a write that works after a logged failure
+ * logs "works again".  The same error is logged again at most once a
+ * minute, so a file that alternates (a full disk: updates in place work,
+ * growing fails) costs two lines a minute at most.  Full and read-only
+ * file systems are an event of the store (all files at once), other
+ * failures of the file. */
+static int fail_note(struct failstate *s, enum store_err e)
+{
+	time_t now = monotonic_sec();
+	int log = 0;
+
+	if ((!s->failing || s->cur != e) &&
+	    (s->last != e || s->logged_at == 0 || now - s->logged_at >= 60)) {
+		log = 1;
+		s->last = e;
+		s->logged_at = now;
+		s->announced = 1;
+	}
+	s->failing = 1;
+	s->cur = e;
+	return log;
+}
+
+static int fail_clear(struct failstate *s)
+{
+	int log = s->failing && s->announced;
+
+	s->failing = 0;
+	s->announced = 0;
+	return log;
+}
+
+/* Log that f fails with e (see fail_note). */
 static int report(struct ns_file *f, enum store_err e, const char *what, const char *detail)
 {
-	if (f->failing != e)
+	int fs = e == STORE_ERR_NOSPACE || e == STORE_ERR_ROFS, log;
+
+	if (fs) {
+		pthread_mutex_lock(&f->st->fs_mu);
+		log = fail_note(&f->st->fs, e);
+		pthread_mutex_unlock(&f->st->fs_mu);
+	} else {
+		log = fail_note(&f->fail, e);
+	}
+	if (log)
 		log_msg(LOG_LVL_ERR, "store: %s %s: %s%s%s%s", what, f->path, store_strerror(e),
 		        detail && detail[0] ? " (" : "", detail ? detail : "",
 		        detail && detail[0] ? ")" : "");
-	f->failing = e;
 	return fail_with(e);
 }
 
-/* f worked: say so once if it was failing.  A read says nothing about a
- * file system that is full or read-only. */
+/* f worked (wrote: a write; a read says nothing about a full or read-only
+ * file system). */
 static void works(struct ns_file *f, int wrote)
 {
-	if (!wrote && (f->failing == STORE_ERR_NOSPACE || f->failing == STORE_ERR_ROFS))
-		return;
-	if (f->failing != STORE_OK) {
+	if (fail_clear(&f->fail))
 		log_msg(LOG_LVL_WARN, "store: %s works again", f->path);
-		f->failing = STORE_OK;
+	if (wrote && __atomic_load_n(&f->st->fs.failing, __ATOMIC_RELAXED)) {
+		int log;
+		pthread_mutex_lock(&f->st->fs_mu);
+		log = fail_clear(&f->st->fs);
+		pthread_mutex_unlock(&f->st->fs_mu);
+		if (log)
+			log_msg(LOG_LVL_WARN,
+			        "store: %s works again (the file system takes writes)", f->path);
 	}
 }
 
@@ -798,7 +860,8 @@ static int low_space(struct ns_file *f)
 	struct statvfs vs;
 	struct stat sb;
 
-	if (tdb_fd(f->tdb) < 0 || fstatvfs(tdb_fd(f->tdb), &vs) < 0 || fstat(tdb_fd(f->tdb), &sb) < 0)
+	if (tdb_fd(f->tdb) < 0 || fstatvfs(tdb_fd(f->tdb), &vs) < 0 ||
+	    fstat(tdb_fd(f->tdb), &sb) < 0)
 		return 0;
 	return (unsigned long long)vs.f_bavail * vs.f_frsize <
 	       (unsigned long long)sb.st_size / 4 + 1024 * 1024;
@@ -822,12 +885,13 @@ static int tdb_fail(struct ns_file *f, const char *what)
 		}
 		if (move_aside(f, why) == 0)
 			(void)ns_ensure_open(f);
-		f->failing = STORE_OK;
+		memset(&f->fail, 0, sizeof(f->fail));
 		return fail_with(STORE_ERR_CORRUPT);
 	}
 	if (f->tdb_errno != 0)
 		e = errno_err(f->tdb_errno);
-	else if (f->tdb_msg[0] == '\0' && (te == TDB_ERR_NOEXIST || te == TDB_SUCCESS) && low_space(f))
+	else if (f->tdb_msg[0] == '\0' && (te == TDB_ERR_NOEXIST || te == TDB_SUCCESS) &&
+	         low_space(f))
 		e = STORE_ERR_NOSPACE; /* a failed posix_fallocate(): see low_space() */
 	else if (te == TDB_ERR_RDONLY)
 		e = f->rdonly ? STORE_ERR_RDONLY : STORE_ERR_ROFS;

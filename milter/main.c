@@ -189,7 +189,7 @@ static void daemon_ready(int ready_fd, int keep_stderr)
 static int serve(struct conf *c, int foreground)
 {
 	char err[1024], sock_path[1024] = "";
-	int ready_fd = -1, pidfile_written = 0, rc;
+	int ready_fd = -1, pidfile_written = 0, rofs = 0, rc;
 	struct store *store = NULL;
 	struct metrics_http *mh = NULL;
 	struct stat st;
@@ -219,7 +219,9 @@ static int serve(struct conf *c, int foreground)
 	}
 	if (c->core.user[0] && drop_privileges(c->core.user, err, sizeof(err)) < 0)
 		goto fail;
-	if (access(c->core.state_dir, W_OK | X_OK) < 0) {
+	/* A read-only file system is no reason not to start: lookups work
+	 * and the checks that must write follow their on_error. */
+	if (access(c->core.state_dir, W_OK | X_OK) < 0 && (errno != EROFS || (rofs = 1) == 0)) {
 		snprintf(err, sizeof(err), "state_dir %s: %s", c->core.state_dir, strerror(errno));
 		goto fail;
 	}
@@ -227,6 +229,11 @@ static int serve(struct conf *c, int foreground)
 		snprintf(err, sizeof(err), "log_target/log_facility: cannot open");
 		goto fail;
 	}
+	if (rofs)
+		log_msg(LOG_LVL_WARN,
+		        "state_dir %s is on a read-only file system: the checks that write to "
+		        "the store follow their on_error",
+		        c->core.state_dir);
 	log_set_debug(c->core.debug);
 	/* The store: after the fork (TDB locks belong to a process) and the
 	 * privilege drop (files owned by the user that runs). */
