@@ -53,6 +53,11 @@ struct failstate {
 	int announced; /* this failure was logged: log its end too */
 };
 
+/* sizeof(struct tdb_header) in TDB's file format; the head of hash chain h
+ * is the 32-bit offset at TDB_HEADER_SIZE + 4 * (h + 1) */
+#define TDB_HEADER_SIZE 168
+#define HEADS_BLOCK     4096 /* chain heads read at once by walks */
+
 /* expiry times sampled per pass of a capped namespace (store_ns_limit) */
 #define STORE_SAMPLES 1024
 
@@ -1165,7 +1170,47 @@ struct walk {
 	struct ns_file *sample; /* expiry of a capped file: sample expiry times */
 	struct rec *recs;
 	size_t n, cap;
+	/* the heads of chains [hfirst, hfirst + hn), read without a lock */
+	unsigned hfirst, hn;
+	uint32_t heads[HEADS_BLOCK];
 };
+
+/* Could chain `chain` of ns hold records?  The heads of the hash chains are
+ * read a block at a time without any lock (as tdb_traverse itself scans
+ * them), so that the empty chains of a big, sparse file cost no fcntl lock
+ * each: a chain that becomes non-empty just after it was read is missed,
+ * as a walk may miss any record added while it runs.  Also sets *nchains.
+ * 1 maybe, 0 empty, -1 error. */
+static int chain_used(struct store *st, const char *ns, struct walk *w, unsigned chain,
+                      unsigned *nchains)
+{
+	if (chain < w->hfirst || chain >= w->hfirst + w->hn) {
+		struct ns_file *f = ns_lock(st, ns);
+		unsigned n;
+		ssize_t want;
+
+		if (f == NULL)
+			return -1;
+		*nchains = (unsigned)tdb_hash_size(f->tdb);
+		n = chain < *nchains ? *nchains - chain : 0;
+		if (n > HEADS_BLOCK)
+			n = HEADS_BLOCK;
+		w->hfirst = chain;
+		w->hn = n;
+		want = (ssize_t)(n * sizeof(uint32_t));
+		/* TDB's layout: the header, the free list head, then the
+		 * chains (TDB_HASH_TOP); a file of another layout (or an
+		 * in-memory one) is walked chain by chain */
+		if (n > 0 && (tdb_fd(f->tdb) < 0 ||
+		              pread(tdb_fd(f->tdb), w->heads, (size_t)want,
+		                    TDB_HEADER_SIZE + 4 * ((off_t)chain + 1)) != want))
+			memset(w->heads, 0xff, (size_t)want);
+		pthread_mutex_unlock(&f->mu);
+		if (n == 0)
+			return 1; /* past the end: walk_chain says so */
+	}
+	return w->heads[chain - w->hfirst] != 0;
+}
 
 /* Reservoir sampling of the expiry times of f's live records during an
  * expiry pass (f->mu held). */
@@ -1292,7 +1337,10 @@ int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void 
 	w.copy_val = 1;
 	for (chain = 0; chain < nchains && !stop; chain++) {
 		size_t i;
-		rc = walk_chain_ns(st, ns, chain, &w, &nchains);
+		if ((rc = chain_used(st, ns, &w, chain, &nchains)) == 0)
+			continue;
+		if (rc > 0)
+			rc = walk_chain_ns(st, ns, chain, &w, &nchains);
 		if (rc < 0) {
 			walk_reset(&w);
 			free(w.recs);
@@ -1378,7 +1426,7 @@ int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max
 {
 	struct walk w = { 0 };
 	struct ns_file *f;
-	unsigned chain, nchains = 1, done;
+	unsigned chain, nchains = 1, done, scanned;
 	int deleted = 0, rc = 0;
 	long count = 0;
 
@@ -1404,9 +1452,22 @@ int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max
 	w.sample = f->limit > 0 ? f : NULL;
 	pthread_mutex_unlock(&f->mu);
 	chain = *cursor;
-	for (done = 0; done < max_chains; done++, chain++) {
+	/* max_chains chains walked; empty ones are skipped without a lock,
+	 * up to 256 times as many */
+	for (done = 0, scanned = 0; done < max_chains && scanned < 256 * max_chains;
+	     chain++, scanned++) {
 		size_t i;
-		rc = walk_chain_ns(st, ns, chain, &w, &nchains);
+		if ((rc = chain_used(st, ns, &w, chain, &nchains)) == 0) {
+			rc = chain + 1 < nchains;
+			if (!rc) {
+				chain++;
+				break;
+			}
+			continue;
+		}
+		if (rc > 0)
+			rc = walk_chain_ns(st, ns, chain, &w, &nchains);
+		done++;
 		for (i = 0; i < w.n; i++)
 			deleted += w.recs[i].vallen == 1;
 		walk_reset(&w);

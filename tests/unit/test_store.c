@@ -856,7 +856,8 @@ static void test_count_legacy(void **state)
 }
 
 /* An empty namespace costs one read of its count: no walk (the cursor
- * does not move through the 131071 chains of a default file). */
+ * does not move through the 131071 chains of a default file); in a
+ * non-empty one, a step walks at most max_chains non-empty chains. */
 static void test_expire_empty(void **state)
 {
 	struct store *st = open_store();
@@ -867,7 +868,7 @@ static void test_expire_empty(void **state)
 	assert_int_equal(cur, 0);
 	assert_int_equal(store_put(st, "refs", "r", 1, "v", 1, 500, 0), 0);
 	assert_int_equal(store_expire_step(st, "refs", 1000, 1, &cur), 0);
-	assert_int_equal(cur, 1); /* a record: the walk goes on */
+	assert_true(cur > 0); /* a record: the walk goes on */
 	store_close(st);
 }
 
