@@ -20,10 +20,11 @@
  * kill the process with SIGBUS at the next access; with pread/pwrite the
  * access fails with a short read instead and the file is recovered.
  *
- * Record count: each file holds one extra record (COUNT_KEY, with a header
- * whose version byte is 0, so walks skip it) with the number of records,
- * updated under TDB's chain locks by every insert and delete of every
- * process, so store_count() reads one record instead of walking the file.
+ * Record count: each file holds one extra record (count_key, with a header
+ * whose version byte is 0, so walks skip it) with the number of records.
+ * Each process counts its inserts and deletes in memory and adds them to
+ * the record under its chain lock now and then (count_flush), so
+ * store_count() reads one record instead of walking the file.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -83,6 +84,9 @@ struct ns_file {
 	time_t checked;        /* monotonic second of the last identity check */
 	struct failstate fail; /* failures of this file (f->mu) */
 	int ro_fallback;       /* opened read-only because the file system is */
+	/* records added minus deleted by this process and not yet added to
+	 * the count record (count_flush) */
+	long count_delta;
 	/* record cap (store_ns_limit): expiry passes sample the expiry times
 	 * and, over the cap, delete the records expiring before evict_before */
 	long limit;
@@ -105,6 +109,8 @@ struct store {
 };
 
 static __thread enum store_err last_err;
+
+static int count_flush(struct ns_file *f);
 
 static int fail_with(enum store_err e)
 {
@@ -281,8 +287,10 @@ void store_close(struct store *st)
 	n = __atomic_load_n(&st->nns, __ATOMIC_ACQUIRE);
 	for (i = 0; i < n; i++) {
 		struct ns_file *f = &st->ns[i];
-		if (f->tdb != NULL)
+		if (f->tdb != NULL) {
+			(void)count_flush(f);
 			tdb_close(f->tdb);
+		}
 		pthread_mutex_destroy(&f->mu);
 		free(f->path);
 	}
@@ -425,6 +433,28 @@ static int count_add(struct ns_file *f, long delta)
 	rc = count_read(f, &n) < 0 ? -1 : count_write(f, n + delta);
 	tdb_chainunlock(f->tdb, count_key);
 	return rc;
+}
+
+/* Note a record added (1) or deleted (-1) by this process.  Returns 1. */
+static int count_note(struct ns_file *f, int d)
+{
+	f->count_delta += d;
+	return 1;
+}
+
+/* Add this process's pending changes to f's count record (f->mu held):
+ * done by store_count(), by each expiry step (the daemon's: ten times a
+ * second) and at close, rather than by every write, which would all
+ * contend for the count record's lock.  0 or -1. */
+static int count_flush(struct ns_file *f)
+{
+	if (f->count_delta == 0 || f->tdb == NULL || f->rdonly || f->ro_fallback)
+		return 0;
+	tdb_note_reset(f);
+	if (count_add(f, f->count_delta) < 0)
+		return -1;
+	f->count_delta = 0;
+	return 0;
 }
 
 static int count_walk_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, void *arg)
@@ -647,6 +677,7 @@ static void ns_drop(struct ns_file *f)
 	if (f->tdb != NULL)
 		tdb_close(f->tdb);
 	f->tdb = NULL;
+	f->count_delta = 0;
 }
 
 /* Open f's file if it is not open yet; f->mu held.  0 or -1.
@@ -1048,11 +1079,11 @@ static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flag
 			ok = 0;
 		} else if (d != NULL) {
 			ok = tdb_store(f->tdb, k, *d, TDB_REPLACE) == 0 &&
-			     (existed || count_add(f, 1) == 0);
+			     (existed || count_note(f, 1));
 		} else if (!existed) {
 			ok = 1;
 		} else {
-			ok = tdb_delete(f->tdb, k) == 0 && count_add(f, -1) == 0;
+			ok = tdb_delete(f->tdb, k) == 0 && count_note(f, -1);
 			rc = 1;
 		}
 		/* TDB does not always log or set its error when the file cannot
@@ -1201,9 +1232,9 @@ static int chain_used(struct store *st, const char *ns, struct walk *w, unsigned
 		/* TDB's layout: the header, the free list head, then the
 		 * chains (TDB_HASH_TOP); a file of another layout (or an
 		 * in-memory one) is walked chain by chain */
-		if (n > 0 && (tdb_fd(f->tdb) < 0 ||
-		              pread(tdb_fd(f->tdb), w->heads, (size_t)want,
-		                    TDB_HEADER_SIZE + 4 * ((off_t)chain + 1)) != want))
+		if (n > 0 &&
+		    (tdb_fd(f->tdb) < 0 || pread(tdb_fd(f->tdb), w->heads, (size_t)want,
+		                                 TDB_HEADER_SIZE + 4 * ((off_t)chain + 1)) != want))
 			memset(w->heads, 0xff, (size_t)want);
 		pthread_mutex_unlock(&f->mu);
 		if (n == 0)
@@ -1306,8 +1337,7 @@ static int walk_chain(struct ns_file *f, unsigned chain, struct walk *w, unsigne
 			free(d.dptr);
 			tdb_chainunlock(f->tdb, k);
 		}
-		if (count_add(f, -deleted) < 0 && rc > 0)
-			rc = tdb_fail(f, "count update of");
+		f->count_delta -= deleted;
 	}
 	return rc;
 }
@@ -1362,7 +1392,7 @@ int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void 
 static long count_of(struct ns_file *f)
 {
 	long n = 0;
-	int r = count_read(f, &n);
+	int r = count_flush(f) < 0 ? -1 : count_read(f, &n);
 
 	if (r == 0) {
 		/* a file of an older version opened read-only */

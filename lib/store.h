@@ -142,9 +142,13 @@ int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max
 int store_seqnum(struct store *st, const char *ns, unsigned long *seq);
 
 /* Number of records in ns, or -1: O(1), read from a count record kept in
- * the file by every insert and delete of every process.  Expired records
- * count until the background expiry removes them.  (A file made by an
- * older version is counted once, by a walk, when first opened.) */
+ * the file.  Each process adds its own inserts and deletes to it at
+ * store_count(), at each store_expire_step() (the daemon's: ten times a
+ * second) and at store_close(), so another process may see the count up
+ * to that much behind, and a process killed with SIGKILL loses its last
+ * changes to the count.  Expired records count until the background
+ * expiry removes them.  (A file made by an older version is counted once,
+ * by a walk, when first opened.) */
 long store_count(struct store *st, const char *ns);
 
 /* Cap ns at about max_records (0: no cap).  When an expiry pass starts
