@@ -484,6 +484,39 @@ static int count_init(struct ns_file *f)
 
 /* --- opening, damage and recovery ------------------------------------------ */
 
+/* Failure logging, one line per event: the first failure with an error
+ * is logged, repeats are not; a write that works after a logged failure
+ * logs "works again".  The same error is logged again at most once a
+ * minute, so a file that alternates (a full disk: updates in place work,
+ * growing fails) costs two lines a minute at most.  Full and read-only
+ * file systems are an event of the store (all files at once), other
+ * failures of the file. */
+static int fail_note(struct failstate *s, enum store_err e)
+{
+	time_t now = monotonic_sec();
+	int log = 0;
+
+	if ((!s->failing || s->cur != e) &&
+	    (s->last != e || s->logged_at == 0 || now - s->logged_at >= 60)) {
+		log = 1;
+		s->last = e;
+		s->logged_at = now;
+		s->announced = 1;
+	}
+	s->failing = 1;
+	s->cur = e;
+	return log;
+}
+
+static int fail_clear(struct failstate *s)
+{
+	int log = s->failing && s->announced;
+
+	s->failing = 0;
+	s->announced = 0;
+	return log;
+}
+
 /* Delete all but the newest STORE_KEEP_ASIDE copies of f's file moved
  * aside: each is a full copy and they would fill state_dir. */
 static void prune_aside(struct ns_file *f)
@@ -551,8 +584,11 @@ static int move_aside(struct ns_file *f, const char *why)
 		        f->path, why, aside);
 		rc = 0;
 	} else {
-		log_msg(LOG_LVL_ERR, "store: %s is damaged (%s) and cannot be moved aside: %s",
-		        f->path, why, strerror(errno));
+		int e = errno;
+		if (fail_note(&f->fail, STORE_ERR_CORRUPT))
+			log_msg(LOG_LVL_ERR,
+			        "store: %s is damaged (%s) and cannot be moved aside: %s", f->path,
+			        why, strerror(e));
 	}
 	free(aside);
 	if (rc == 0)
@@ -600,39 +636,6 @@ static enum store_err errno_err(int e)
 	case ENOMEM: return STORE_ERR_NOMEM;
 	default: return STORE_ERR_IO;
 	}
-}
-
-/* Failure logging, one line per event: the first failure with an error
- * is logged, repeats are not; a write that works after a logged failure
- * logs "works again".  The same error is logged again at most once a
- * minute, so a file that alternates (a full disk: updates in place work,
- * growing fails) costs two lines a minute at most.  Full and read-only
- * file systems are an event of the store (all files at once), other
- * failures of the file. */
-static int fail_note(struct failstate *s, enum store_err e)
-{
-	time_t now = monotonic_sec();
-	int log = 0;
-
-	if ((!s->failing || s->cur != e) &&
-	    (s->last != e || s->logged_at == 0 || now - s->logged_at >= 60)) {
-		log = 1;
-		s->last = e;
-		s->logged_at = now;
-		s->announced = 1;
-	}
-	s->failing = 1;
-	s->cur = e;
-	return log;
-}
-
-static int fail_clear(struct failstate *s)
-{
-	int log = s->failing && s->announced;
-
-	s->failing = 0;
-	s->announced = 0;
-	return log;
 }
 
 /* Log that f fails with e (see fail_note). */
