@@ -111,6 +111,7 @@ struct store {
 static __thread enum store_err last_err;
 
 static int count_flush(struct ns_file *f);
+static int low_space(struct ns_file *f);
 
 static int fail_with(enum store_err e)
 {
@@ -606,6 +607,22 @@ static struct tdb_context *tdb_open_file(struct ns_file *f, int create)
 	                   NULL);
 }
 
+/* Create f's file (O_CREAT).  A creation that fails half-way (a full file
+ * system) leaves a file too short to be a TDB: it is removed, or the next
+ * access would take it for a damaged file and move it aside. */
+static struct tdb_context *create_file(struct ns_file *f)
+{
+	struct tdb_context *t = tdb_open_file(f, 1);
+	int e = errno;
+	struct stat sb;
+
+	if (t == NULL && lstat(f->path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    sb.st_size < TDB_HEADER_SIZE + 4 * ((off_t)f->hash_size + 1))
+		(void)unlink(f->path);
+	errno = e;
+	return t;
+}
+
 /* Remember which file is open (to notice a replaced or truncated one). */
 static void note_identity(struct ns_file *f)
 {
@@ -695,6 +712,7 @@ static int ns_ensure_open(struct ns_file *f)
 {
 	struct stat sb;
 	int e, created = 0;
+	enum store_err err;
 
 	if (f->tdb != NULL)
 		return 0;
@@ -726,7 +744,7 @@ static int ns_ensure_open(struct ns_file *f)
 	}
 	if (e == ENOENT && !f->rdonly) {
 		tdb_note_reset(f);
-		f->tdb = tdb_open_file(f, 1);
+		f->tdb = create_file(f);
 		if (f->tdb != NULL) {
 			created = 1;
 			goto opened;
@@ -758,7 +776,7 @@ static int ns_ensure_open(struct ns_file *f)
 		bcopy_str(why, sizeof(why), f->tdb_msg[0] ? f->tdb_msg : strerror(e));
 		if (sb.st_size == 0 || move_aside(f, why) == 0) {
 			tdb_note_reset(f);
-			f->tdb = tdb_open_file(f, 1);
+			f->tdb = create_file(f);
 			if (f->tdb != NULL) {
 				created = 1;
 				goto opened;
@@ -782,7 +800,7 @@ opened:
 		if (move_aside(f, why) < 0)
 			return fail_with(STORE_ERR_CORRUPT);
 		tdb_note_reset(f);
-		if ((f->tdb = tdb_open_file(f, 1)) == NULL) {
+		if ((f->tdb = create_file(f)) == NULL) {
 			e = errno;
 			return report(f, errno_err(e ? e : EIO), "cannot create", NULL);
 		}
@@ -790,8 +808,10 @@ opened:
 		goto opened;
 	}
 	e = f->tdb_errno;
+	err = e ? errno_err(e) : low_space(f) ? STORE_ERR_NOSPACE : STORE_ERR_IO;
 	ns_drop(f);
-	return report(f, errno_err(e), "cannot count the records of", f->tdb_msg);
+	return report(f, err, "cannot count the records of",
+	              err == STORE_ERR_IO ? f->tdb_msg : NULL);
 }
 
 /* Does the file still start with a TDB header of the hash size opened?

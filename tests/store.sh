@@ -137,6 +137,9 @@ if [ -n "$mounted" ]; then
 	echo "$out" | grep -q "^full after [0-9]*: No space left on device$" ||
 		t_err "a full file system is not said so: $out"
 	echo "$out" | grep -q "^then 20 of 20 failed$" || t_err "fill: $out"
+	echo "$out" | grep -q "^new file: 5 of 5 failed$" || t_err "fill, new file: $out"
+	grep -q "damaged" "$work/fill.err" && t_err "a file made on a full disk taken for damaged: $(cat "$work/fill.err")"
+	ls "$m" | grep -q corrupt && t_err "files moved aside on a full disk: $(ls "$m")"
 	echo "$out" | grep -q "^recovered; count [0-9]*$" ||
 		t_err "writes did not work at once after space came back: $out"
 	n=$(grep -c "error:" "$work/fill.err")

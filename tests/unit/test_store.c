@@ -1167,6 +1167,13 @@ static int mode_fill(const char *dir, const char *pad)
 		fails += store_put(st, "refs", k, kn, v, sizeof(v), 0, 0) < 0;
 	}
 	printf("then %d of 20 failed\n", fails);
+	/* a namespace whose file cannot even be created: an error each
+	 * time, never a half-made file taken for a damaged one */
+	fails = 0;
+	for (i = 0; i < 5; i++)
+		fails += store_put(st, "greylist", "g", 1, v, sizeof(v), 0, 0) < 0 &&
+		         (store_last_error() == STORE_ERR_NOSPACE || store_last_error() == STORE_ERR_IO);
+	printf("new file: %d of 5 failed\n", fails);
 	if (unlink(pad) < 0)
 		return 2;
 	for (i = 0; i < 20; i++) {
@@ -1176,6 +1183,10 @@ static int mode_fill(const char *dir, const char *pad)
 			       store_strerror(store_last_error()));
 			return 1;
 		}
+	}
+	if (store_put(st, "greylist", "g", 1, v, sizeof(v), 0, 0) < 0) {
+		printf("new file still failing: %s\n", store_strerror(store_last_error()));
+		return 1;
 	}
 	printf("recovered; count %ld\n", store_count(st, "refs"));
 	store_close(st);
