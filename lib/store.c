@@ -1090,6 +1090,7 @@ int store_get(struct store *st, const char *ns, const void *key, size_t keylen, 
 static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flags)
 {
 	int durable = (flags & STORE_DURABLE) != 0, ok = 0, existed, rc = 0;
+	long delta_before = f->count_delta;
 
 	if (f->ro_fallback)
 		return report(f, STORE_ERR_ROFS, d != NULL ? "write to" : "delete in", NULL);
@@ -1117,10 +1118,16 @@ static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flag
 		tdb_chainunlock(f->tdb, k);
 	}
 	if (durable) {
+		/* a durable write takes its count (and the pending ones) into
+		 * the same transaction: it survives kill -9 with the record */
+		if (ok && f->count_delta != 0 && count_add(f, f->count_delta) < 0)
+			ok = 0;
 		if (!ok)
 			(void)tdb_transaction_cancel(f->tdb);
 		else if (tdb_transaction_commit(f->tdb) < 0)
 			ok = 0;
+		/* rolled back: the record and its count are not there */
+		f->count_delta = ok ? 0 : delta_before;
 	}
 	if (!ok)
 		return tdb_fail(f, d != NULL ? "write to" : "delete in");

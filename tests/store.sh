@@ -60,7 +60,7 @@ rc=$?
 [ $rc -eq 0 ] || t_err "reader exit $rc: $(cat "$work/reader.out" "$work/reader.err")"
 grep -q '^seen 3000 of 3000$' "$work/reader.out" || t_err "reader: $(tail -n 1 "$work/reader.out")"
 out=$(timeout 30 "$TS" --check "$d" "$work/writer.out" 2>&1) || t_err "check after concurrent write: $out"
-echo "$out" | grep -q '^present 3000 missing 0 total 3000$' || t_err "check: $out"
+echo "$out" | grep -q '^present 3000 missing 0 total 3000 count 3000$' || t_err "check: $out"
 [ "$T_FAILS" -eq 0 ] && pass "a second process saw all 3000 records written while it read"
 
 # --- 2. kill -9 in the middle of durable writes --------------------------------
@@ -84,6 +84,8 @@ for delay in 0.2 0.45 0.7; do
 		t_err "after kill -9 at ${delay}s ($n writes reported): $out"
 	elif [ "$(echo "$out" | awk '{ print $6 - $2 }')" -gt 1 ]; then
 		t_err "after kill -9 at ${delay}s more records than reported (+1 in flight): $out"
+	elif [ "$(echo "$out" | awk '{ print $6 - $8 }')" -ne 0 ]; then
+		t_err "after kill -9 at ${delay}s the count of durable writes is not the records': $out"
 	elif ls "$d" | grep -q corrupt; then
 		t_err "after kill -9 at ${delay}s the file was moved aside: $(ls "$d")"
 	else
