@@ -30,7 +30,8 @@
 #    SIGBUS), moves the file aside once with one log line, recreates it,
 #    and every transaction gets a normal greylist answer (451 4.7.1, never
 #    451 4.3.0); at most 3 copies moved aside remain.  The same daemon on
-#    a read-only state_dir defers with 451 4.3.0 (greylist.on_error).
+#    a read-only state_dir defers with 451 4.3.0 (greylist.on_error), and
+#    greylists again once the file system is remounted read-write.
 # Sections 5 and 6 are skipped (with a message) where mount is not allowed,
 # section 7 without strace, section 8 without miltertest.
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
@@ -321,8 +322,18 @@ if [ -n "$mounted" ]; then
 	txn
 	n=$(grep "error: store" "$work/ro.log" | grep -c "Read-only file system")
 	[ "$n" -eq 1 ] || t_err "read-only: $n store error lines, want 1: $(cat "$work/ro.log")"
+	# writable again: the files are opened read-write again (checked once
+	# a second) and greylisting works
+	mount -o remount,rw "$m" || t_err "remount read-write failed"
+	k=0
+	until txn || [ $k -ge 30 ]; do
+		k=$((k + 1))
+		sleep 0.1
+	done
+	echo "$TX_OUT" | grep -q "^R .*451 4.7.1 Greylisted" ||
+		t_err "the file system is writable again, greylisting is not: $TX_OUT"
 	t_stop "$rpid"
 	t_sanitizer_clean "$work/ro.log"
-	[ "$T_FAILS" -eq 0 ] && pass "read-only state_dir: greylisting follows on_error (451 4.3.0), logged once"
+	[ "$T_FAILS" -eq 0 ] && pass "read-only state_dir: greylisting follows on_error (451 4.3.0), logged once; greylists again $k transactions after the remount read-write"
 fi
 t_done
