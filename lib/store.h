@@ -12,13 +12,16 @@
  * bytes, the absolute expiry time as a big-endian 64-bit count of seconds,
  * 0 = never) followed by the caller's value bytes.  An expired record reads
  * as absent; store_expire_step() removes expired records a few hash chains
- * at a time so that background expiry never holds a file for long.
+ * at a time so that background expiry never holds a file for long.  Walks
+ * read the chain heads in blocks without a lock and lock only the chains
+ * that hold records.
  *
  * Errors: functions return -1 and set a typed error for the calling thread,
  * read with store_last_error() / store_strerror().  A damaged file -- one
  * that cannot be opened as a TDB (garbage, a bad header, a hash table that
  * does not fit because the file was truncated), that TDB reports corrupt,
- * whose chains point past its end, that shrank under the process -- is
+ * whose chains point past its end, that shrank under the process or whose
+ * header was overwritten (both checked once a second) -- is
  * logged in one line, renamed to NAME.tdb.corrupt-YYYYMMDDTHHMMSS (the
  * newest STORE_KEEP_ASIDE such copies of a namespace are kept, older ones
  * deleted) and recreated empty; the call that met the damage is done again
@@ -26,7 +29,8 @@
  * false hit.  A full or read-only file system makes writes fail with
  * STORE_ERR_NOSPACE / STORE_ERR_ROFS, logged once when it starts and once
  * when the file works again; nothing is cached, so the first write after
- * space came back succeeds.  No mmap is used (TDB_NOMMAP): a file truncated
+ * space came back succeeds.  On a read-only file system the files are
+ * opened read-only (lookups work) and read-write again once it is not.  No mmap is used (TDB_NOMMAP): a file truncated
  * under the process cannot kill it with SIGBUS.
  *
  * Open the store after any fork(): TDB's fcntl locks belong to a process.
