@@ -542,9 +542,15 @@ static void save_ref(const struct conn *c, const struct txn *t, const char *verd
 	bappend(v, size, "reply=%s %s %s\n", r->code, r->xcode,
 	        enc_log(buf, sizeof(buf), r->text, 500));
 	if (store_put(the_store, REFS_NS, t->ref, strlen(t->ref), v, strlen(v),
-	              clock_now() + c->conf->core.ref_keep, STORE_NORMAL) < 0)
-		log_msg(LOG_LVL_WARN, "ref=%s not kept for explain: %s", t->ref,
-		        store_strerror(store_last_error()));
+	              clock_now() + c->conf->core.ref_keep, STORE_NORMAL) < 0) {
+		enum store_err e = store_last_error();
+
+		/* a full or read-only file system is logged by the store, once
+		 * per event: not again for every refused transaction */
+		if (e != STORE_ERR_NOSPACE && e != STORE_ERR_ROFS && e != STORE_ERR_RDONLY)
+			log_msg(LOG_LVL_WARN, "ref=%s not kept for explain: %s", t->ref,
+			        store_strerror(e));
+	}
 	free(v);
 }
 

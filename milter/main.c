@@ -175,7 +175,9 @@ static int check_start_here(const struct conf *c, const char *who, char *err, si
 		         c->core.state_dir, strerror(errno));
 		return -1;
 	}
-	if (access(c->core.state_dir, W_OK | X_OK) < 0) {
+	/* A read-only file system is no reason not to start (serve() warns):
+	 * lookups work and the checks that write follow their on_error. */
+	if (access(c->core.state_dir, W_OK | X_OK) < 0 && errno != EROFS) {
 		snprintf(err, errsize, "state_dir %s: not writable by user %s: %s",
 		         c->core.state_dir, who, strerror(errno));
 		return -1;
@@ -190,7 +192,7 @@ static int check_start_here(const struct conf *c, const char *who, char *err, si
 		if (n < 5 || strcmp(d->d_name + n - 4, ".tdb") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", c->core.state_dir, d->d_name);
-		if (access(path, R_OK | W_OK) < 0) {
+		if (access(path, R_OK | W_OK) < 0 && errno != EROFS) {
 			snprintf(err, errsize, "state_dir: %.700s: not writable by user %.60s: %s",
 			         path, who, strerror(errno));
 			closedir(dir);
