@@ -380,7 +380,7 @@ static size_t stamp(struct report *r, const char *line, size_t len, time_t now, 
 		if (line[4] == ' ' ? digits(p + 5, end, 1, &d) : digits(p + 4, end, 2, &d))
 			return 0;
 		if (digits(p + 7, end, 2, &h) || digits(p + 10, end, 2, &mi) || p[12] != ':' ||
-		    digits(p + 13, end, 2, &s))
+		    digits(p + 13, end, 2, &s) || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
 			return 0;
 		p += 15;
 		{
