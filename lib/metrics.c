@@ -71,6 +71,8 @@ static struct {
 	unsigned long long av_bucket[STAGE_BUCKETS];
 	unsigned long long av_sum_us;
 	unsigned long long av_starts, av_failures;
+	unsigned long long dns_bucket[STAGE_BUCKETS];
+	unsigned long long dns_sum_us;
 	unsigned long long check[METRICS_MODULES_MAX][MA_COUNT];
 	unsigned long long stage_bucket[STAGE_COUNT][STAGE_BUCKETS];
 	unsigned long long stage_sum_us[STAGE_COUNT];
@@ -174,6 +176,18 @@ void metrics_av_scan(enum metrics_av r, long long us)
 	ADD(&ctr.av[r], 1);
 	ADD(&ctr.av_bucket[b], 1);
 	ADD(&ctr.av_sum_us, (unsigned long long)us);
+}
+
+void metrics_dns_query(long long us)
+{
+	size_t b = 0;
+
+	if (us < 0)
+		us = 0;
+	while (b < ARRAY_SIZE(stage_le_us) && us > stage_le_us[b])
+		b++;
+	ADD(&ctr.dns_bucket[b], 1);
+	ADD(&ctr.dns_sum_us, (unsigned long long)us);
 }
 
 void metrics_av_helper(int ended)
@@ -426,6 +440,7 @@ static void render_greylist_av(struct out *o)
 static void render_dns(struct out *o, const struct conf *conf)
 {
 	struct dns_stats now = { 0 }, tot;
+	unsigned long long cum = 0, sum;
 
 	if (conf == NULL || conf->dns == NULL)
 		return;
@@ -461,6 +476,18 @@ static void render_dns(struct out *o, const struct conf *conf)
 	put(o, "portcullis_dns_errors_total %llu\n", tot.errors);
 	family(o, "portcullis_dns_cache_entries", "gauge", "Answers in the DNS cache.");
 	put(o, "portcullis_dns_cache_entries %llu\n", now.cache_entries);
+	family(o, "portcullis_dns_query_duration_seconds", "histogram",
+	       "Time of each DNS query sent to a server (cache hits are not), until its answer, "
+	       "error or deadline.");
+	for (size_t b = 0; b < STAGE_BUCKETS; b++) {
+		cum += LOAD(&ctr.dns_bucket[b]);
+		put(o, "portcullis_dns_query_duration_seconds_bucket{le=\"%s\"} %llu\n",
+		    b < ARRAY_SIZE(stage_le_us) ? stage_le_text[b] : "+Inf", cum);
+	}
+	sum = LOAD(&ctr.dns_sum_us);
+	put(o, "portcullis_dns_query_duration_seconds_sum %llu.%06llu\n", sum / 1000000,
+	    sum % 1000000);
+	put(o, "portcullis_dns_query_duration_seconds_count %llu\n", cum);
 }
 
 /* Called with the lock held.  Recounts at most every interval seconds. */

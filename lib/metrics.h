@@ -17,6 +17,7 @@
  *    of each triplet that passed after a deferral (a histogram);
  *  - virus scans by result, and starts and abnormal ends of the scanner
  *    helper process;
+ *  - the time of each DNS query sent to a server (a histogram);
  *  - the DNS counters of the running configuration's resolver (dns.h
  *    dns_get_stats), kept monotonic across reloads;
  *  - entry counts of the store's namespaces, when a store was set with
@@ -82,6 +83,10 @@ void metrics_av_scan(enum metrics_av r, long long us);
 /* The scanner helper process was started (ended = 0), or one ended
  * abnormally: a crash, killed after a timeout, a non-zero exit (1). */
 void metrics_av_helper(int ended);
+
+/* A DNS query that went to the network (not a cache hit) ended after us
+ * microseconds, answered or not (a timeout at the deadline). */
+void metrics_dns_query(long long us);
 
 /* A reload of the configuration succeeded (ok = 1) or failed (0). */
 void metrics_reload(int ok);
