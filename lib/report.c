@@ -26,7 +26,8 @@ struct tk_entry {
 	char key[KEY_MAX];
 	char note[NOTE_MAX];
 	unsigned long long count, err;
-	int heap; /* position in the heap */
+	int heap;    /* position in the heap */
+	size_t klen; /* strlen(key) */
 };
 
 struct topk {
@@ -110,9 +111,9 @@ static unsigned tk_find(const struct topk *t, const char *key, size_t n)
 	unsigned i = hash(key, n) & t->mask;
 
 	while (t->slot[i] >= 0) {
-		const char *k = t->e[t->slot[i]].key;
+		const struct tk_entry *e = &t->e[t->slot[i]];
 
-		if (strlen(k) == n && memcmp(k, key, n) == 0)
+		if (e->klen == n && memcmp(e->key, key, n) == 0)
 			break;
 		i = (i + 1) & t->mask;
 	}
@@ -126,14 +127,14 @@ static void tk_unslot(struct topk *t, unsigned i)
 
 	t->slot[i] = -1;
 	for (;;) {
-		const char *k;
+		const struct tk_entry *e;
 		unsigned home;
 
 		j = (j + 1) & t->mask;
 		if (t->slot[j] < 0)
 			return;
-		k = t->e[t->slot[j]].key;
-		home = hash(k, strlen(k)) & t->mask;
+		e = &t->e[t->slot[j]];
+		home = hash(e->key, e->klen) & t->mask;
 		/* Move j back to i unless its home lies cyclically in (i, j]. */
 		if ((i <= j) ? (home <= i || home > j) : (home <= i && home > j)) {
 			t->slot[i] = t->slot[j];
@@ -161,6 +162,7 @@ static void tk_add(struct topk *t, const char *key, size_t n, const char *note, 
 		k = t->n++;
 		memcpy(t->e[k].key, key, n);
 		t->e[k].key[n] = '\0';
+		t->e[k].klen = n;
 		t->e[k].count = 1;
 		t->e[k].err = 0;
 		t->e[k].heap = k;
@@ -169,13 +171,11 @@ static void tk_add(struct topk *t, const char *key, size_t n, const char *note, 
 		sift_up(t, k);
 	} else {
 		/* Full: the least counted value gives its place (space-saving). */
-		const char *old;
-
 		k = t->heap[0];
-		old = t->e[k].key;
-		tk_unslot(t, tk_find(t, old, strlen(old)));
+		tk_unslot(t, tk_find(t, t->e[k].key, t->e[k].klen));
 		memcpy(t->e[k].key, key, n);
 		t->e[k].key[n] = '\0';
+		t->e[k].klen = n;
 		t->e[k].err = t->e[k].count;
 		t->e[k].count++;
 		t->e[k].note[0] = '\0';
@@ -237,6 +237,7 @@ struct report {
 	struct topk clients, domains, rcpts, held;
 	unsigned long long grey[GREY_BUCKETS], grey_n, grey_sum;
 	long long grey_min, grey_max;
+	int year; /* of o.now, for syslog stamps */
 	/* the stamp cache: the minute last converted */
 	int c_y, c_mo, c_d, c_h, c_mi, c_off, c_local;
 	time_t c_base;
@@ -266,6 +267,12 @@ struct report *report_new(const struct report_opts *o)
 	tk_init(&r->rcpts, r->o.keep);
 	tk_init(&r->held, KINDS_MAX);
 	r->c_y = -1;
+	{
+		struct tm tm;
+
+		localtime_r(&r->o.now, &tm);
+		r->year = tm.tm_year + 1900;
+	}
 	return r;
 }
 
@@ -383,7 +390,9 @@ static size_t stamp(struct report *r, const char *line, size_t len, time_t now, 
 		    digits(p + 13, end, 2, &s) || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
 			return 0;
 		p += 15;
-		{
+		if (r) {
+			y = r->year;
+		} else {
 			struct tm tm;
 
 			localtime_r(&now, &tm);
@@ -834,8 +843,9 @@ void report_line(struct report *r, const char *line, size_t len)
 	/* A quick look before the work: is it ours at all?  The tag
 	 * "portcullis[PID]: " or "portcullis: " after the stamp and host. */
 	for (msg = NULL, p = line; msg == NULL;) {
-		tag = FIND(p, end, " portcullis");
-		if (tag == NULL || tag - line > 80)
+		/* within the first 80 bytes: stamp, host name */
+		tag = FIND(p, end - line > 91 ? line + 91 : end, " portcullis");
+		if (tag == NULL)
 			return;
 		p = tag + 11;
 		if (p < end && *p == '[') {
