@@ -19,6 +19,7 @@
 #define REF_MAX   24
 #define KINDS_MAX 512 /* kinds of refusals kept; more go to "(other)" */
 #define LAST_MAX  20
+#define DAYS_MAX  400 /* days in the per-day table; later ones are not listed */
 
 /* --- space-saving top-k table ---------------------------------------------- */
 
@@ -241,6 +242,15 @@ struct report {
 	/* the stamp cache: the minute last converted */
 	int c_y, c_mo, c_d, c_h, c_mi, c_off, c_local;
 	time_t c_base;
+	int c_day, c_hour; /* its local date (YYYYMMDD) and hour */
+	/* transactions by verdict per local hour of the day and per date */
+	unsigned long long hour[24][V_COUNT];
+	struct day_count {
+		int date;
+		unsigned long long n[V_COUNT];
+	} days[DAYS_MAX];
+	int ndays, lastday;
+	unsigned long long days_dropped;
 };
 
 struct report *report_new(const struct report_opts *o)
@@ -337,6 +347,13 @@ static time_t cached_time(struct report *r, int y, int mo, int d, int h, int mi,
 		r->c_mi = mi;
 		r->c_local = local;
 		r->c_off = off;
+		{
+			struct tm tm;
+
+			localtime_r(&r->c_base, &tm);
+			r->c_day = (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+			r->c_hour = tm.tm_hour;
+		}
 	}
 	return r->c_base + s;
 }
@@ -680,6 +697,30 @@ static unsigned long long list_each(struct report *r, const struct txn_fields *f
 	return more;
 }
 
+/* Count a transaction of verdict v in the hour and the date of the line
+ * (the stamp cache's). */
+static void per_time(struct report *r, int v)
+{
+	int i = r->lastday;
+
+	r->hour[r->c_hour][v]++;
+	if (i >= r->ndays || r->days[i].date != r->c_day) {
+		/* logs run forward: look from the newest date back */
+		for (i = r->ndays - 1; i >= 0 && r->days[i].date != r->c_day; i--)
+			;
+		if (i < 0) {
+			if (r->ndays == DAYS_MAX) {
+				r->days_dropped++;
+				return;
+			}
+			i = r->ndays++;
+			r->days[i].date = r->c_day;
+		}
+		r->lastday = i;
+	}
+	r->days[i].n[v]++;
+}
+
 /* The summary line of one transaction, from "ref=" in msg.  0, or -1 when
  * it is not one. */
 static int summary(struct report *r, time_t t, const char *msg, const char *end)
@@ -765,6 +806,7 @@ static int summary(struct report *r, time_t t, const char *msg, const char *end)
 	to = FIND(fromend, v, " to=<");
 	refused = FIND(to ? to : fromend, v, " refused=<");
 	r->txn[verdict]++;
+	per_time(r, verdict);
 	if (symbols && (verdict == V_REJECT || verdict == V_DEFER) &&
 	    !eom_symbol(symbols, symend, &sym, &nsym)) {
 		sym = verdict == V_REJECT ? "score.reject" : "score.defer";
@@ -1052,6 +1094,55 @@ static void print_kinds(const struct report *r, FILE *fp)
 	free(v);
 }
 
+static int by_date(const void *a, const void *b)
+{
+	int x = ((const struct day_count *)a)->date, y = ((const struct day_count *)b)->date;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Transactions per date (when there are several) and per hour of the day,
+ * like pflogsumm's traffic summaries. */
+static void print_times(const struct report *r, FILE *fp)
+{
+	static const char *const head = "%-36s %10s %10s %10s %10s\n";
+	static const char *const row = "  %-34s %10llu %10llu %10llu %10llu\n";
+	char label[32];
+
+	if (report_txns(r, NULL) == 0)
+		return;
+	if (r->ndays > 1) {
+		struct day_count *d = xmalloc(sizeof(*d) * (size_t)r->ndays);
+
+		memcpy(d, r->days, sizeof(*d) * (size_t)r->ndays);
+		qsort(d, (size_t)r->ndays, sizeof(*d), by_date);
+		fprintf(fp, "\n");
+		fprintf(fp, head, "Per day", "accept", "reject", "defer", "other");
+		for (int i = 0; i < r->ndays; i++) {
+			snprintf(label, sizeof(label), "%04d-%02d-%02d", d[i].date / 10000 % 10000,
+			         d[i].date / 100 % 100, d[i].date % 100);
+			fprintf(fp, row, label, d[i].n[V_ACCEPT], d[i].n[V_REJECT], d[i].n[V_DEFER],
+			        d[i].n[V_ABORTED] + d[i].n[V_NONE]);
+		}
+		free(d);
+		if (r->days_dropped)
+			fprintf(fp, "  (%llu transactions after the first %d dates not listed)\n",
+			        r->days_dropped, DAYS_MAX);
+	}
+	fprintf(fp, "\n");
+	fprintf(fp, head, r->ndays > 1 ? "Per hour (all days)" : "Per hour", "accept", "reject",
+	        "defer", "other");
+	for (int h = 0; h < 24; h++) {
+		const unsigned long long *n = r->hour[h];
+
+		if (n[V_ACCEPT] + n[V_REJECT] + n[V_DEFER] + n[V_ABORTED] + n[V_NONE] == 0)
+			continue;
+		snprintf(label, sizeof(label), "%02d:00-%02d:00", h, (h + 1) % 24);
+		fprintf(fp, row, label, n[V_ACCEPT], n[V_REJECT], n[V_DEFER],
+		        n[V_ABORTED] + n[V_NONE]);
+	}
+}
+
 static void print_grey(const struct report *r, FILE *fp)
 {
 	static const char *const label[GREY_BUCKETS] = {
@@ -1107,6 +1198,7 @@ void report_print(const struct report *r, FILE *fp, const char *title)
 	fprintf(fp, ")\n");
 	fprintf(fp, "%-36s %10llu  (reject %llu, defer %llu)\n", "Refusals",
 	        r->refusals[0] + r->refusals[1], r->refusals[0], r->refusals[1]);
+	print_times(r, fp);
 	if (r->refusals[0] + r->refusals[1])
 		print_kinds(r, fp);
 	print_grey(r, fp);

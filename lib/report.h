@@ -2,7 +2,8 @@
  *
  * Reads the log a line at a time and keeps only counters and bounded
  * tables, so a file of any size streams through in constant memory:
- *  - the summary lines (portcullis(8), LOGGING): transactions by verdict,
+ *  - the summary lines (portcullis(8), LOGGING): transactions by verdict
+ *    (in total, per local date and per hour of the day),
  *    recipients accepted and refused, refusals by check ("dnsbl") and
  *    sub-check (the symbol, "dnsbl.zen"), the top refused clients, sender
  *    domains and recipients, and the refs of the last refusals of each

@@ -16,8 +16,9 @@
 # Part 2: a synthetic log in syslog's format: 1,000 good lines in known
 # proportions among other programs' lines, hostile lines (control bytes,
 # lines over 16 KiB and 1 MiB, forged fields, broken stamps, NULs); exact
-# figures, --since, --top, stdin (-), a .gz file, several --log files, the
-# errors (a missing file, a bad --since: exit 2), no sanitizer report.
+# figures, per day and per hour, --since, --top, stdin (-), a .gz file,
+# several --log files, the errors (a missing file, a bad --since: exit 2),
+# no sanitizer report.
 # Skips (77) without miltertest, python3 or gzip.
 
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
@@ -294,7 +295,10 @@ has "$T/s1" "Transactions                               1000
 Recipients accepted                         600
 Recipients refused                          450  (reject 350, defer 100)
 Refusals                                    400  (reject 300, defer 100)"
-has "$T/s1" "Refusals by check                        reject      defer
+has "$T/s1" "Per hour                                 accept     reject      defer      other
+  10:00-11:00                               600        300        100          0
+
+Refusals by check                        reject      defer
   clamav                                     50          0
     clamav.virus                             50          0
   dnsbl                                     250          0
@@ -344,6 +348,16 @@ sed 1d "$T/s3" | cmp -s - "$T/s1.body" && echo "ok: a .gz file is read through g
 "$PORTCULLISCTL" report --log "$T/syn.log.2.gz" --log "$T/syn.log" >"$T/s4" 2>&1
 t_grep "^portcullis report: $T/syn.log.2.gz, $T/syn.log$" "$T/s4" "two files named in the title"
 t_grep "^Transactions +2000$" "$T/s4" "two files: twice the transactions"
+# a file of another day after it: the per-day table
+sed 's/^2026-12-05T10:/2026-12-06T23:/' "$T/syn.log" >"$T/syn2.log"
+"$PORTCULLISCTL" report --log "$T/syn.log" --log "$T/syn2.log" >"$T/s6" 2>&1
+has "$T/s6" "Per day                                  accept     reject      defer      other
+  2026-12-05                                600        300        100          0
+  2026-12-06                                600        300        100          0
+
+Per hour (all days)                      accept     reject      defer      other
+  10:00-11:00                               600        300        100          0
+  23:00-00:00                               600        300        100          0"
 
 # --since with a date: the lines of 10:10:00 and later (the 400 last
 # transactions: 200 accepted, 100 rejected + 50 + the 100 greylisted)

@@ -6,7 +6,7 @@
  * --since values; the summary lines of each kind (refused at RCPT, at end
  * of DATA, by score, aborted, whitelisted), greylist passes, pre-MAIL
  * disconnections, warnings, other programs' lines, with exact figures;
- * --since skipping; the hostile table in every network field and as whole
+ * --since skipping; transactions per date and per hour; the hostile table in every network field and as whole
  * lines, every prefix of a good line, lines over REPORT_LINE_MAX read from
  * a descriptor; the space-saving tables beyond their cap (the heavy
  * hitter stays on top, the report says its counts are approximate).
@@ -213,6 +213,11 @@ static void test_summary(void **state)
 	assert_non_null(strstr(out, "Top refused recipients\n           3  b@example.org\n"
 	                            "           1  c@example.org\n"));
 	assert_non_null(strstr(out, "with a refusal pending\n           1  helo.localhost\n"));
+	assert_non_null(
+	    strstr(out, "\nPer hour                                 accept     reject      defer "
+	                "     other\n  10:00-11:00                                 1          2 "
+	                "         2          2\n\n"));
+	assert_null(strstr(out, "Per day"));
 	assert_non_null(strstr(out, "\nWarnings                                      1\n"
 	                            "Errors                                        1\n"
 	                            "Other lines                                   1\n"));
@@ -234,6 +239,48 @@ static void test_since_skips(void **state)
 	assert_int_equal(report_txns(r, NULL), 5);
 	out = printed(r);
 	assert_non_null(strstr(out, "since: 2026-12-06 10:00:03 (2 earlier lines skipped)\n"));
+	free(out);
+	report_free(r);
+}
+
+/* Transactions per date (sorted, even when the log is not) and per hour
+ * of the day, summed over the dates. */
+static void test_per_day(void **state)
+{
+	static const char *const stamps[] = { "2026-12-06T23:10:00Z", "2026-12-05T23:59:59Z",
+		                              "2026-12-06T00:00:00Z", "2026-12-06T23:00:00+01:00",
+		                              "Dec  7 00:30:00" };
+	struct report *r = fresh(0);
+	char line[512], *out;
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	for (size_t i = 0; i < ARRAY_SIZE(stamps); i++) {
+		snprintf(line, sizeof(line),
+		         "%s mx portcullis[1]: ref=R%zu client=x[192.0.2.1] helo=<x> from=<> "
+		         "to=<a@b> verdict=%s score=0.0 ms=1",
+		         stamps[i], i, i % 2 ? "accept" : "none");
+		feed(r, line);
+	}
+	out = printed(r);
+	assert_non_null(
+	    strstr(out, "\nPer day                                  accept     reject      defer "
+	                "     other\n"
+	                "  2026-12-05                                  1          0          0 "
+	                "         0\n"
+	                "  2026-12-06                                  1          0          0 "
+	                "         2\n"
+	                "  2026-12-07                                  0          0          0 "
+	                "         1\n\n"
+	                "Per hour (all days)                      accept     reject      defer "
+	                "     other\n"
+	                "  00:00-01:00                                 0          0          0 "
+	                "         2\n"
+	                "  22:00-23:00                                 1          0          0 "
+	                "         0\n"
+	                "  23:00-00:00                                 1          0          0 "
+	                "         1\n"));
 	free(out);
 	report_free(r);
 }
@@ -389,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_summary),        cmocka_unit_test(test_since_skips),
 		cmocka_unit_test(test_hostile_fields), cmocka_unit_test(test_hostile_lines),
 		cmocka_unit_test(test_read_fd),        cmocka_unit_test(test_space_saving),
+		cmocka_unit_test(test_per_day),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
