@@ -72,10 +72,12 @@ static int read_one(struct report *r, const char *path)
 		}
 		fd = p[0];
 	} else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "portcullisctl: report: %s: %s%s\n", path, strerror(errno),
-		        strcmp(path, DEFAULT_LOG) == 0
-		            ? " (give the daemon's log with --log FILE, or - for standard input)"
-		            : "");
+		fprintf(
+		    stderr, "portcullisctl: report: %s: %s%s\n", path, strerror(errno),
+		    strcmp(path, DEFAULT_LOG) == 0
+		        ? " (give the daemon's log with --log FILE; without rsyslog: "
+		          "journalctl -t portcullis -o short-iso | portcullisctl report --log -)"
+		        : "");
 		return 2;
 	}
 	if (report_read_fd(r, fd) < 0) {
