@@ -3,6 +3,7 @@
 # exports, for tests/dashboard.sh
 #
 #   python3 tests/dashboard-check.py DASHBOARD.json METRICS.txt
+#   python3 tests/dashboard-check.py --prometheus URL DASHBOARD.json [EXPR-REGEX]
 #
 # 1. The JSON is a dashboard Grafana imports anywhere: schemaVersion, a
 #    title and uid, the Prometheus data source as the ${DS_PROMETHEUS}
@@ -23,6 +24,14 @@
 #    value the daemon exports for that label.
 # Prints "N panels, N expressions, N metrics; ok" and exits 0, or prints
 # each problem on a line and exits 1.
+#
+# With --prometheus, every expression is evaluated by a real Prometheus
+# that scrapes the daemon (its HTTP API at URL, Grafana's variables
+# replaced: $__rate_interval and $__range by 1m, $instance by .*): each
+# must be accepted and return at least one series; the variables' label
+# values must not be empty.  With EXPR-REGEX, only the matching expressions
+# are evaluated and their values printed ("panel: value" per series), for
+# the test to look at.
 
 import json
 import re
@@ -352,7 +361,63 @@ def main(dash_path, metrics_path):
     return 0
 
 
+def grafana_vars(expr):
+    return (expr.replace("$__rate_interval", "1m").replace("$__range", "1m")
+            .replace("$instance", ".*"))
+
+
+def prometheus(url, dash_path, only):
+    import urllib.parse
+    import urllib.request
+
+    def get(path, params):
+        q = urllib.parse.urlencode(params, doseq=True)
+        with urllib.request.urlopen("%s%s?%s" % (url, path, q), timeout=10) as r:
+            return json.load(r)
+
+    d = json.load(open(dash_path, encoding="utf-8"))
+    n = 0
+    for p in d.get("panels", []):
+        for t in p.get("targets", []):
+            expr = grafana_vars(t.get("expr", ""))
+            if only and not re.search(only, t.get("expr", "")):
+                continue
+            where = "%s %s" % (p.get("title"), t.get("refId"))
+            n += 1
+            try:
+                res = get("/api/v1/query", {"query": expr})
+            except Exception as e:  # HTTP 400: the expression is refused
+                body = getattr(e, "read", lambda: b"")().decode(errors="replace")
+                problem(where, "Prometheus refuses %r: %s %s" % (expr, e, body[:200]))
+                continue
+            if res.get("status") != "success":
+                problem(where, "Prometheus: %r: %s" % (expr, res))
+                continue
+            series = res["data"]["result"] if res["data"]["resultType"] == "vector" else []
+            if not series:
+                problem(where, "no series for %r" % expr)
+            if only:
+                for x in series:
+                    print("%s: %s %s" % (where, x["metric"], x["value"][1]))
+    for v in d.get("templating", {}).get("list", []):
+        q = v.get("query")
+        q = q.get("query") if isinstance(q, dict) else q
+        m = re.fullmatch(r"\s*label_values\(\s*(.+?)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*", q or "")
+        if m and not only:
+            res = get("/api/v1/label/%s/values" % m.group(2), {"match[]": m.group(1)})
+            if not res.get("data"):
+                problem("variable %s" % v.get("name"), "no values for %s" % q)
+    if problems:
+        print("\n".join(problems))
+        return 1
+    if not only:
+        print("%d expressions evaluated by Prometheus; ok" % n)
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--prometheus":
+        sys.exit(prometheus(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) == 5 else None))
     if len(sys.argv) != 3:
         print("usage: dashboard-check.py DASHBOARD.json METRICS.txt", file=sys.stderr)
         sys.exit(2)

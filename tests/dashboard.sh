@@ -9,6 +9,11 @@
 # JSON is an importable dashboard (schemaVersion, ${DS_PROMETHEUS} input,
 # panels with targets), and every metric, label matcher and by() label of
 # its PromQL expressions is exported (names, labels, literal values).
+# When Prometheus is installed (Debian package prometheus), a real
+# Prometheus scrapes the daemon every second, and every expression of the
+# dashboard (Grafana's variables replaced) must be accepted by it and give
+# a series; after the traffic, the "Transactions" and "Refusals per check"
+# panels must show it.
 # Then the checker must refuse copies of the dashboard broken on purpose:
 # a renamed metric, a histogram queried without _bucket, a label the
 # metric lacks in a matcher and in by(), a value the daemon never exports,
@@ -28,6 +33,40 @@ port=$(t_free_port)
 t_conf "$T/portcullis.conf" "metrics.listen = 127.0.0.1:$port" \
 	"checks = access, helo, greylist" "greylist.pools = no"
 t_start "$T/portcullis.conf" "$T/log"
+
+# A real Prometheus, when installed, scraping the daemon every second.
+PROM=
+if command -v prometheus >/dev/null 2>&1; then
+	pport=$(t_free_port)
+	PROM=http://127.0.0.1:$pport
+	cat >"$T/prometheus.yml" <<YML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: portcullis
+    static_configs:
+      - targets: ['127.0.0.1:$port']
+YML
+	timeout -s KILL 300 prometheus --config.file="$T/prometheus.yml" \
+		--storage.tsdb.path="$T/prometheus-data" --web.listen-address="127.0.0.1:$pport" \
+		>"$T/prometheus.log" 2>&1 &
+	T_PIDS="$T_PIDS $!"
+	# promq EXPR: the first value of an instant query (empty if none)
+	promq()
+	{
+		curl -sS -m 5 --data-urlencode "query=$1" "$PROM/api/v1/query" 2>/dev/null |
+			"$py" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")' 2>/dev/null
+	}
+	t_wait_for '[ "$(curl -s -o /dev/null -w "%{http_code}" "$PROM/-/ready")" = 200 ]' 30 ||
+		fail "Prometheus did not get ready: $(tail -n 5 "$T/prometheus.log")"
+	# two scrapes before the traffic, so that rate() sees it change
+	t_wait_for '[ "$(promq "count_over_time(portcullis_uptime_seconds[1m])")" -ge 2 ] 2>/dev/null' 30 ||
+		fail "Prometheus did not scrape the daemon twice"
+	echo "ok: Prometheus scrapes the daemon"
+else
+	echo "note: prometheus not installed; the expressions are not evaluated"
+fi
 
 cat >"$T/drive.lua" <<'LUA'
 local function run()
@@ -66,6 +105,30 @@ if "$py" "$CHECK" "$DASH" "$T/metrics" >"$T/check.out" 2>&1; then
 	echo "ok: the dashboard queries what the daemon exports: $(cat "$T/check.out")"
 else
 	t_err "contrib/grafana/portcullis.json: $(cat "$T/check.out")"
+fi
+
+if [ -n "$PROM" ]; then
+	t_wait_for '[ "$(promq "sum(portcullis_transactions_total)")" -ge 2 ] 2>/dev/null' 30 ||
+		t_err "Prometheus did not scrape the traffic"
+	sleep 2 # two more scrapes: the rates of the last minute include the traffic
+	if "$py" "$CHECK" --prometheus "$PROM" "$DASH" >"$T/prom.out" 2>&1; then
+		echo "ok: $(cat "$T/prom.out")"
+	else
+		t_err "Prometheus and the dashboard: $(cat "$T/prom.out")"
+	fi
+	"$py" "$CHECK" --prometheus "$PROM" "$DASH" \
+		'^sum\(increase\(portcullis_transactions_total\{instance=~"\$instance"\}|^sum by \(check, action\) \(rate\(portcullis_check_verdicts_total\{instance=~"\$instance",action=~"reject\|defer"\}' \
+		>"$T/prom.values" 2>&1
+	awk '/^Transactions A: \{\} / && $NF > 0 { ok = 1 } END { exit !ok }' "$T/prom.values" &&
+		echo "ok: the Transactions panel shows the traffic" ||
+		t_err "the Transactions panel: $(cat "$T/prom.values")"
+	for ca in "helo reject" "greylist defer"; do
+		set -- $ca
+		awk -v c="'check': '$1'" -v a="'action': '$2'" \
+			'/^Refusals per check A: / && index($0, c) && index($0, a) && $NF > 0 { ok = 1 } END { exit !ok }' \
+			"$T/prom.values" && echo "ok: Refusals per check shows $1 $2" ||
+			t_err "Refusals per check lacks $1 $2: $(cat "$T/prom.values")"
+	done
 fi
 
 # broken WHAT PYTHON-EDIT WANT: the checker must refuse the dashboard after
