@@ -13,6 +13,7 @@
 # clients, sender domains and recipients; the refs it lists last for each
 # kind must be the refs of the daemon's last summary lines of that kind,
 # and portcullisctl explain / whitelist add --from-ref must accept them.
+# The greylist metrics must say the same (passes, deferrals, delays).
 # Part 2: a synthetic log in syslog's format: 1,000 good lines in known
 # proportions among other programs' lines, hostile lines (control bytes,
 # lines over 16 KiB and 1 MiB, forged fields, broken stamps, NULs); exact
@@ -40,7 +41,9 @@ PORTCULLIS_CLOCK_FILE=$T/clock
 export PORTCULLIS_CLOCK_FILE
 
 printf '198.51.100.9 REJECT\n' >"$T/client.cidr"
+mport=$(t_free_port)
 t_conf "$T/portcullis.conf" "checks = access, helo, greylist" \
+	"metrics.listen = 127.0.0.1:$mport" \
 	"access.client = cidr:$T/client.cidr" \
 	"helo.bare_ip = defer" \
 	"greylist.pools = no" "greylist.awl_count = 0" \
@@ -136,6 +139,20 @@ drive "no recipient, and an aborted one" 192.0.2.7 mx.example.net "$a - abort;$a
 
 t_grep 'portcullis: greylist: pass ref=[0-9A-Za-z]+ delay=400 to=<u4@example.test>$' "$T/log" \
 	"the greylist pass line with its delay"
+
+# the same greylisting in the metrics (when curl can read them)
+if command -v curl >/dev/null 2>&1; then
+	curl -sS -m 10 -o "$T/metrics" "http://127.0.0.1:$mport/metrics" || t_err "cannot scrape /metrics"
+	for want in 'portcullis_greylist_total{result="pass"} 2' \
+		'portcullis_greylist_total{result="defer"} 3' \
+		'portcullis_greylist_delay_seconds_bucket{le="300"} 0' \
+		'portcullis_greylist_delay_seconds_bucket{le="600"} 2' \
+		'portcullis_greylist_delay_seconds_sum 1000' \
+		'portcullis_greylist_delay_seconds_count 2'; do
+		grep -q -x -F "$want" "$T/metrics" && echo "ok: metrics: $want" ||
+			t_err "metrics: not '$want': $(grep -F "${want%% *}" "$T/metrics")"
+	done
+fi
 
 # --- the report on the daemon's log -------------------------------------------------
 "$PORTCULLISCTL" -c "$T/portcullis.conf" report --log "$T/log" >"$T/r1" 2>&1
