@@ -228,14 +228,14 @@ static const long long grey_le[] = { 60,   120,   300,   600,   900,   1800,  36
 
 struct report {
 	struct report_opts o;
-	unsigned long long lines, ours, old, broken, long_lines, other, warnings, errors;
+	unsigned long long lines, ours, old, later, broken, long_lines, other, warnings, errors;
 	unsigned long long txn[V_COUNT];
 	unsigned long long rcpt_ok, rcpt_refused[2], rcpt_unlisted, refusals[2];
 	time_t first, last;
 	struct kind *kinds; /* KINDS_MAX + 1: the last is "(other)" */
 	int nkinds;
 	int *kslot; /* hash index of kinds */
-	struct topk clients, domains, rcpts, held;
+	struct topk clients, domains, rcpts, held, problems;
 	unsigned long long grey[GREY_BUCKETS], grey_n, grey_sum;
 	long long grey_min, grey_max;
 	int year; /* of o.now, for syslog stamps */
@@ -276,6 +276,7 @@ struct report *report_new(const struct report_opts *o)
 	tk_init(&r->domains, r->o.keep);
 	tk_init(&r->rcpts, r->o.keep);
 	tk_init(&r->held, KINDS_MAX);
+	tk_init(&r->problems, KINDS_MAX);
 	r->c_y = -1;
 	{
 		struct tm tm;
@@ -296,6 +297,7 @@ void report_free(struct report *r)
 	tk_free(&r->domains);
 	tk_free(&r->rcpts);
 	tk_free(&r->held);
+	tk_free(&r->problems);
 	free(r);
 }
 
@@ -442,6 +444,14 @@ int report_parse_since(const char *s, time_t now, time_t *t)
 
 	if (len == 0)
 		return -1;
+	if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		*t = make_time(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday - (s[0] == 'y'), 0, 0,
+		               0, 1, 0);
+		return 0;
+	}
 	if (*s >= '0' && *s <= '9' && len < 12 && s[len - 1] >= 'a' && s[len - 1] <= 'z') {
 		n = strtoll(s, &end, 10);
 		if (end != s + len - 1 || n < 0 || n > 100000)
@@ -862,6 +872,33 @@ static void grey_pass(struct report *r, const char *p, const char *end)
 	r->grey_sum += (unsigned long long)s;
 }
 
+/* A warning or error line, for the table of the most frequent: refs
+ * dropped, runs of digits as N (pids, counts, times, addresses), cut at 100
+ * bytes, so that the same trouble counts as one. */
+static void problem(struct report *r, const char *p, const char *end)
+{
+	char key[104];
+	size_t n = 0;
+
+	while (p < end && n < 100) {
+		if (STARTS(p, end, "ref=") && (n == 0 || key[n - 1] == ' ')) {
+			while (p < end && *p != ' ')
+				p++;
+			if (p < end)
+				p++;
+			continue;
+		}
+		if (*p >= '0' && *p <= '9') {
+			while (p < end && *p >= '0' && *p <= '9')
+				p++;
+			key[n++] = 'N';
+			continue;
+		}
+		key[n++] = *p++;
+	}
+	tk_add(&r->problems, key, n, NULL, 0);
+}
+
 void report_long_line(struct report *r)
 {
 	r->lines++;
@@ -908,6 +945,10 @@ void report_line(struct report *r, const char *line, size_t len)
 		r->old++;
 		return;
 	}
+	if (r->o.until && t >= r->o.until) {
+		r->later++;
+		return;
+	}
 	r->ours++;
 	if (r->first == 0 || t < r->first)
 		r->first = t;
@@ -927,8 +968,10 @@ void report_line(struct report *r, const char *line, size_t len)
 		tk_add(&r->held, s, (size_t)(e - s), NULL, 0);
 	} else if (STARTS(msg, end, "warning: ")) {
 		r->warnings++;
+		problem(r, msg, end);
 	} else if (STARTS(msg, end, "error: ")) {
 		r->errors++;
+		problem(r, msg, end);
 	} else {
 		r->other++;
 	}
@@ -1183,6 +1226,9 @@ void report_print(const struct report *r, FILE *fp, const char *title)
 	if (r->o.since)
 		fprintf(fp, "since: %s (%llu earlier lines skipped)\n",
 		        show_time(r->o.since, a, sizeof(a)), r->old);
+	if (r->o.until)
+		fprintf(fp, "until: %s (%llu later lines skipped)\n",
+		        show_time(r->o.until, a, sizeof(a)), r->later);
 	fprintf(fp, "lines: %llu read, %llu from portcullis, %llu not understood, %llu too long\n",
 	        r->lines, r->ours, r->broken, r->long_lines);
 	fprintf(fp, "\n%-36s %10llu\n", "Transactions", total);
@@ -1208,6 +1254,7 @@ void report_print(const struct report *r, FILE *fp, const char *title)
 	print_top(&r->held, fp, "Disconnected before MAIL with a refusal pending", r->o.top);
 	fprintf(fp, "\n%-36s %10llu\n%-36s %10llu\n%-36s %10llu\n", "Warnings", r->warnings,
 	        "Errors", r->errors, "Other lines", r->other);
+	print_top(&r->problems, fp, "Top warnings and errors", r->o.top);
 }
 
 /* --- figures for tests ---------------------------------------------------------- */

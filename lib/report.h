@@ -10,7 +10,8 @@
  *    kind;
  *  - "greylist: pass ref=R delay=N to=<RCPT>" lines: the greylist delays;
  *  - "client=... verdict=none held=SYMBOL" lines (disconnected before MAIL);
- *  - warning: and error: lines (counted).
+ *  - warning: and error: lines: counted, and the most frequent texts
+ *    (refs dropped, numbers as N).
  * A refusal is what Postfix would log as one reject line: a recipient
  * refused at RCPT (refused=<RCPT>:ACTION:SYMBOL), or a message refused at
  * end of DATA, whose symbol is then the last one in symbols= that has no
@@ -45,6 +46,7 @@
 
 struct report_opts {
 	time_t since; /* lines before this are skipped (0: none) */
+	time_t until; /* lines from this on are skipped (0: none) */
 	time_t now;   /* completes syslog stamps without a year */
 	int top;      /* rows in each top table */
 	int keep;     /* distinct values kept per table */
@@ -72,9 +74,10 @@ int report_read_fd(struct report *r, int fd);
 /* Write the summary for people to fp; title names what was read. */
 void report_print(const struct report *r, FILE *fp, const char *title);
 
-/* A --since argument: "N" followed by s, m, h, d or w (that long before
- * now), or a local date "YYYY-MM-DD" with an optional " HH:MM[:SS]" or
- * "THH:MM[:SS]".  0 and *t, or -1. */
+/* A --since or --until argument: "N" followed by s, m, h, d or w (that
+ * long before now), "today" or "yesterday" (local midnight), or a local
+ * date "YYYY-MM-DD" with an optional " HH:MM[:SS]" or "THH:MM[:SS]".  0 and
+ * *t, or -1. */
 int report_parse_since(const char *s, time_t now, time_t *t);
 
 /* The time stamp at the start of a log line: its length in bytes (the

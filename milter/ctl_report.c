@@ -1,6 +1,7 @@
 /* milter/ctl_report.c - portcullisctl report: a summary of the daemon's log
  *
- *   portcullisctl report [--since 24h|7d|DATE] [--log FILE]... [--top N]
+ *   portcullisctl report [--since 24h|7d|today|DATE] [--until TIME]
+ *                        [--log FILE]... [--top N] [--keep N]
  *
  * Reads the log files (default /var/log/mail.log, where Debian's rsyslog
  * writes the mail facility; "-" is standard input; FILE.gz is read through
@@ -103,6 +104,7 @@ int cmd_report(struct conf *conf, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "top", required_argument, NULL, 't' },
 		{ "keep", required_argument, NULL, 'k' },
@@ -122,11 +124,14 @@ int cmd_report(struct conf *conf, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			if (report_parse_since(optarg, o.now, &o.since) < 0) {
-				fprintf(stderr,
-				        "portcullisctl: report: --since %.40s: want N[smhdw] (e.g. "
-				        "24h, 7d) or YYYY-MM-DD [HH:MM[:SS]]\n",
-				        optarg);
+		case 'u':
+			if (report_parse_since(optarg, o.now, opt == 's' ? &o.since : &o.until) <
+			    0) {
+				fprintf(
+				    stderr,
+				    "portcullisctl: report: --%s %.40s: want N[smhdw] (e.g. 24h, "
+				    "7d), today, yesterday or YYYY-MM-DD [HH:MM[:SS]]\n",
+				    opt == 's' ? "since" : "until", optarg);
 				return 2;
 			}
 			break;

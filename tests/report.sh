@@ -17,7 +17,7 @@
 # Part 2: a synthetic log in syslog's format: 1,000 good lines in known
 # proportions among other programs' lines, hostile lines (control bytes,
 # lines over 16 KiB and 1 MiB, forged fields, broken stamps, NULs); exact
-# figures, per day and per hour, --since, --top, stdin (-), a .gz file,
+# figures, per day and per hour, --since, --until, --top, stdin (-), a .gz file,
 # several --log files, the errors (a missing file, a bad --since: exit 2),
 # no sanitizer report.
 # Skips (77) without miltertest, python3 or gzip.
@@ -351,7 +351,10 @@ t_grep '^lines: 2166 read, 1157 from portcullis, 5 not understood, 2 too long$' 
 	"the line counts (hostile ones not understood or too long)"
 has "$T/s1" "Warnings                                      1
 Errors                                        0
-Other lines                                  54"
+Other lines                                  54
+
+Top warnings and errors
+           1  warning: something"
 
 # the same through standard input, gzip, and as two files
 "$PORTCULLISCTL" report --log - --top 3 <"$T/syn.log" >"$T/s2" 2>&1
@@ -380,15 +383,22 @@ Per hour (all days)                      accept     reject      defer      other
 # transactions: 200 accepted, 100 rejected + 50 + the 100 greylisted)
 "$PORTCULLISCTL" report --log "$T/syn.log" --since "2026-12-05 10:10" >"$T/s5" 2>&1
 t_grep "^Transactions +400$" "$T/s5" "--since DATE HH:MM"
+# and --until: 10:10 to 10:15, 300 transactions (200 accepted, 100 refused)
+"$PORTCULLISCTL" report --log "$T/syn.log" --since "2026-12-05 10:10" \
+	--until "2026-12-05 10:15" >"$T/s7" 2>&1
+has "$T/s7" "Transactions                                300
+  accept                                      0   0.0%
+  reject                                    250  83.3%
+  defer                                      50  16.7%"
 
 # errors
 out=$("$PORTCULLISCTL" report --log "$T/nonexistent" 2>&1)
 rc=$?
 [ $rc -eq 2 ] && [ "$out" = "portcullisctl: report: $T/nonexistent: No such file or directory" ] &&
 	echo "ok: a missing log: exit 2, one line" || t_err "missing log: exit $rc, '$out'"
-out=$("$PORTCULLISCTL" report --since yesterday --log "$T/syn.log" 2>&1)
+out=$("$PORTCULLISCTL" report --since tomorrow --log "$T/syn.log" 2>&1)
 rc=$?
-[ $rc -eq 2 ] && echo "$out" | grep -q "^portcullisctl: report: --since yesterday: " &&
+[ $rc -eq 2 ] && echo "$out" | grep -q "^portcullisctl: report: --since tomorrow: " &&
 	echo "ok: a bad --since: exit 2" || t_err "bad --since: exit $rc, '$out'"
 out=$("$PORTCULLISCTL" report --top 0 --log "$T/syn.log" 2>&1)
 [ $? -eq 2 ] || t_err "--top 0 accepted: '$out'"

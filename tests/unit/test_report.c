@@ -6,7 +6,8 @@
  * --since values; the summary lines of each kind (refused at RCPT, at end
  * of DATA, by score, aborted, whitelisted), greylist passes, pre-MAIL
  * disconnections, warnings, other programs' lines, with exact figures;
- * --since skipping; transactions per date and per hour; the hostile table in every network field and as whole
+ * --since and --until skipping; transactions per date and per hour; the
+ * most frequent warnings; the hostile table in every network field and as whole
  * lines, every prefix of a good line, lines over REPORT_LINE_MAX read from
  * a descriptor; the space-saving tables beyond their cap (the heavy
  * hitter stays on top, the report says its counts are approximate).
@@ -114,6 +115,10 @@ static void test_since(void **state)
 	assert_int_equal(t, now - 41400);
 	assert_int_equal(report_parse_since("2026-12-06T12:30:15", now, &t), 0);
 	assert_int_equal(t, now - 41385);
+	assert_int_equal(report_parse_since("today", now + 3600, &t), 0);
+	assert_int_equal(t, now);
+	assert_int_equal(report_parse_since("yesterday", now + 3600, &t), 0);
+	assert_int_equal(t, now - 86400);
 	assert_int_equal(report_parse_since("", now, &t), -1);
 	assert_int_equal(report_parse_since("h", now, &t), -1);
 	assert_int_equal(report_parse_since("24x", now, &t), -1);
@@ -122,7 +127,6 @@ static void test_since(void **state)
 	assert_int_equal(report_parse_since("2026-12-06 12", now, &t), -1);
 	assert_int_equal(report_parse_since("2026-12-06 12:30:1", now, &t), -1);
 	assert_int_equal(report_parse_since("2026-00-06", now, &t), -1);
-	assert_int_equal(report_parse_since("yesterday", now, &t), -1);
 }
 
 #define P "Dec  6 10:00:0"
@@ -218,6 +222,9 @@ static void test_summary(void **state)
 	                "     other\n  10:00-11:00                                 1          2 "
 	                "         2          2\n\n"));
 	assert_null(strstr(out, "Per day"));
+	assert_non_null(strstr(out,
+	                       "\nTop warnings and errors\n           1  error: av: no database\n"
+	                       "           1  warning: dnsbl: list x refuses queries\n"));
 	assert_non_null(strstr(out, "\nWarnings                                      1\n"
 	                            "Errors                                        1\n"
 	                            "Other lines                                   1\n"));
@@ -227,7 +234,10 @@ static void test_summary(void **state)
 
 static void test_since_skips(void **state)
 {
-	struct report *r = fresh(now - 86400 + 10 * 3600 + 3);
+	struct report_opts o = { .since = now - 86400 + 10 * 3600 + 3,
+		                 .until = now - 86400 + 10 * 3600 + 7,
+		                 .now = now };
+	struct report *r = report_new(&o);
 	char *out;
 
 	(void)state;
@@ -235,10 +245,39 @@ static void test_since_skips(void **state)
 	tzset();
 	for (int i = 0; good_log[i]; i++)
 		feed(r, good_log[i]);
-	/* 10:00:01 .. 10:00:02 are before the start */
-	assert_int_equal(report_txns(r, NULL), 5);
+	/* 10:00:01 .. 10:00:02 are before the start, 10:00:07 on after the end */
+	assert_int_equal(report_txns(r, NULL), 4);
 	out = printed(r);
-	assert_non_null(strstr(out, "since: 2026-12-06 10:00:03 (2 earlier lines skipped)\n"));
+	assert_non_null(strstr(out, "since: 2026-12-06 10:00:03 (2 earlier lines skipped)\n"
+	                            "until: 2026-12-06 10:00:07 (8 later lines skipped)\n"));
+	free(out);
+	report_free(r);
+}
+
+/* Warnings and errors of the same kind count as one text: refs dropped,
+ * numbers as N. */
+static void test_problems(void **state)
+{
+	struct report *r = fresh(0);
+	char line[256], *out;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		snprintf(line, sizeof(line),
+		         "Dec  6 10:00:00 mx portcullis[1]: warning: ref=Ab%dZ dnsbl check failed: "
+		         "timeout after %d ms (on_error=defer)",
+		         i, 400 + i * 1000);
+		feed(r, line);
+	}
+	feed(r, "Dec  6 10:00:00 mx portcullis[1]: error: av: scanner helper (pid 4242) ended by "
+	        "signal 9");
+	out = printed(r);
+	assert_non_null(strstr(out,
+	                       "\nTop warnings and errors\n"
+	                       "           3  warning: dnsbl check failed: timeout after N ms "
+	                       "(on_error=defer)\n"
+	                       "           1  error: av: scanner helper (pid N) ended by signal "
+	                       "N\n"));
 	free(out);
 	report_free(r);
 }
@@ -436,7 +475,7 @@ int main(void)
 		cmocka_unit_test(test_summary),        cmocka_unit_test(test_since_skips),
 		cmocka_unit_test(test_hostile_fields), cmocka_unit_test(test_hostile_lines),
 		cmocka_unit_test(test_read_fd),        cmocka_unit_test(test_space_saving),
-		cmocka_unit_test(test_per_day),
+		cmocka_unit_test(test_per_day),        cmocka_unit_test(test_problems),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
