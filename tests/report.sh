@@ -14,12 +14,13 @@
 # kind must be the refs of the daemon's last summary lines of that kind,
 # and portcullisctl explain / whitelist add --from-ref must accept them.
 # The greylist metrics must say the same (passes, deferrals, delays).
-# Part 2: a synthetic log in syslog's format: 1,000 good lines in known
-# proportions among other programs' lines, hostile lines (control bytes,
-# lines over 16 KiB and 1 MiB, forged fields, broken stamps, NULs); exact
-# figures, per day and per hour, --since, --until, --top, stdin (-), a .gz file,
-# several --log files, the errors (a missing file, a bad --since: exit 2),
-# no sanitizer report.
+# Part 2: a synthetic log in rsyslog's RFC 3339 format: 1,000 good lines in
+# known proportions among other programs' lines, hostile lines (control
+# bytes, lines over 16 KiB and 1 MiB, forged fields, broken stamps, NULs);
+# exact figures, per day and per hour, --since, --until, --top, stdin (-),
+# a .gz file, several --log files, the errors (a missing file, a bad
+# --since: exit 2), no sanitizer report.  (Syslog's traditional stamps are
+# in tests/unit/test_report.c.)
 # Skips (77) without miltertest, python3 or gzip.
 
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
