@@ -1057,6 +1057,8 @@ static void print_top(const struct topk *t, FILE *fp, const char *title, int top
 		fprintf(fp, "  %10llu  %s", v[i]->count, v[i]->key);
 		if (v[i]->note[0] && strcmp(v[i]->note, "unknown") != 0)
 			fprintf(fp, " (%s)", v[i]->note);
+		if (v[i]->err)
+			fprintf(fp, " [at least %llu]", v[i]->count - v[i]->err);
 		fputc('\n', fp);
 		if (v[i]->err > maxerr)
 			maxerr = v[i]->err;
@@ -1065,7 +1067,7 @@ static void print_top(const struct topk *t, FILE *fp, const char *title, int top
 		fprintf(
 		    fp,
 		    "  (approximate: more than %d distinct values; a count above may be over by "
-		    "at most %llu)\n",
+		    "at most %llu; --keep keeps more)\n",
 		    t->cap, maxerr);
 	free(v);
 }
