@@ -147,7 +147,7 @@ int cmd_report(struct conf *conf, int argc, char **argv)
 			long v = strtol(optarg, &end, 10);
 
 			if (*optarg == '\0' || *end || v < 1 ||
-			    v > (opt == 't' ? 10000 : 10000000)) {
+			    v > (opt == 't' ? 10000 : 1000000)) {
 				fprintf(
 				    stderr,
 				    "portcullisctl: report: --%s %.40s: not a number in range\n",

@@ -401,8 +401,10 @@ out=$("$PORTCULLISCTL" report --since tomorrow --log "$T/syn.log" 2>&1)
 rc=$?
 [ $rc -eq 2 ] && echo "$out" | grep -q "^portcullisctl: report: --since tomorrow: " &&
 	echo "ok: a bad --since: exit 2" || t_err "bad --since: exit $rc, '$out'"
-out=$("$PORTCULLISCTL" report --top 0 --log "$T/syn.log" 2>&1)
-[ $? -eq 2 ] || t_err "--top 0 accepted: '$out'"
+for bad in "--top 0" "--top 10001" "--keep 1000001" "--keep x" "--until" "extra"; do
+	out=$("$PORTCULLISCTL" report $bad --log "$T/syn.log" 2>&1)
+	[ $? -eq 2 ] && echo "ok: report $bad: exit 2" || t_err "report $bad accepted: '$out'"
+done
 printf 'x' | gzip -c >"$T/bad.gz"
 printf 'garbage' >>"$T/bad.gz"
 out=$("$PORTCULLISCTL" report --log "$T/bad.gz" 2>&1)
