@@ -235,7 +235,7 @@ struct report {
 	struct kind *kinds; /* KINDS_MAX + 1: the last is "(other)" */
 	int nkinds;
 	int *kslot; /* hash index of kinds */
-	struct topk clients, domains, rcpts, held, problems;
+	struct topk clients, domains, rcpts, held, problems, viruses;
 	unsigned long long grey[GREY_BUCKETS], grey_n, grey_sum;
 	long long grey_min, grey_max;
 	int year; /* of o.now, for syslog stamps */
@@ -277,6 +277,7 @@ struct report *report_new(const struct report_opts *o)
 	tk_init(&r->rcpts, r->o.keep);
 	tk_init(&r->held, KINDS_MAX);
 	tk_init(&r->problems, KINDS_MAX);
+	tk_init(&r->viruses, KINDS_MAX);
 	r->c_y = -1;
 	{
 		struct tm tm;
@@ -298,6 +299,7 @@ void report_free(struct report *r)
 	tk_free(&r->rcpts);
 	tk_free(&r->held);
 	tk_free(&r->problems);
+	tk_free(&r->viruses);
 	free(r);
 }
 
@@ -955,8 +957,16 @@ void report_line(struct report *r, const char *line, size_t len)
 	if (t > r->last)
 		r->last = t;
 	if (STARTS(msg, end, "ref=")) {
+		const char *v;
+
 		if (summary(r, t, msg, end) == 0)
 			return;
+		/* "ref=R clamav: virus NAME" (lib/checks/clamav.c) */
+		v = memchr(msg, ' ', (size_t)(end - msg));
+		if (v && STARTS(v, end, " clamav: virus ") && v + 15 < end) {
+			tk_add(&r->viruses, v + 15, (size_t)(end - v - 15), NULL, 0);
+			return;
+		}
 		r->other++;
 	} else if (STARTS(msg, end, "greylist: pass ref=")) {
 		grey_pass(r, msg, end);
@@ -1253,6 +1263,7 @@ void report_print(const struct report *r, FILE *fp, const char *title)
 	print_top(&r->clients, fp, "Top refused clients", r->o.top);
 	print_top(&r->domains, fp, "Top refused sender domains", r->o.top);
 	print_top(&r->rcpts, fp, "Top refused recipients", r->o.top);
+	print_top(&r->viruses, fp, "Top viruses", r->o.top);
 	print_top(&r->held, fp, "Disconnected before MAIL with a refusal pending", r->o.top);
 	fprintf(fp, "\n%-36s %10llu\n%-36s %10llu\n%-36s %10llu\n", "Warnings", r->warnings,
 	        "Errors", r->errors, "Other lines", r->other);

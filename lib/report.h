@@ -9,6 +9,7 @@
  *    domains and recipients, and the refs of the last refusals of each
  *    kind;
  *  - "greylist: pass ref=R delay=N to=<RCPT>" lines: the greylist delays;
+ *  - "ref=R clamav: virus NAME" lines: the viruses found;
  *  - "client=... verdict=none held=SYMBOL" lines (disconnected before MAIL);
  *  - warning: and error: lines: counted, and the most frequent texts
  *    (refs dropped, numbers as N).

@@ -22,7 +22,7 @@
 --   helper that has a database: 451 4.3.0, or with clamav.on_error = skip
 --   accepted with NotScanned (no database), never Clean;
 --   the metrics: scans by result and their times, helper starts and
---   failures;
+--   failures; portcullisctl report's count of the viruses;
 --   the database replaced again and again while messages are scanned:
 --   every message gets a virus verdict from the old or the new signatures,
 --   none fails, and the new signature name is seen.
@@ -209,6 +209,13 @@ t.main(function()
 	else
 		print("# curl or python3 missing: the ClamAV metrics are not checked")
 	end
+	-- portcullisctl report names the viruses of the log so far
+	local rep, rc = t.ctl("report --log " .. t.shq(t.logfile))
+	t.eq(rc, 0, "report on the daemon's log")
+	t.has(rep, "\nTop viruses\n           4  Test.Eicar.UNOFFICIAL\n           1  Test.File.UNOFFICIAL\n",
+		"report: the viruses found")
+	t.has(rep, "\n    clamav.virus                              5          0\n",
+		"report: 5 messages refused by clamav.virus")
 
 	-- another database by a configuration reload: a new helper loads it
 	-- while the old one goes on scanning, then takes over: no message

@@ -227,7 +227,8 @@ static void test_summary(void **state)
 	                       "           1  warning: dnsbl: list x refuses queries\n"));
 	assert_non_null(strstr(out, "\nWarnings                                      1\n"
 	                            "Errors                                        1\n"
-	                            "Other lines                                   1\n"));
+	                            "Other lines                                   0\n"));
+	assert_non_null(strstr(out, "\nTop viruses\n           1  Eicar\n"));
 	free(out);
 	report_free(r);
 }
