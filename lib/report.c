@@ -218,7 +218,7 @@ struct lastref {
 struct kind {
 	char sym[SYM_MAX];
 	unsigned long long n[2]; /* reject, defer */
-	struct lastref last[LAST_MAX];
+	struct lastref *last;    /* o.last of them, allocated at the first use */
 	int nlast, next;
 };
 
@@ -292,6 +292,8 @@ void report_free(struct report *r)
 {
 	if (r == NULL)
 		return;
+	for (int i = 0; i <= KINDS_MAX; i++)
+		free(r->kinds[i].last);
 	free(r->kinds);
 	free(r->kslot);
 	tk_free(&r->clients);
@@ -573,9 +575,13 @@ static void refusal(struct report *r, const struct txn_fields *f, const char *sy
                     int action, const char *rcpt, size_t nrcpt)
 {
 	struct kind *k = kind_of(r, sym, nsym);
-	struct lastref *l = &k->last[k->next];
+	struct lastref *l;
 	char key[KEY_MAX];
 	const char *at;
+
+	if (k->last == NULL)
+		k->last = xcalloc((size_t)r->o.last, sizeof(*k->last));
+	l = &k->last[k->next];
 
 	k->n[action]++;
 	r->refusals[action]++;
