@@ -1212,8 +1212,10 @@ static void print_grey(const struct report *r, FILE *fp)
 	};
 	unsigned long long deferred = 0;
 
+	/* greylist.new and .early; not greylist.error (the store failed) */
 	for (int i = 0; i < r->nkinds; i++)
-		if (strncmp(r->kinds[i].sym, "greylist.", 9) == 0)
+		if (strncmp(r->kinds[i].sym, "greylist.", 9) == 0 &&
+		    strcmp(r->kinds[i].sym, "greylist.error") != 0)
 			deferred += r->kinds[i].n[0] + r->kinds[i].n[1];
 	if (deferred == 0 && r->grey_n == 0)
 		return;

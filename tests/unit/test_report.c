@@ -7,7 +7,7 @@
  * of DATA, by score, aborted, whitelisted), greylist passes, pre-MAIL
  * disconnections, warnings, other programs' lines, with exact figures;
  * --since and --until skipping; transactions per date and per hour; the
- * most frequent warnings; the hostile table in every network field and as whole
+ * most frequent warnings; greylist.error is no greylisting deferral; the hostile table in every network field and as whole
  * lines, every prefix of a good line, lines over REPORT_LINE_MAX read from
  * a descriptor; the space-saving tables beyond their cap (the heavy
  * hitter stays on top, the report says its counts are approximate).
@@ -272,7 +272,13 @@ static void test_problems(void **state)
 	}
 	feed(r, "Dec  6 10:00:00 mx portcullis[1]: error: av: scanner helper (pid 4242) ended by "
 	        "signal 9");
+	/* a greylist store failure is no greylisting deferral */
+	feed(r, "Dec  6 10:00:00 mx portcullis[1]: ref=G1 client=x[192.0.2.1] helo=<x> from=<> "
+	        "refused=<a@b>:defer:greylist.error,<c@b>:defer:greylist.new verdict=defer "
+	        "score=0.0 symbols=greylist.error,greylist.new ms=1");
 	out = printed(r);
+	assert_non_null(strstr(out, "\n  deferred recipients                         1\n"));
+	assert_int_equal(report_refusals(r, "greylist.error"), 1);
 	assert_non_null(strstr(out,
 	                       "\nTop warnings and errors\n"
 	                       "           3  warning: dnsbl check failed: timeout after N ms "
