@@ -7,10 +7,11 @@
  * of DATA, by score, aborted, whitelisted), greylist passes, pre-MAIL
  * disconnections, warnings, other programs' lines, with exact figures;
  * --since and --until skipping; transactions per date and per hour; the
- * most frequent warnings; greylist.error is no greylisting deferral; the hostile table in every network field and as whole
- * lines, every prefix of a good line, lines over REPORT_LINE_MAX read from
- * a descriptor; the space-saving tables beyond their cap (the heavy
- * hitter stays on top, the report says its counts are approximate).
+ * most frequent warnings; greylist.error is no greylisting deferral; the
+ * hostile table in every network field and as whole lines, every prefix of
+ * a good line, lines over REPORT_LINE_MAX read from a descriptor; the
+ * space-saving tables beyond their cap (the heavy hitter stays on top with
+ * its exact count, the report says the others are approximate).
  */
 #include <stdarg.h>
 #include <stddef.h>
