@@ -30,7 +30,7 @@ BUILD_DEPS="build-essential autoconf automake libtool pkg-config
  libpcre2-dev libcmocka-dev libgmime-3.0-dev"
 TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml
  m4 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3
- curl python3-prometheus-client strace
+ curl python3-prometheus-client strace prometheus
  debhelper dpkg-dev lintian"
 # Sendmail for tests/e2e/sendmail.sh conflicts with the postfix package: it
 # is unpacked privately (the libraries above are its other dependencies).
@@ -59,6 +59,11 @@ install_deps() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >/dev/null
 	apt-get install -y -q --no-install-recommends $missing >/dev/null
+	# Nor a system Prometheus (tests/dashboard.sh runs its own on a
+	# loopback port).
+	case " $missing " in
+	*" prometheus "*) systemctl disable --now prometheus >/dev/null 2>&1 || : ;;
+	esac
 }
 
 # Download and unpack $SENDMAIL_DEBS into $SENDMAIL_ROOT (once).

@@ -19,6 +19,7 @@
  */
 #include "av.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <clamav.h>
@@ -94,6 +95,8 @@ static int same_helper(const struct av_settings *a, const struct av_settings *b)
 
 static void log_exit(pid_t pid, int status)
 {
+	if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
+		metrics_av_helper(1);
 	if (WIFSIGNALED(status))
 		log_msg(LOG_LVL_WARN, "av: scanner helper (pid %ld) ended by signal %d", (long)pid,
 		        WTERMSIG(status));
@@ -252,6 +255,7 @@ static int spawn_helper(const struct av_settings *s, pid_t *pidp, int *ctlp, cha
 	}
 	*pidp = pid;
 	*ctlp = sv[0];
+	metrics_av_helper(0);
 	log_msg(LOG_LVL_INFO, "av: scanner helper started (pid %ld) for database %s", (long)pid,
 	        s->database);
 	return 0;

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "metrics.h"
 #include "util.h"
 
 #define DNS_MAXNS         3     /* servers, as resolv.conf(5) MAXNS */
@@ -109,6 +110,7 @@ struct query {
 	ldns_rr_list *rrs; /* DNS_OK: the RRs of the asked type */
 	unsigned ttl;
 	int cached;
+	long long start_us; /* when it became pending (metrics_now_us) */
 };
 
 struct dns_batch {
@@ -719,6 +721,7 @@ static void finish(struct dns_batch *b, struct query *q, enum dns_status st)
 	close_fds(q);
 	q->state = Q_DONE;
 	q->status = st;
+	metrics_dns_query(metrics_now_us() - q->start_us);
 	if (st != DNS_OK && q->rrs != NULL) { /* e.g. the empty list of a NODATA */
 		ldns_rr_list_deep_free(q->rrs);
 		q->rrs = NULL;
@@ -832,6 +835,7 @@ static int batch_add(struct dns_batch *b, const char *name, int rrtype, int raw)
 		return b->n++;
 	}
 	q->state = Q_PENDING;
+	q->start_us = metrics_now_us();
 	return b->n++;
 }
 

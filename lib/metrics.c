@@ -53,8 +53,26 @@ static const char *const score_le_text[] = { "0", "1",  "2",  "3",  "4",  "5", "
 	                                     "8", "10", "15", "20", "30", "50" };
 #define SCORE_BUCKETS (ARRAY_SIZE(score_le) + 1)
 
+static const char *const grey_names[METRICS_GREY_COUNT] = { "pass", "defer", "awl" };
+
+/* Greylist delays: bucket bounds in seconds. */
+static const long long grey_le_s[] = { 60,   120,   300,   600,   900,   1800,  3600,
+	                               7200, 14400, 28800, 43200, 86400, 172800 };
+#define GREY_BUCKETS (ARRAY_SIZE(grey_le_s) + 1)
+
+static const char *const av_names[METRICS_AV_COUNT] = { "clean", "infected", "error" };
+
 static struct {
 	unsigned long long txn[OUTCOMES];
+	unsigned long long grey[METRICS_GREY_COUNT];
+	unsigned long long grey_bucket[GREY_BUCKETS];
+	unsigned long long grey_sum_s;
+	unsigned long long av[METRICS_AV_COUNT];
+	unsigned long long av_bucket[STAGE_BUCKETS];
+	unsigned long long av_sum_us;
+	unsigned long long av_starts, av_failures;
+	unsigned long long dns_bucket[STAGE_BUCKETS];
+	unsigned long long dns_sum_us;
 	unsigned long long check[METRICS_MODULES_MAX][MA_COUNT];
 	unsigned long long stage_bucket[STAGE_COUNT][STAGE_BUCKETS];
 	unsigned long long stage_sum_us[STAGE_COUNT];
@@ -125,6 +143,56 @@ void metrics_stage(enum stage st, long long us)
 		b++;
 	ADD(&ctr.stage_bucket[st][b], 1);
 	ADD(&ctr.stage_sum_us[st], (unsigned long long)us);
+}
+
+void metrics_greylist(enum metrics_grey r)
+{
+	if ((int)r >= 0 && r < METRICS_GREY_COUNT)
+		ADD(&ctr.grey[r], 1);
+}
+
+void metrics_greylist_delay(long long seconds)
+{
+	size_t b = 0;
+
+	if (seconds < 0)
+		seconds = 0;
+	while (b < ARRAY_SIZE(grey_le_s) && seconds > grey_le_s[b])
+		b++;
+	ADD(&ctr.grey_bucket[b], 1);
+	ADD(&ctr.grey_sum_s, (unsigned long long)seconds);
+}
+
+void metrics_av_scan(enum metrics_av r, long long us)
+{
+	size_t b = 0;
+
+	if ((int)r < 0 || r >= METRICS_AV_COUNT)
+		return;
+	if (us < 0)
+		us = 0;
+	while (b < ARRAY_SIZE(stage_le_us) && us > stage_le_us[b])
+		b++;
+	ADD(&ctr.av[r], 1);
+	ADD(&ctr.av_bucket[b], 1);
+	ADD(&ctr.av_sum_us, (unsigned long long)us);
+}
+
+void metrics_dns_query(long long us)
+{
+	size_t b = 0;
+
+	if (us < 0)
+		us = 0;
+	while (b < ARRAY_SIZE(stage_le_us) && us > stage_le_us[b])
+		b++;
+	ADD(&ctr.dns_bucket[b], 1);
+	ADD(&ctr.dns_sum_us, (unsigned long long)us);
+}
+
+void metrics_av_helper(int ended)
+{
+	ADD(ended ? &ctr.av_failures : &ctr.av_starts, 1);
 }
 
 void metrics_reload(int ok)
@@ -319,10 +387,60 @@ static void render_mail(struct out *o)
 	}
 }
 
+static void render_greylist_av(struct out *o)
+{
+	unsigned long long cum = 0, sum;
+
+	family(o, "portcullis_greylist_total", "counter",
+	       "Greylisting decisions per recipient: pass, defer, awl (auto-whitelisted).");
+	for (int r = 0; r < METRICS_GREY_COUNT; r++)
+		put(o, "portcullis_greylist_total{result=\"%s\"} %llu\n", grey_names[r],
+		    LOAD(&ctr.grey[r]));
+	family(o, "portcullis_greylist_delay_seconds", "histogram",
+	       "Delay of each greylisted triplet that passed, from its first attempt.");
+	for (size_t b = 0; b < GREY_BUCKETS; b++) {
+		cum += LOAD(&ctr.grey_bucket[b]);
+		if (b < ARRAY_SIZE(grey_le_s))
+			put(o, "portcullis_greylist_delay_seconds_bucket{le=\"%lld\"} %llu\n",
+			    grey_le_s[b], cum);
+		else
+			put(o, "portcullis_greylist_delay_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+	}
+	put(o, "portcullis_greylist_delay_seconds_sum %llu\n", LOAD(&ctr.grey_sum_s));
+	put(o, "portcullis_greylist_delay_seconds_count %llu\n", cum);
+
+	family(o, "portcullis_av_scans_total", "counter",
+	       "Virus scans by result: clean, infected, error (not scanned).");
+	for (int r = 0; r < METRICS_AV_COUNT; r++)
+		put(o, "portcullis_av_scans_total{result=\"%s\"} %llu\n", av_names[r],
+		    LOAD(&ctr.av[r]));
+	family(o, "portcullis_av_scan_duration_seconds", "histogram",
+	       "Time of each virus scan, the wait for the helper included.");
+	cum = 0;
+	for (size_t b = 0; b < STAGE_BUCKETS; b++) {
+		cum += LOAD(&ctr.av_bucket[b]);
+		put(o, "portcullis_av_scan_duration_seconds_bucket{le=\"%s\"} %llu\n",
+		    b < ARRAY_SIZE(stage_le_us) ? stage_le_text[b] : "+Inf", cum);
+	}
+	sum = LOAD(&ctr.av_sum_us);
+	put(o, "portcullis_av_scan_duration_seconds_sum %llu.%06llu\n", sum / 1000000,
+	    sum % 1000000);
+	put(o, "portcullis_av_scan_duration_seconds_count %llu\n", cum);
+	family(o, "portcullis_av_helper_starts_total", "counter",
+	       "Scanner helper processes started (the first, after a crash or timeout, after a "
+	       "reload that changed its settings).");
+	put(o, "portcullis_av_helper_starts_total %llu\n", LOAD(&ctr.av_starts));
+	family(o, "portcullis_av_helper_failures_total", "counter",
+	       "Scanner helpers that ended abnormally (crashed, killed after a timeout, exited "
+	       "non-zero).");
+	put(o, "portcullis_av_helper_failures_total %llu\n", LOAD(&ctr.av_failures));
+}
+
 /* Called with the lock held. */
 static void render_dns(struct out *o, const struct conf *conf)
 {
 	struct dns_stats now = { 0 }, tot;
+	unsigned long long cum = 0, sum;
 
 	if (conf == NULL || conf->dns == NULL)
 		return;
@@ -358,6 +476,18 @@ static void render_dns(struct out *o, const struct conf *conf)
 	put(o, "portcullis_dns_errors_total %llu\n", tot.errors);
 	family(o, "portcullis_dns_cache_entries", "gauge", "Answers in the DNS cache.");
 	put(o, "portcullis_dns_cache_entries %llu\n", now.cache_entries);
+	family(o, "portcullis_dns_query_duration_seconds", "histogram",
+	       "Time of each DNS query sent to a server (cache hits are not), until its answer, "
+	       "error or deadline.");
+	for (size_t b = 0; b < STAGE_BUCKETS; b++) {
+		cum += LOAD(&ctr.dns_bucket[b]);
+		put(o, "portcullis_dns_query_duration_seconds_bucket{le=\"%s\"} %llu\n",
+		    b < ARRAY_SIZE(stage_le_us) ? stage_le_text[b] : "+Inf", cum);
+	}
+	sum = LOAD(&ctr.dns_sum_us);
+	put(o, "portcullis_dns_query_duration_seconds_sum %llu.%06llu\n", sum / 1000000,
+	    sum % 1000000);
+	put(o, "portcullis_dns_query_duration_seconds_count %llu\n", cum);
 }
 
 /* Called with the lock held.  Recounts at most every interval seconds. */
@@ -402,6 +532,7 @@ char *metrics_render(const struct conf *conf, size_t *len)
 	}
 	render_process(&o);
 	render_mail(&o);
+	render_greylist_av(&o);
 	render_dns(&o, conf);
 	render_store(&o, conf ? conf->core.metrics_store_interval : 60);
 	pthread_mutex_unlock(&lock);

@@ -13,6 +13,11 @@
  *    metrics_check_error);
  *  - the score of each transaction (a histogram);
  *  - the time the checks of each SMTP stage took (one histogram per stage);
+ *  - greylisting: passes, deferrals, auto-whitelist passes, and the delay
+ *    of each triplet that passed after a deferral (a histogram);
+ *  - virus scans by result, and starts and abnormal ends of the scanner
+ *    helper process;
+ *  - the time of each DNS query sent to a server (a histogram);
  *  - the DNS counters of the running configuration's resolver (dns.h
  *    dns_get_stats), kept monotonic across reloads;
  *  - entry counts of the store's namespaces, when a store was set with
@@ -61,6 +66,27 @@ void metrics_check_error(int module);
 
 /* The checks of stage st ran for us microseconds. */
 void metrics_stage(enum stage st, long long us);
+
+/* Greylisting decided a recipient: passed (a known triplet, or a retry
+ * after the delay), deferred, or skipped for an auto-whitelisted network. */
+enum metrics_grey { METRICS_GREY_PASS, METRICS_GREY_DEFER, METRICS_GREY_AWL, METRICS_GREY_COUNT };
+void metrics_greylist(enum metrics_grey r);
+
+/* A deferred triplet passed, seconds after its first attempt. */
+void metrics_greylist_delay(long long seconds);
+
+/* One virus scan ended: result 0 clean, 1 infected, 2 not scanned (an
+ * error or a timeout of the helper); us is how long it took. */
+enum metrics_av { METRICS_AV_CLEAN, METRICS_AV_INFECTED, METRICS_AV_ERROR, METRICS_AV_COUNT };
+void metrics_av_scan(enum metrics_av r, long long us);
+
+/* The scanner helper process was started (ended = 0), or one ended
+ * abnormally: a crash, killed after a timeout, a non-zero exit (1). */
+void metrics_av_helper(int ended);
+
+/* A DNS query that went to the network (not a cache hit) ended after us
+ * microseconds, answered or not (a timeout at the deadline). */
+void metrics_dns_query(long long us);
 
 /* A reload of the configuration succeeded (ok = 1) or failed (0). */
 void metrics_reload(int ok);

@@ -1,4 +1,5 @@
-/* milter/ctl.h - portcullisctl's commands on the store (ctl_store.c)
+/* milter/ctl.h - portcullisctl's commands on the store (ctl_store.c) and the
+ * log (ctl_report.c)
  *
  * Each command takes the loaded configuration and its own arguments
  * (argv[0] is the command's name) and returns the exit status:
@@ -34,5 +35,7 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv);
 int cmd_dump(struct conf *conf, int argc, char **argv);
 int cmd_load(struct conf *conf, int argc, char **argv);
 int cmd_explain(struct conf *conf, int argc, char **argv);
+/* A summary of the daemon's log (ctl_report.c). */
+int cmd_report(struct conf *conf, int argc, char **argv);
 
 #endif

@@ -14,6 +14,8 @@
  *       work on the store in state_dir while the daemon runs (ctl_store.c);
  *       stats also shows the running daemon's counters, read from its
  *       metrics listener (metrics.listen), in a form for people
+ *   portcullisctl [-c FILE] report [--since T] [--log FILE]... [--top N]
+ *       a summary of the daemon's log, like pflogsumm (ctl_report.c)
  *
  * Exit status: 0 accepted / done, 1 rejected or deferred (check), not
  * found or refused, 2 usage, configuration or store error, 3 the daemon
@@ -55,6 +57,8 @@ static void usage(FILE *fp)
 	      "  whitelist list [KIND]\n"
 	      "        KIND: client, network, host, sender, domain, recipient\n"
 	      "  explain REF [--log FILE]\n"
+	      "  report [--since 24h|7d|yesterday|DATE] [--until TIME] [--log FILE|-]...\n"
+	      "         [--top N] [--keep N]\n"
 	      "  greylist list [--sender ADDR] [--rcpt ADDR] [--net NET]\n"
 	      "  greylist show|del KEY | [--ip ADDR] [--from ADDR] [--rcpt ADDR]\n"
 	      "  awl list | awl del NET\n"
@@ -678,6 +682,8 @@ int main(int argc, char **argv)
 		rc = cmd_load(conf, argc - i, argv + i);
 	else if (strcmp(argv[i], "explain") == 0)
 		rc = cmd_explain(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "report") == 0)
+		rc = cmd_report(conf, argc - i, argv + i);
 	else {
 		fprintf(stderr, "portcullisctl: unknown command '%.40s'\n", argv[i]);
 		usage(stderr);

@@ -90,7 +90,7 @@ for f in man8/portcullis.8 man5/portcullis.conf.5 man8/portcullisctl.8; do
 	[ -s "$R$mandir/$f" ] || t_err "man page not installed: $R$mandir/$f"
 done
 for f in README.md systemd/portcullis.service systemd/portcullis.tmpfiles \
-	postfix/main.cf.snippet sendmail/portcullis.mc; do
+	postfix/main.cf.snippet sendmail/portcullis.mc grafana/portcullis.json; do
 	cmp -s "$top_srcdir/contrib/$f" "$R$docdir/contrib/$f" ||
 		t_err "contrib/$f not installed as $R$docdir/contrib/$f"
 done

@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "log.h"
 #include "message.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <stddef.h>
@@ -123,6 +124,7 @@ static int clamav_eom(const struct check_ctx *cx, struct verdicts *out)
 	struct av_settings s;
 	struct av_result res;
 	char name[128];
+	long long t0;
 	int fd;
 
 	if (cx->skip_whitelisted) {
@@ -141,7 +143,13 @@ static int clamav_eom(const struct check_ctx *cx, struct verdicts *out)
 		                         cx->msg->error);
 	}
 	settings(cx->conf, cc, &s);
-	switch (av_scan(&s, fd, &res)) {
+	t0 = metrics_now_us();
+	av_scan(&s, fd, &res);
+	metrics_av_scan(res.status == AV_CLEAN   ? METRICS_AV_CLEAN
+	                : res.status == AV_VIRUS ? METRICS_AV_INFECTED
+	                                         : METRICS_AV_ERROR,
+	                metrics_now_us() - t0);
+	switch (res.status) {
 	case AV_CLEAN: verdict_header(out, STATUS_HEADER, 0, "Clean"); return CHECK_DONE;
 	case AV_VIRUS:
 		clean_name(name, sizeof(name), res.name);

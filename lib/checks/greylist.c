@@ -36,7 +36,9 @@
  * Store errors are temporary failures (greylist.on_error, default defer):
  * never a pass by mistake.  In a dry run (portcullisctl check) nothing is
  * written.  Counters (passes, defers, awl passes) are kept in memory and
- * added to the store's "stats" namespace by the maintenance thread.
+ * added to the store's "stats" namespace by the maintenance thread, and to
+ * the metrics; a retry that passes after a deferral logs "greylist: pass
+ * ref=REF delay=SECONDS to=<RCPT>" (for portcullisctl report).
  * Thread-safe: atomics for the counters, libpsl's context is read-only,
  * the store serialises access.
  */
@@ -44,10 +46,12 @@
 #include "check.h"
 #include "config.h"
 #include "dns.h"
+#include "encode.h"
 #include "engine.h"
 #include "grey.h"
 #include "log.h"
 #include "maint.h"
+#include "metrics.h"
 #include "spf.h"
 #include "store.h"
 #include "table.h"
@@ -128,8 +132,25 @@ static unsigned long long n_passes, n_defers, n_awl;
 
 static void count(const struct check_ctx *cx, unsigned long long *n)
 {
-	if (!cx->dry_run)
+	if (!cx->dry_run) {
 		__atomic_add_fetch(n, 1, __ATOMIC_RELAXED);
+		metrics_greylist(n == &n_defers ? METRICS_GREY_DEFER
+		                 : n == &n_awl  ? METRICS_GREY_AWL
+		                                : METRICS_GREY_PASS);
+	}
+}
+
+/* A deferred triplet passed: the delay for the metrics and, in a line of
+ * its own, for the log (portcullisctl report reads it). */
+static void passed(const struct check_ctx *cx, long long delay)
+{
+	char to[300];
+
+	if (cx->dry_run)
+		return;
+	metrics_greylist_delay(delay);
+	log_msg(LOG_LVL_INFO, "greylist: pass ref=%s delay=%lld to=<%s>", cx->txn->ref, delay,
+	        enc_log(to, sizeof(to), cx->rcpt->addr.full, 100));
 }
 
 static void add_counter(struct store *st, const char *key, unsigned long long delta)
@@ -456,6 +477,7 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 			g.passes++;
 			g.last = now;
 			count(cx, &n_passes);
+			passed(cx, (long long)(now - g.first));
 			if (put_rec(cx, key, keylen, &g, now + gc->expire) < 0 ||
 			    awl_pass(cx, gc, net, now) < 0)
 				return store_failed(out, "update");

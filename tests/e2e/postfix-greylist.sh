@@ -16,7 +16,9 @@
 #     Maildir with "X-Greylist: delayed N seconds by portcullis-VERSION at
 #     HOST; DATE";
 #  4. a second message of the same triplet is delivered at once, without
-#     X-Greylist.
+#     X-Greylist;
+#  5. portcullis logged the pass with the same delay, and portcullisctl
+#     report counts the deferrals, the pass and its delay.
 # Skips (77) without postfix or swaks.  Prints the elapsed time.
 
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -86,6 +88,17 @@ if [ -z "$QID" ]; then
 elif f=$(delivered again "$QID"); then
 	grep -q '^X-Greylist:' "$f" && t_err "again: X-Greylist on a message that was not delayed"
 fi
+
+# --- 5. the pass in the log, and portcullisctl report on it ---------------------
+t_grep 'portcullis: greylist: pass ref=[0-9A-Za-z]+ delay=700 to=<user@example\.test>$' \
+	"$T/portcullis.log" "the greylist pass line with the X-Greylist delay" >/dev/null
+"$PORTCULLISCTL" report --log "$T/portcullis.log" >"$T/report" 2>&1 ||
+	t_err "portcullisctl report: $(cat "$T/report")"
+for want in '^  deferred recipients +3$' '^  passed after a delay +1$' \
+	'^  delay min 700 s, mean 700 s, max 700 s$' '^    greylist\.new +0 +2$' \
+	'^    greylist\.early +0 +1$'; do
+	t_grep "$want" "$T/report" "report: /$want/" >/dev/null && echo "ok: report: $want"
+done
 
 kill -TERM "$PC_PID"
 t_reap "$PC_PID" 15 "$PC_WRAP"

@@ -21,6 +21,8 @@
 --   an empty database by reload: the old helper goes on scanning; with no
 --   helper that has a database: 451 4.3.0, or with clamav.on_error = skip
 --   accepted with NotScanned (no database), never Clean;
+--   the metrics: scans by result and their times, helper starts and
+--   failures; portcullisctl report's count of the viruses;
 --   the database replaced again and again while messages are scanned:
 --   every message gets a virus verdict from the old or the new signatures,
 --   none fails, and the new signature name is seen.
@@ -78,7 +80,11 @@ t.main(function()
 	t.file("testfile", testfile)
 	local md5 = sh("md5sum " .. t.shq(t.dir .. "/testfile")):match("^(%x+)")
 	t.file("db/test.hdb", md5 .. ":" .. #testfile .. ":Test.File\n")
-	local base = "checks = clamav\nclamav.database = " .. db .. "\n"
+	-- the metrics listener, when curl can read it (checked after the hang)
+	local mport = sh("command -v curl >/dev/null && python3 -c 'import socket; s = socket.socket(); " ..
+		"s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'"):match("^(%d+)")
+	local base = "checks = clamav\nclamav.database = " .. db .. "\n" ..
+		(mport and ("metrics.listen = 127.0.0.1:" .. mport .. "\n") or "")
 	t.config(base)
 	t.start()
 	t.check(t.poll(function()
@@ -183,6 +189,33 @@ t.main(function()
 	h, b = clean_msg("afterhang")
 	accepted(send("afterhang", h, b), "Clean", "after the hung helper")
 	t.check(#helper_pids() > #pids, "a new helper replaced the hung one")
+
+	-- the metrics so far: 10 scans (2 over-size messages were not), 3
+	-- helpers started (the first, after the kill, after the hang), 2 ended
+	-- abnormally (killed from outside, killed for the timeout)
+	if mport then
+		local page = sh("curl -sS -m 10 http://127.0.0.1:" .. mport .. "/metrics")
+		local function metric(name)
+			return page:match("\n" .. name:gsub("[%%{}\"%.%+%-]", "%%%0") .. " (%S+)\n")
+		end
+		t.eq(metric('portcullis_av_scans_total{result="clean"}'), "4", "metrics: 4 clean scans")
+		t.eq(metric('portcullis_av_scans_total{result="infected"}'), "5", "metrics: 5 infected")
+		t.eq(metric('portcullis_av_scans_total{result="error"}'), "1", "metrics: 1 not scanned")
+		t.eq(metric("portcullis_av_scan_duration_seconds_count"), "10", "metrics: 10 scan times")
+		t.eq(metric('portcullis_av_scan_duration_seconds_bucket{le="+Inf"}'), "10",
+			"metrics: the scan time histogram's +Inf bucket")
+		t.eq(metric("portcullis_av_helper_starts_total"), "3", "metrics: 3 helpers started")
+		t.eq(metric("portcullis_av_helper_failures_total"), "2", "metrics: 2 helpers failed")
+	else
+		print("# curl or python3 missing: the ClamAV metrics are not checked")
+	end
+	-- portcullisctl report names the viruses of the log so far
+	local rep, rc = t.ctl("report --log " .. t.shq(t.logfile))
+	t.eq(rc, 0, "report on the daemon's log")
+	t.has(rep, "\nTop viruses\n           4  Test.Eicar.UNOFFICIAL\n           1  Test.File.UNOFFICIAL\n",
+		"report: the viruses found")
+	t.has(rep, "\n    clamav.virus                              5          0\n",
+		"report: 5 messages refused by clamav.virus")
 
 	-- another database by a configuration reload: a new helper loads it
 	-- while the old one goes on scanning, then takes over: no message

@@ -13,7 +13,9 @@
 --    lookup and self-test (inconclusive, so asked again on every use) time
 --    out or fail: 6 queries, 3 timeouts, 3 SERVFAIL, and one "error"
 --    verdict of dnsbl; the counters go on from the old resolver's figures
---    (a reload makes a new resolver), and the generation is 2.
+--    (a reload makes a new resolver), and the generation is 2;
+--  - each query sent to the server (not the cache hit) is one observation
+--    of portcullis_dns_query_duration_seconds.
 
 local t = dofile(libdir .. "/lib.lua")
 
@@ -41,12 +43,19 @@ end
 
 local DNS = { "queries", "cache_hits", "answers", "timeouts", "servfail", "errors" }
 
--- The DNS counters moved from a to b by exactly want (absent: 0).
+-- The DNS counters moved from a to b by exactly want (absent: 0); the
+-- query time histogram by one observation per query that went to the
+-- network (answered, timed out, SERVFAIL).
 local function moved(a, b, want, what)
+	local H = "portcullis_dns_query_duration_seconds"
 	for _, k in ipairs(DNS) do
 		local name = "portcullis_dns_" .. k .. "_total"
 		t.eq((b[name] or -1) - (a[name] or 0), want[k] or 0, what .. ": " .. name)
 	end
+	t.eq((b[H .. "_count"] or -1) - (a[H .. "_count"] or 0),
+		(want.answers or 0) + (want.timeouts or 0) + (want.servfail or 0), what .. ": " .. H .. "_count")
+	t.eq(b[H .. '_bucket{le="+Inf"}'], b[H .. "_count"], what .. ": " .. H .. " +Inf bucket")
+	t.check((b[H .. "_sum"] or -1) >= (a[H .. "_sum"] or 0), what .. ": " .. H .. "_sum grows")
 end
 
 local function message(label, ip)

@@ -4,7 +4,9 @@
  * cmocka cases: the format of an empty page (HELP and TYPE before each
  * family's samples, every sample line parses back); transaction outcomes
  * and the score histogram (bucket bounds inclusive, negative sums); the
- * verdict to action mapping; stage duration buckets; four threads adding at
+ * verdict to action mapping; stage duration buckets; greylist decisions
+ * and delays, virus scans, scanner helper starts and failures, DNS query
+ * times; four threads adding at
  * once lose nothing; DNS counters stay monotonic when the snapshot
  * changes; store entry counts, cached for metrics.store_interval;
  * metrics_parse_line() and metrics_label() on good and hostile lines; the
@@ -113,8 +115,53 @@ static void test_format_empty(void **state)
 		assert_true(s.name[strlen(family)] == '\0' || s.name[strlen(family)] == '_');
 		nsamples++;
 	}
-	assert_int_equal(nfamilies, 9); /* no DNS, no store */
+	assert_int_equal(nfamilies, 15); /* no DNS, no store */
 	assert_true(nsamples > 100);
+	free(text);
+}
+
+/* Greylisting, virus scans and the scanner helper: counters by label and
+ * the two histograms. */
+static void test_greylist_av(void **state)
+{
+	char *text;
+
+	(void)state;
+	metrics_greylist(METRICS_GREY_PASS);
+	metrics_greylist(METRICS_GREY_PASS);
+	metrics_greylist(METRICS_GREY_DEFER);
+	metrics_greylist(METRICS_GREY_COUNT); /* ignored */
+	metrics_greylist_delay(300);
+	metrics_greylist_delay(301);
+	metrics_greylist_delay(-5);
+	metrics_greylist_delay(1000000);
+	metrics_av_scan(METRICS_AV_INFECTED, 2500);
+	metrics_av_scan(METRICS_AV_CLEAN, 100);
+	metrics_av_scan(METRICS_AV_ERROR, 20000000);
+	metrics_av_helper(0);
+	metrics_av_helper(0);
+	metrics_av_helper(1);
+	text = metrics_render(NULL, NULL);
+	want(text, "portcullis_greylist_total{result=\"pass\"}", "2");
+	want(text, "portcullis_greylist_total{result=\"defer\"}", "1");
+	want(text, "portcullis_greylist_total{result=\"awl\"}", "0");
+	want(text, "portcullis_greylist_delay_seconds_bucket{le=\"60\"}", "1");
+	want(text, "portcullis_greylist_delay_seconds_bucket{le=\"300\"}", "2");
+	want(text, "portcullis_greylist_delay_seconds_bucket{le=\"600\"}", "3");
+	want(text, "portcullis_greylist_delay_seconds_bucket{le=\"172800\"}", "3");
+	want(text, "portcullis_greylist_delay_seconds_bucket{le=\"+Inf\"}", "4");
+	want(text, "portcullis_greylist_delay_seconds_sum", "1000601");
+	want(text, "portcullis_greylist_delay_seconds_count", "4");
+	want(text, "portcullis_av_scans_total{result=\"clean\"}", "1");
+	want(text, "portcullis_av_scans_total{result=\"infected\"}", "1");
+	want(text, "portcullis_av_scans_total{result=\"error\"}", "1");
+	want(text, "portcullis_av_scan_duration_seconds_bucket{le=\"0.0001\"}", "1");
+	want(text, "portcullis_av_scan_duration_seconds_bucket{le=\"0.0025\"}", "2");
+	want(text, "portcullis_av_scan_duration_seconds_bucket{le=\"10\"}", "2");
+	want(text, "portcullis_av_scan_duration_seconds_bucket{le=\"+Inf\"}", "3");
+	want(text, "portcullis_av_scan_duration_seconds_sum", "20.002600");
+	want(text, "portcullis_av_helper_starts_total", "2");
+	want(text, "portcullis_av_helper_failures_total", "1");
 	free(text);
 }
 
@@ -260,8 +307,15 @@ static void test_dns_across_snapshots(void **state)
 	c2 = conf_load(NULL, err, sizeof(err));
 	assert_non_null(c2);
 	dns_errors(c1, 2);
+	metrics_dns_query(1500);
+	metrics_dns_query(-1);
 	text = metrics_render(c1, NULL);
 	want(text, "portcullis_dns_errors_total", "2");
+	want(text, "portcullis_dns_query_duration_seconds_bucket{le=\"0.0001\"}", "1");
+	want(text, "portcullis_dns_query_duration_seconds_bucket{le=\"0.001\"}", "1");
+	want(text, "portcullis_dns_query_duration_seconds_bucket{le=\"0.0025\"}", "2");
+	want(text, "portcullis_dns_query_duration_seconds_sum", "0.001500");
+	want(text, "portcullis_dns_query_duration_seconds_count", "2");
 	want(text, "portcullis_dns_timeouts_total", "0");
 	want(text, "portcullis_dns_cache_entries", "0");
 	free(text);
@@ -496,6 +550,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_format_empty, reset),
 		cmocka_unit_test_setup(test_txn_and_score, reset),
+		cmocka_unit_test_setup(test_greylist_av, reset),
 		cmocka_unit_test_setup(test_verdicts, reset),
 		cmocka_unit_test_setup(test_stages, reset),
 		cmocka_unit_test_setup(test_threads, reset),
