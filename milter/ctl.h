@@ -29,5 +29,8 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv);
 int cmd_dump(struct conf *conf, int argc, char **argv);
 int cmd_load(struct conf *conf, int argc, char **argv);
 int cmd_explain(struct conf *conf, int argc, char **argv);
+/* ctl_limits.c: the verify cache and the rate limit counters. */
+int cmd_verify(struct conf *conf, int argc, char **argv);
+int cmd_ratelimit(struct conf *conf, int argc, char **argv);
 
 #endif
