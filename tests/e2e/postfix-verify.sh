@@ -13,6 +13,11 @@
 #     text and our ref; nothing queued;
 #  3. both again: the same answers from the cache, no new connection to the
 #     inner server;
+#  S. sender verification (verify.sender_domains, the inner Postfix as the
+#     sender's MX): unknown@sender.example refused with 550 5.1.7 quoting
+#     the MX, known@sender.example passes, a sender of catchall.example
+#     (the inner server takes any address there) is unknown, not valid,
+#     and the catch-all is remembered (no new probe); no probe sends DATA;
 #  4. the inner server stopped: carol@ gets 450 4.1.1 (nothing queued);
 #  5. a slow inner server (tests/smtp-script.py, banner after 20 s) on the
 #     same port: dave@ gets 450 4.1.1 "timeout" within verify.timeout (3 s),
@@ -38,7 +43,7 @@ chown postfix "$T/idata"
 chown 65534:65534 "$T/ivmail"
 IPORT=$(t_free_port)
 [ "$IPORT" = "$PORT" ] && IPORT=$(t_free_port)
-printf 'alice@example.test alice/\ncarol@example.test carol/\n' >"$T/inner-users"
+printf 'alice@example.test alice/\ncarol@example.test carol/\nknown@sender.example known/\n@catchall.example any/\n' >"$T/inner-users"
 cat >"$IPF/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $IQ
@@ -56,7 +61,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
 smtpd_banner = \$myhostname ESMTP inner
-virtual_mailbox_domains = example.test
+virtual_mailbox_domains = example.test, sender.example, catchall.example
 virtual_mailbox_base = $T/ivmail
 virtual_mailbox_maps = texthash:$T/inner-users
 virtual_uid_maps = static:65534
@@ -111,6 +116,7 @@ echo "ok: inner Postfix on 127.0.0.1:$IPORT"
 
 pf_conf "$PC/portcullis.conf" "checks = verify" \
 	"verify.recipient_domains = example.test=[127.0.0.1]:$IPORT" \
+	"verify.sender_domains = sender.example=[127.0.0.1]:$IPORT, catchall.example=[127.0.0.1]:$IPORT" \
 	"verify.timeout = 3s" "hostname = mx.example.test"
 t_start "$PC/portcullis.conf" "$T/portcullis.log"
 PC_PID=$T_PID PC_WRAP=$T_WRAP
@@ -118,7 +124,7 @@ pf_start
 
 smtp()
 {
-	pf_smtp "$1" 192.0.2.31 mail.sender.example sender@sender.example "$2"
+	pf_smtp "$1" 192.0.2.31 mail.sender.example "${3:-sender@other.example}" "$2"
 }
 
 # --- 1. a known recipient: probed, accepted, delivered ----------------------
@@ -149,6 +155,32 @@ mta_refused unknown2 'RCPT TO:<nobody@example\.test>' 550 5.1.1 \
 smtp known2 alice@example.test
 [ -n "$(queue_id known2)" ] || t_err "known2: not queued"
 [ "$(probes)" -eq 2 ] || t_err "cache: the inner server saw $(probes) connections, want still 2"
+
+# --- sender verification: the inner Postfix as the sender's MX ----------------
+smtp sender-unknown alice@example.test unknown@sender.example
+if mta_refused sender-unknown 'RCPT TO:<alice@example\.test>' 550 5.1.7 \
+	'User unknown in virtual mailbox table'; then
+	mta_reply sender-unknown 'RCPT TO:' | grep -q -F '550 5.1.7 Sender address <unknown@sender.example> rejected: unverified address: [127.0.0.1] said: 550 5.1.1 <unknown@sender.example>: Recipient address rejected' ||
+		t_err "sender-unknown: reply does not quote the sender's MX: $(mta_reply sender-unknown 'RCPT TO:')"
+	echo "$LINE" | grep -q 'refused=<alice@example\.test>:reject:verify\.sender' ||
+		t_err "sender-unknown: log line lacks reject:verify.sender: $LINE"
+	echo "ok: $(mta_reply sender-unknown 'RCPT TO:')"
+fi
+smtp sender-known alice@example.test known@sender.example
+[ -n "$(queue_id sender-known)" ] || t_err "sender-known: not queued: $(grep -E '^ *<' "$T/sender-known.txt" | tail -n 3)"
+grep -q 'verify: probe of <known@sender.example> at \[127.0.0.1\]:[0-9]*: valid' "$T/portcullis.log" ||
+	t_err "sender-known: no valid probe in the log"
+smtp sender-catchall alice@example.test someone@catchall.example
+[ -n "$(queue_id sender-catchall)" ] || t_err "sender-catchall: not queued"
+grep -q 'verify: sender <someone@catchall.example> unknown, skipped: catchall.example accepts any address (catch-all)' \
+	"$T/portcullis.log" || t_err "sender-catchall: not logged as a catch-all"
+n=$(probes)
+smtp sender-catchall2 alice@example.test other@catchall.example
+[ -n "$(queue_id sender-catchall2)" ] || t_err "sender-catchall2: not queued"
+[ "$(probes)" -eq "$n" ] || t_err "sender-catchall2: the catch-all domain was probed again"
+grep -q 'disconnect from .* data=' "$T/inner.log" && t_err "a probe sent DATA to the inner server"
+grep -q 'disconnect from .* quit=1' "$T/inner.log" || t_err "the probes do not end with QUIT"
+echo "ok: sender verification: unknown refused, known passes, catch-all unknown and remembered"
 
 # --- 4. the inner server down: 450 -------------------------------------------
 inner_stop
