@@ -7,7 +7,8 @@
 # Binds 127.0.0.1 (port N, or a free one), prints "PORT\n" on stdout, and
 # serves each connection in a thread until --life seconds (default 60) have
 # passed: it always stops by itself.  With --log, each connection appends
-# "connect" and each command its verb to FILE.  MODE:
+# "connect", "most N" (the most connections open at once so far) and each
+# command its verb to FILE.  MODE:
 #   normal    RCPT of an address in USERS (comma-separated) 250, others
 #             550 5.1.1; MAIL/EHLO 250
 #   catchall  every RCPT 250
@@ -54,6 +55,7 @@ def main():
         pass
     lock = threading.Lock()
     end = time.time() + life
+    active = [0, 0]  # now, most at once
 
     def note(what):
         if log:
@@ -64,8 +66,23 @@ def main():
     def serve(c):
         c.settimeout(max(1.0, end - time.time()))
         f = c.makefile("rb")
+        counted = [True]
+
+        def leave():
+            # before the last reply goes out: the client's next connection
+            # can only come after this
+            with lock:
+                if counted[0]:
+                    active[0] -= 1
+                    counted[0] = False
+
+        with lock:
+            active[0] += 1
+            active[1] = max(active[1], active[0])
+            most = active[1]
         try:
             note("connect")
+            note("most %d" % most)
             if mode == "silent":
                 time.sleep(max(0.0, end - time.time()))
                 return
@@ -115,6 +132,7 @@ def main():
                         c.sendall(b"550 5.1.1 <%s>: Recipient address rejected: "
                                   b"User unknown\r\n" % addr.encode())
                 elif verb == "QUIT":
+                    leave()
                     c.sendall(b"221 2.0.0 Bye\r\n")
                     return
                 elif verb == "DATA":
@@ -124,6 +142,7 @@ def main():
         except OSError:
             pass
         finally:
+            leave()
             try:
                 c.close()
             except OSError:

@@ -35,8 +35,8 @@
  * Good citizenship: one probe in flight per address in this process
  * (concurrent transactions wait for its answer), at most
  * verify.host_concurrency probes at once per destination address, at most
- * verify.domain_rate probes per minute per destination domain (beyond:
- * unknown).  In a dry run (portcullisctl check) only the cache is read.
+ * verify.domain_rate sender probes per minute per sender domain (beyond:
+ * unknown; our own inner servers are not rate limited).  In a dry run (portcullisctl check) only the cache is read.
  * Thread-safe: one mutex and condition variable guard the in-flight,
  * per-host and per-domain tables; the store serialises its own access.
  *
@@ -123,7 +123,7 @@ static const struct conf_param verify_params[] = {
 	{ "verify.host_concurrency", "4", CONF_INT, F(host_concurrency), 1, 1000,
 	  "probes at once to one destination address" },
 	{ "verify.domain_rate", "60", CONF_INT, F(domain_rate), 1, 1000000,
-	  "probes per minute to one destination domain; beyond: no answer (unknown)" },
+	  "sender probes per minute to one sender domain; beyond: no answer (unknown)" },
 	CONF_END
 };
 
@@ -580,7 +580,8 @@ static void probe(const struct check_ctx *cx, const struct verify_conf *vc, int 
 	int n;
 
 	memset(res, 0, sizeof(*res));
-	if (rate_take(hop && hop->host[0] ? hop->host : a->domain, vc->domain_rate) < 0) {
+	/* the rate limit protects other people's servers: sender probes */
+	if (kind == 's' && rate_take(a->domain, vc->domain_rate) < 0) {
 		snprintf(res->text, sizeof(res->text),
 		         "probe rate limit for %.100s reached (verify.domain_rate)", a->domain);
 		return;
