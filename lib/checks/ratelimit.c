@@ -204,12 +204,15 @@ static int ratelimit_init(void *mconf, const struct conf *c, char *err, size_t e
 	for (p = strtok_r(copy, ";\n", &save); p; p = strtok_r(NULL, ";\n", &save)) {
 		struct rl_rule_info ri;
 
-		str_trim(p);
+		p = str_trim(p);
 		if (*p == '\0')
 			continue;
 		if (ratelimit_parse_rule(p, &ri, e, sizeof(e)) < 0) {
 			snprintf(err, errsize, "ratelimit.rules: %s", e);
 			free(copy);
+			free(rc->r); /* fini is not called when init fails */
+			rc->r = NULL;
+			rc->n = 0;
 			return -1;
 		}
 		rc->r = xrealloc(rc->r, sizeof(*rc->r) * (size_t)(rc->n + 1));
@@ -229,6 +232,8 @@ static void ratelimit_fini(void *mconf)
 	struct ratelimit_conf *rc = mconf;
 
 	free(rc->r);
+	rc->r = NULL; /* init may run again (conf_finish starts over) */
+	rc->n = 0;
 }
 
 /* --- counters -------------------------------------------------------------------- */

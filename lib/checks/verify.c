@@ -168,6 +168,8 @@ static int parse_hops(const struct strlist *l, const char *key, int need_hop, st
 	return 0;
 }
 
+static void verify_fini(void *mconf);
+
 static int verify_init(void *mconf, const struct conf *c, char *err, size_t errsize)
 {
 	struct verify_conf *vc = mconf;
@@ -205,11 +207,12 @@ static int verify_init(void *mconf, const struct conf *c, char *err, size_t errs
 		}
 	}
 	if (parse_hops(&vc->recipient_domains, "verify.recipient_domains", 1, &vc->rhops,
-	               &vc->nrhops, NULL, err, errsize) < 0)
+	               &vc->nrhops, NULL, err, errsize) < 0 ||
+	    parse_hops(&vc->sender_domains, "verify.sender_domains", 0, &vc->shops, &vc->nshops,
+	               &vc->sender_all, err, errsize) < 0) {
+		verify_fini(vc); /* fini is not called when init fails */
 		return -1;
-	if (parse_hops(&vc->sender_domains, "verify.sender_domains", 0, &vc->shops, &vc->nshops,
-	               &vc->sender_all, err, errsize) < 0)
-		return -1;
+	}
 	return 0;
 }
 
@@ -219,6 +222,8 @@ static void verify_fini(void *mconf)
 
 	free(vc->rhops);
 	free(vc->shops);
+	vc->rhops = vc->shops = NULL; /* init may run again */
+	vc->nrhops = vc->nshops = vc->sender_all = 0;
 }
 
 static const struct hop *find_hop(const struct hop *h, int n, const char *domain)
