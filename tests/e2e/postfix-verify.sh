@@ -12,7 +12,8 @@
 #  2. nobody@ is refused at RCPT with 550 5.1.1, the inner server's own
 #     text and our ref; nothing queued;
 #  3. both again: the same answers from the cache, no new connection to the
-#     inner server;
+#     inner server; portcullisctl verify list shows both, verify delete
+#     makes the next transaction probe again;
 #  S. sender verification (verify.sender_domains, the inner Postfix as the
 #     sender's MX): unknown@sender.example refused with 550 5.1.7 quoting
 #     the MX, known@sender.example passes, a sender of catchall.example
@@ -155,6 +156,20 @@ mta_refused unknown2 'RCPT TO:<nobody@example\.test>' 550 5.1.1 \
 smtp known2 alice@example.test
 [ -n "$(queue_id known2)" ] || t_err "known2: not queued"
 [ "$(probes)" -eq 2 ] || t_err "cache: the inner server saw $(probes) connections, want still 2"
+# portcullisctl verify list / delete: the next transaction probes again
+"$PORTCULLISCTL" -c "$PC/portcullis.conf" verify list >"$T/vlist.out" 2>&1 ||
+	t_err "verify list failed: $(cat "$T/vlist.out")"
+grep -q '^r:nobody@example.test invalid [0-9]* 550 5.1.1 \[127.0.0.1\] <nobody@example.test>: Recipient address rejected: User unknown in virtual mailbox table expires=' \
+	"$T/vlist.out" || t_err "verify list lacks nobody@: $(cat "$T/vlist.out")"
+grep -q '^r:alice@example.test valid ' "$T/vlist.out" || t_err "verify list lacks alice@: $(cat "$T/vlist.out")"
+"$PORTCULLISCTL" -c "$PC/portcullis.conf" verify delete Nobody@example.test >"$T/vdel.out" 2>&1 ||
+	t_err "verify delete failed: $(cat "$T/vdel.out")"
+grep -q '^deleted r:nobody@example.test$' "$T/vdel.out" || t_err "verify delete: $(cat "$T/vdel.out")"
+smtp unknown3 nobody@example.test
+mta_refused unknown3 'RCPT TO:<nobody@example\.test>' 550 5.1.1 \
+	'User unknown in virtual mailbox table' >/dev/null
+[ "$(probes)" -eq 3 ] || t_err "after verify delete: the inner server saw $(probes) connections, want 3"
+echo "ok: portcullisctl verify list and delete"
 
 # --- sender verification: the inner Postfix as the sender's MX ----------------
 smtp sender-unknown alice@example.test unknown@sender.example
