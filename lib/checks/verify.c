@@ -36,7 +36,10 @@
  * (concurrent transactions wait for its answer), at most
  * verify.host_concurrency probes at once per destination address, at most
  * verify.domain_rate sender probes per minute per sender domain (beyond:
- * unknown; our own inner servers are not rate limited).  In a dry run (portcullisctl check) only the cache is read.
+ * unknown; our own inner servers are not rate limited).  No probe for
+ * mail that an earlier check already refuses (held verdicts of connect,
+ * HELO, MAIL, or this recipient's).  In a dry run (portcullisctl check)
+ * only the cache is read.
  * Thread-safe: one mutex and condition variable guard the in-flight,
  * per-host and per-domain tables; the store serialises its own access.
  *
@@ -719,6 +722,18 @@ static void verify_addr(const struct check_ctx *cx, const struct verify_conf *vc
 
 /* --- hooks ----------------------------------------------------------------------- */
 
+/* Something earlier already refuses this recipient (or, at MAIL, the
+ * transaction): a probe would be wasted on mail that is refused anyway,
+ * and is not made for a listed spammer's sake. */
+static int already_refused(const struct check_ctx *cx)
+{
+	if (cx->rcpt_refused)
+		return 1;
+	if (cx->conn->nheld > 0)
+		return 1;
+	return cx->txn && cx->txn->nheld > 0 && cx->rcpt != NULL;
+}
+
 static int verify_rcpt(const struct check_ctx *cx, struct verdicts *out)
 {
 	const struct verify_conf *vc = cx->mconf;
@@ -727,7 +742,7 @@ static int verify_rcpt(const struct check_ctx *cx, struct verdicts *out)
 	struct vres r;
 
 	if (vc->nrhops == 0 || !addr_fqdn_domain(a) ||
-	    (hop = find_hop(vc->rhops, vc->nrhops, a->domain)) == NULL)
+	    (hop = find_hop(vc->rhops, vc->nrhops, a->domain)) == NULL || already_refused(cx))
 		return CHECK_DONE;
 	verify_addr(cx, vc, 'r', a, hop, &r);
 	switch (r.status) {
@@ -757,7 +772,7 @@ static int verify_mail(const struct check_ctx *cx, struct verdicts *out)
 	struct vres r;
 
 	if (vc->sender_mode == MODE_OFF || (vc->nshops == 0 && !vc->sender_all) ||
-	    !addr_fqdn_domain(a))
+	    !addr_fqdn_domain(a) || already_refused(cx))
 		return CHECK_DONE;
 	/* our own domains are known here; the null sender is never probed */
 	if (find_hop(vc->rhops, vc->nrhops, a->domain))

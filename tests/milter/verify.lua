@@ -14,7 +14,8 @@
 --    answer: skipped by default, 450 4.1.7 with verify.sender_on_error =
 --    defer;
 --  - the null sender and senders of our own recipient domains are never
---    probed; verify.sender = score scores instead of refusing;
+--    probed, nor the recipients of a transaction already refused;
+--    verify.sender = score scores instead of refusing;
 --  - recipient verification with a next hop given by name
 --    (example.test=mx.vrfy.test:PORT: its A record, no MX).
 -- The server's connection count shows which cases probed.
@@ -83,9 +84,9 @@ t.main(function()
 		text = "Sender address <nobody@snd.vrfy.test> rejected: unverified address: [127.0.0.1] said: 550 5.1.1 <nobody@snd.vrfy.test>: Recipient address rejected: User unknown",
 		symbols = "verify.sender" })
 	local after = probes()
-	t.eq(after, 2, "unknown sender: one probe for the sender, one for the recipient")
+	t.eq(after, 1, "unknown sender: one probe, none for the recipient of a refused transaction")
 	case("known sender by MX", { from = "<known@snd.vrfy.test>", rcpt = "<alice@example.test>" })
-	t.eq(probes(), after + 1, "known sender: one probe (the recipient is cached)")
+	t.eq(probes(), after + 2, "known sender: one probe for the sender, one for the recipient")
 	case("implicit MX", { from = "<nobody@implicit.vrfy.test>", rcpt = "<alice@example.test>",
 		code = "550", xcode = "5.1.7", text = "User unknown" })
 	case("implicit MX, known", { from = "<known@implicit.vrfy.test>", rcpt = "<alice@example.test>" })

@@ -12,7 +12,8 @@
  *    a minute are not probed (with verify.sender_on_error = defer: 450
  *    4.1.7, "probe rate limit");
  *  - a cached result answers without a connection, also in a dry run
- *    (which never probes).
+ *    (which never probes);
+ *  - no probe for a trusted client or the null sender.
  * Skips (77) without python3.
  */
 #include <setjmp.h>
@@ -286,12 +287,40 @@ static void test_domain_rate(void **state)
 	stop_server();
 }
 
+/* A trusted client (and so any whitelisted one: the engine skips the
+ * policy checks for them) and the null sender are never probed. */
+static void test_no_probe(void **state)
+{
+	char hop[200];
+	int port = start_server("normal", NULL);
+
+	(void)state;
+	snprintf(hop, sizeof(hop), "sender.example=[127.0.0.1]:%d", port);
+	cf = mkconf((const char *const[]){
+	    "checks", "verify", "verify.sender_domains", hop, "trusted_networks", "192.0.2.0/24",
+	    "hostname", "mx.example.test", "contact", "postmaster@example.test", NULL });
+	struct job trusted = { .from = "<other@sender.example>", .to = "<u@example.test>" };
+	session(&trusted); /* from 192.0.2.7: trusted */
+	assert_int_equal(trusted.r.action, REPLY_CONTINUE);
+	conf_unref(cf);
+	cf = mkconf((const char *const[]){ "checks", "verify", "verify.sender_domains", "*",
+	                                   "hostname", "mx.example.test", "contact",
+	                                   "postmaster@example.test", NULL });
+	struct job null = { .from = "<>", .to = "<u@example.test>" };
+	session(&null);
+	assert_int_equal(null.r.action, REPLY_CONTINUE);
+	assert_int_equal(log_count("connect", NULL), 0);
+	conf_unref(cf);
+	stop_server();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_probe_for_50),
 		cmocka_unit_test(test_host_concurrency),
 		cmocka_unit_test(test_domain_rate),
+		cmocka_unit_test(test_no_probe),
 	};
 
 	if (system("python3 -c 'import socket' >/dev/null 2>&1") != 0) {
