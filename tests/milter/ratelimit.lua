@@ -1,7 +1,8 @@
 -- tests/milter/ratelimit.lua - rate limits: per authenticated user (also
--- when auth_whitelist lets it skip every other check), per client network,
--- per sender, per recipient; the sliding window; exemptions; portcullisctl
--- ratelimit list and reset
+-- when auth_whitelist lets it skip every other check), per client network
+-- (IPv4 /24, IPv6 /64), per sender, per recipient, connections per
+-- registered domain of the client name; the sliding window; exemptions;
+-- portcullisctl ratelimit list and reset
 --
 -- The daemon's clock is set by the test (t.clock, PORTCULLIS_CLOCK_FILE):
 -- nothing sleeps.  Each refusal is read with the raw milter client:
@@ -166,4 +167,29 @@ t.main(function()
 	limited(r[1], "rcpt: the 6th deferred",
 		"rcpt popular@example.test has a rate limit of 5 messages per hour")
 	t.check(accepted(r[2]), "rcpt: another recipient of the same message accepted")
+
+	-- connections per registered domain of the client name; IPv6 client
+	-- networks (/64 for client/24)
+	t.reconfig("checks = ratelimit\n" ..
+		"ratelimit.rules = domain 2 conns 1h; client/24 1 msgs 1h\n" ..
+		"score.reject = 0\nscore.tag = 0")
+	at(7 * 86400)
+	r = send { host = "mx1.big.example.co.uk", ip = "10.3.0.1", rcpts = { "<d1@example.test>" } }
+	t.check(accepted(r[1]), "domain: 1st connection")
+	r = send { host = "mx2.Big.example.co.uk", ip = "10.3.1.1", rcpts = { "<d2@example.test>" } }
+	t.check(accepted(r[1]), "domain: 2nd connection, another host of the domain")
+	r = send { host = "out.mx3.big.example.co.uk", ip = "10.3.2.1", rcpts = { "<d3@example.test>" } }
+	limited(r[1], "domain: the 3rd connection deferred (at RCPT)",
+		"domain example.co.uk has a rate limit of 2 connections per hour")
+	for i = 1, 3 do
+		r = send { host = "unknown", ip = "10.4." .. i .. ".1", rcpts = { "<d4@example.test>" } }
+		t.check(accepted(r[1]), "domain: a client without a verified name is not counted " .. i)
+	end
+	r = send { host = "unknown", ip = "2001:db8:1:2::5", rcpts = { "<v6@example.test>" } }
+	t.check(accepted(r[1]), "client/24, IPv6: 1st message")
+	r = send { host = "unknown", ip = "2001:db8:1:2:ffff::6", rcpts = { "<v6@example.test>" } }
+	limited(r[1], "client/24, IPv6: another address of the /64 deferred",
+		"client 2001:db8:1:2::/64 has a rate limit of 1 messages per hour")
+	r = send { host = "unknown", ip = "2001:db8:1:3::5", rcpts = { "<v6@example.test>" } }
+	t.check(accepted(r[1]), "client/24, IPv6: another /64 accepted")
 end)
