@@ -59,6 +59,7 @@ enum rl_unit { RL_CONNS, RL_MSGS, RL_RCPTS };
 static const char *const what_names[] = { "client", "domain", "sender", "rcpt", "auth" };
 static const char *const unit_names[] = { "conns", "msgs", "rcpts" };
 static const char *const unit_words[] = { "connections", "messages", "recipients" };
+static const char *const unit_word1[] = { "connection", "message", "recipient" };
 
 struct rl_rule {
 	enum rl_what what;
@@ -418,6 +419,7 @@ static int run_rules(const struct check_ctx *cx, struct verdicts *out, int stage
 	for (int i = 0; i < rc->n; i++) {
 		const struct rl_rule *ru = &rc->r[i];
 		char value[ADDR_MAX + 1], key[ADDR_MAX + 64], ww[40], sym[48];
+		const char *uw;
 		double est = 0;
 		int counts;
 
@@ -446,15 +448,16 @@ static int run_rules(const struct check_ctx *cx, struct verdicts *out, int stage
 		if (ok)
 			continue;
 		window_words(ww, sizeof(ww), ru->window);
+		uw = ru->limit == 1 ? unit_word1[ru->unit] : unit_words[ru->unit];
 		snprintf(sym, sizeof(sym), "ratelimit.%s", what_names[ru->what]);
 		log_msg(ru->what == RL_AUTH ? LOG_LVL_WARN : LOG_LVL_INFO,
 		        "ref=%s ratelimit: %s %s reached its rate limit of %ld %s per %s (%.0f in "
 		        "the last %s)%s",
-		        check_ref(cx), what_names[ru->what], value, ru->limit, unit_words[ru->unit],
-		        ww, est, ww, ru->what == RL_AUTH ? ": a stolen password?" : "");
+		        check_ref(cx), what_names[ru->what], value, ru->limit, uw, ww, est, ww,
+		        ru->what == RL_AUTH ? ": a stolen password?" : "");
 		verdict_defer(out, MODE_REJECT, sym, "451", "4.7.1",
 		              "Rate limit reached: %s %.200s has a rate limit of %ld %s per %s",
-		              what_names[ru->what], value, ru->limit, unit_words[ru->unit], ww);
+		              what_names[ru->what], value, ru->limit, uw, ww);
 	}
 	return CHECK_DONE;
 }

@@ -189,7 +189,7 @@ t.main(function()
 	t.check(accepted(r[1]), "client/24, IPv6: 1st message")
 	r = send { host = "unknown", ip = "2001:db8:1:2:ffff::6", rcpts = { "<v6@example.test>" } }
 	limited(r[1], "client/24, IPv6: another address of the /64 deferred",
-		"client 2001:db8:1:2::/64 has a rate limit of 1 messages per hour")
+		"client 2001:db8:1:2::/64 has a rate limit of 1 message per hour")
 	r = send { host = "unknown", ip = "2001:db8:1:3::5", rcpts = { "<v6@example.test>" } }
 	t.check(accepted(r[1]), "client/24, IPv6: another /64 accepted")
 end)
