@@ -159,6 +159,12 @@ struct check_module {
 	 * never forgiven by a whitelist (DESIGN.md principle 4), unless the
 	 * admin sets the automatic parameter NAME.skip_whitelisted = yes. */
 	int content_safety;
+	/* Set for limits on authenticated senders (ratelimit): the module's
+	 * MAIL and RCPT hooks run also for a transaction that only SMTP AUTH
+	 * whitelisted (auth_whitelist = yes), and its refusals there stand;
+	 * whitelisted or trusted clients and whitelisted senders and
+	 * recipients still skip it. */
+	int auth_limit;
 	/* Prepare settings after parsing (compile, cross-check).  Returns 0,
 	 * or -1 with "KEY: reason" in err. */
 	int (*init)(void *mconf, const struct conf *c, char *err, size_t errsize);

@@ -127,6 +127,14 @@ static void scope_of(struct conn *c, enum stage st, struct rcpt *rc, struct verd
 	}
 }
 
+/* The transaction is whitelisted by SMTP AUTH only: the auth_limit
+ * modules (check.h) still run at MAIL and RCPT. */
+static int auth_pass(const struct conn *c, enum stage st)
+{
+	return (st == STAGE_MAIL || st == STAGE_RCPT) && !c->whitelisted && c->txn &&
+	       c->txn->auth_whitelisted;
+}
+
 static int skipping(const struct conn *c, enum stage st)
 {
 	if (c->whitelisted)
@@ -271,7 +279,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 
 	/* Whitelisted mail still goes through the protected (content-safety)
 	 * modules at the content stages; nothing else runs for it. */
-	if (skipping(c, st) && !content_stage(st))
+	if (skipping(c, st) && !content_stage(st) && !auth_pass(c, st))
 		return;
 	t0 = metrics_now_us();
 	scope_of(c, st, rc, rheld, nrheld, &s);
@@ -290,7 +298,9 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		if (mc->mode == MODE_OFF || m->hook[st] == NULL)
 			continue;
 		cx->skip_whitelisted = 0;
-		if (*s.whitelisted || skipping(c, st)) {
+		if (m->auth_limit && auth_pass(c, st) && !(rc && rc->whitelisted)) {
+			/* a limit on authenticated senders: runs */
+		} else if (*s.whitelisted || skipping(c, st)) {
 			if (!content_stage(st) || !m->content_safety)
 				continue;
 			/* opted out: it only tidies up (e.g. removes forged
@@ -713,7 +723,7 @@ static void apply_auth(struct conn *c)
 
 	bcopy_str(t->auth_authen, sizeof(t->auth_authen), c->auth_authen);
 	if (c->conf->core.auth_whitelist && !t->whitelisted && !c->whitelisted) {
-		t->whitelisted = 1;
+		t->whitelisted = t->auth_whitelisted = 1;
 		forgive(c->conf, t->held, &t->nheld);
 		add_note(&t->notes, &t->nnotes, &v, 0);
 	}
@@ -899,6 +909,10 @@ void engine_rcpt(struct conn *c, const char *to, struct reply *r)
 		best = strongest(rheld, nrheld, STAGE_RCPT, STAGE_RCPT, best);
 		if (best == NULL)
 			best = score_verdict(c->conf, c->score + t->score + rc->score, &sv);
+	} else if (!rc->whitelisted && auth_pass(c, STAGE_RCPT)) {
+		/* only the auth_limit modules ran for this transaction */
+		best = strongest(t->held, t->nheld, STAGE_MAIL, STAGE_MAIL, NULL);
+		best = strongest(rheld, nrheld, STAGE_RCPT, STAGE_RCPT, best);
 	}
 	if (best) {
 		make_reply(c, best, r);

@@ -94,6 +94,7 @@ struct txn {
 	struct mailaddr sender;
 	char auth_authen[128]; /* {auth_authen}: SASL login, "" if none */
 	int whitelisted;
+	int auth_whitelisted; /* ... by SMTP AUTH only (auth_whitelist) */
 	struct rcpt *rcpts, *last_rcpt;
 	int nrcpt; /* RCPT commands seen */
 	int naccepted;

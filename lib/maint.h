@@ -1,8 +1,8 @@
 /* lib/maint.h - background upkeep of the store: expiry in bounded steps
  *
  * One thread walks the namespaces' hash chains a few at a time
- * (store_expire_step) so that expired greylist, auto-whitelist, whitelist
- * and refs records go away without ever holding a file for long: mail
+ * (store_expire_step) so that expired greylist, auto-whitelist, whitelist,
+ * refs, verify cache and rate limit records go away without ever holding a file for long: mail
  * threads wait at most for one chain.  It also runs the flush callbacks
  * registered by modules (counters kept in memory and added to the store
  * now and then).  The cadence is MAINT_STEP_MS per step; a whole pass over
@@ -20,7 +20,7 @@ struct store;
 
 /* The namespaces that carry expiring records (also the ones whose sizes
  * the metrics show). */
-#define MAINT_NNS 4
+#define MAINT_NNS 6
 extern const char *const maint_ns[MAINT_NNS];
 
 /* Start the thread for st.  Returns 0, or -1 with a message in err. */

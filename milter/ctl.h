@@ -37,5 +37,8 @@ int cmd_load(struct conf *conf, int argc, char **argv);
 int cmd_explain(struct conf *conf, int argc, char **argv);
 /* A summary of the daemon's log (ctl_report.c). */
 int cmd_report(struct conf *conf, int argc, char **argv);
+/* ctl_limits.c: the verify cache and the rate limit counters. */
+int cmd_verify(struct conf *conf, int argc, char **argv);
+int cmd_ratelimit(struct conf *conf, int argc, char **argv);
 
 #endif

@@ -62,6 +62,8 @@ static void usage(FILE *fp)
 	      "  greylist list [--sender ADDR] [--rcpt ADDR] [--net NET]\n"
 	      "  greylist show|del KEY | [--ip ADDR] [--from ADDR] [--rcpt ADDR]\n"
 	      "  awl list | awl del NET\n"
+	      "  verify list [PREFIX] | verify delete KEY|ADDRESS\n"
+	      "  ratelimit list [PREFIX] | ratelimit reset KEY\n"
 	      "  expire | stats | dump [NAMESPACE...] | load FILE|-\n"
 	      "portcullisctl -V\n",
 	      fp);
@@ -684,6 +686,10 @@ int main(int argc, char **argv)
 		rc = cmd_explain(conf, argc - i, argv + i);
 	else if (strcmp(argv[i], "report") == 0)
 		rc = cmd_report(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "verify") == 0)
+		rc = cmd_verify(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "ratelimit") == 0)
+		rc = cmd_ratelimit(conf, argc - i, argv + i);
 	else {
 		fprintf(stderr, "portcullisctl: unknown command '%.40s'\n", argv[i]);
 		usage(stderr);
