@@ -18,7 +18,7 @@
 #   t_mt SCRIPT [ARGS]           run a miltertest Lua script (bounded)
 #   t_is_asan BINARY             built with AddressSanitizer
 #   t_sanitizer_clean LOG        t_err on ASan/LSan/UBSan reports in LOG
-#   t_grep ERE FILE [WHAT]       t_err unless the ERE is in FILE
+#   t_grep ERE FILE [WHAT]       t_err unless the ERE is in FILE (within 5 s)
 #   fail MSG                     fatal: stop the test now (exit 1)
 #   t_err MSG                    an assertion failed: go on, fail at t_done
 #   t_done                       exit 1 if any t_err, else 0
@@ -304,7 +304,11 @@ t_sanitizer_clean()
 # Returns 1 when it was not found.
 t_grep()
 {
-	grep -E -e "$1" "$2" >/dev/null 2>&1 && return 0
+	# A log line may come a moment after the reply it belongs to (the
+	# line of a refused RCPT is written when the transaction ends): wait
+	# up to 5 s before calling it missing.
+	_tg_re=$1 _tg_file=$2
+	t_wait_for 'grep -E -e "$_tg_re" "$_tg_file" >/dev/null 2>&1' 5 && return 0
 	t_err "${3:-/$1/} not found in $2"
 	return 1
 }
