@@ -235,6 +235,24 @@ static int count_header(struct txn *t, const char *name)
 	return 1;
 }
 
+int engine_header_count(const struct txn *t, const char *name)
+{
+	unsigned h = 2166136261u;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ ascii_lower((unsigned char)*p)) * 16777619u;
+	for (const struct hdr_count *e = t->hdr_seen[h % HDR_BUCKETS]; e; e = e->next)
+		if (ascii_caseeq(e->name, name))
+			return e->count;
+	return 0;
+}
+
+void engine_set_smtputf8(struct conn *c)
+{
+	if (c->txn)
+		c->txn->smtputf8 = 1;
+}
+
 /* Keep the removals a header hook asked for (only there is the index
  * meaningful).  Beyond DEL_HEADERS_MAX the message is refused at EOM. */
 static void take_deletions(struct conn *c, enum stage st, const struct verdicts *out)
@@ -917,6 +935,14 @@ void engine_header(struct conn *c, const char *name, const char *value, struct r
 	cx.hdr_name = name ? name : "";
 	cx.hdr_value = value ? value : "";
 	cx.hdr_index = count_header(c->txn, cx.hdr_name);
+	/* a fact for the headers check: raw 8-bit text in a field */
+	for (int k = 0; k < 2; k++)
+		for (const char *p = k ? cx.hdr_value : cx.hdr_name; *p; p++)
+			if ((unsigned char)*p >= 0x80) {
+				c->txn->hdr_8bit++;
+				k = 2;
+				break;
+			}
 	if (c->txn->msg)
 		message_header(c->txn->msg, cx.hdr_name, cx.hdr_value);
 	run_stage(c, STAGE_HEADER, &cx, NULL, NULL, NULL);

@@ -114,7 +114,9 @@ struct txn {
 	struct reply last_refusal; /* the last reject/defer given (action 0: none) */
 	unsigned long nhdr;        /* headers seen */
 	unsigned long long body_bytes;
-	struct message *msg; /* kept for needs_message modules, else NULL */
+	struct message *msg;    /* kept for needs_message modules, else NULL */
+	int smtputf8;           /* MAIL FROM carried SMTPUTF8 (RFC 6531) */
+	unsigned long hdr_8bit; /* header fields with a byte >= 0x80 */
 };
 
 struct conn {
@@ -157,6 +159,15 @@ void engine_set_queue_id(struct conn *c, const char *qid);
  * current one, and the following ones of this connection) skips all checks.
  * Best called before engine_mail(). */
 void engine_set_auth(struct conn *c, const char *authen);
+
+/* The MAIL FROM of the current transaction carried the ESMTP parameter
+ * SMTPUTF8 (RFC 6531): 8-bit header fields are then allowed (RFC 6532).
+ * Called by milter/ after engine_mail(); no-op without a transaction. */
+void engine_set_smtputf8(struct conn *c);
+
+/* How many header fields named name (ASCII case-insensitive) the current
+ * message had so far: for checks at STAGE_EOH and later. */
+int engine_header_count(const struct txn *t, const char *name);
 
 /* Stages.  Each fills *r (REPLY_CONTINUE when nothing is to be said). */
 void engine_connect(struct conn *c, const char *hostname, const char *addr, struct reply *r);
