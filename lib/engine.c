@@ -6,6 +6,7 @@
  * the store pointer, set once before the first connection.
  */
 #include "engine.h"
+#include "authres.h"
 #include "log.h"
 #include "refs.h"
 #include "store.h"
@@ -190,6 +191,65 @@ static void take_headers(struct conn *c, int module, const struct verdicts *out)
 	}
 }
 
+/* Keep the authentication results a hook recorded (verdict_auth), in
+ * order; a method that records again for the same property and value
+ * replaces its earlier result (a second MAIL of a transaction cannot
+ * happen, but a module may decide at two stages). */
+static void take_auth(struct conn *c, const struct verdicts *out)
+{
+	struct txn *t = c->txn;
+
+	if (t == NULL)
+		return;
+	for (int k = 0; k < out->nauth && k < VERDICT_AUTH_MAX; k++) {
+		const struct auth_result *a = &out->auth[k];
+		int i;
+
+		for (i = 0; i < t->nauth; i++)
+			if (strcmp(t->auth[i].method, a->method) == 0 &&
+			    strcmp(t->auth[i].prop, a->prop) == 0 &&
+			    strcmp(t->auth[i].value, a->value) == 0 &&
+			    strcmp(a->method, "dkim") != 0) /* one per signature */
+				break;
+		if (i < t->nauth)
+			t->auth[i] = *a;
+		else if (t->nauth < AUTH_RESULTS_MAX)
+			t->auth[t->nauth++] = *a;
+		else
+			log_msg(LOG_LVL_WARN, "ref=%s too many authentication results; %s dropped",
+			        t->ref, a->method);
+	}
+}
+
+/* The one Authentication-Results header (RFC 8601) of the transaction's
+ * results: "AUTHSERV-ID; METHOD=RESULT [PROP=VALUE] [EXTRA]; ...", or
+ * "AUTHSERV-ID; none" when there are none (not added then). */
+static void add_auth_header(struct conn *c, struct txn *t)
+{
+	char value[ENC_HEADER_MAX + 1];
+
+	int n = 0;
+
+	bcopy_str(value, sizeof(value), authres_authserv_id(c->conf));
+	for (int i = 0; i < t->nauth; i++) {
+		const struct auth_result *a = &t->auth[i];
+
+		if (a->noheader)
+			continue;
+		n++;
+
+		bappend(value, sizeof(value), "; %s=%s", a->method, a->result);
+		if (a->extra[0] == '(') /* a comment first, then the properties */
+			bappend(value, sizeof(value), " %s", a->extra);
+		if (a->prop[0] && a->value[0])
+			bappend(value, sizeof(value), " %s=%s", a->prop, a->value);
+		if (a->extra[0] && a->extra[0] != '(')
+			bappend(value, sizeof(value), " %s", a->extra);
+	}
+	if (n > 0)
+		add_header(t, "Authentication-Results", value, 1);
+}
+
 /* --- incoming headers: occurrence counting and removals ------------------ */
 
 struct hdr_count {
@@ -319,10 +379,12 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		out.n = 0;
 		out.nhdr = 0;
 		out.ndel = 0;
+		out.nauth = 0;
 		out.error[0] = out.retry_code[0] = out.retry_xcode[0] = '\0';
 		int status = m->hook[st](cx, &out);
 
 		take_headers(c, idx, &out);
+		take_auth(c, &out);
 		take_deletions(c, st, &out);
 		if (status == CHECK_RETRY) {
 			char why[256];
@@ -1072,6 +1134,7 @@ void engine_eom(struct conn *c, struct reply *r)
 		t->last_refusal = *r;
 		return;
 	}
+	add_auth_header(c, t);
 	value[0] = '\0';
 	notes_append(value, sizeof(value), c->notes, c->nnotes, 1, &first);
 	notes_append(value, sizeof(value), t->notes, t->nnotes, 1, &first);

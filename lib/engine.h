@@ -117,6 +117,12 @@ struct txn {
 	struct message *msg;    /* kept for needs_message modules, else NULL */
 	int smtputf8;           /* MAIL FROM carried SMTPUTF8 (RFC 6531) */
 	unsigned long hdr_8bit; /* header fields with a byte >= 0x80 */
+	/* Authentication results of the identity checks (spf, dkim, dmarc),
+	 * in the order recorded (verdict_auth); later checks read them (dmarc
+	 * aligns with the spf and dkim results).  Rendered as ONE
+	 * Authentication-Results header at end of message (engine_eom). */
+	struct auth_result auth[AUTH_RESULTS_MAX];
+	int nauth;
 };
 
 struct conn {

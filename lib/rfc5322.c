@@ -534,3 +534,47 @@ out:
 	free(c);
 	return ok;
 }
+
+/* --- From: fields of a raw message ---------------------------------------- */
+
+int rfc5322_from_domains(const unsigned char *msg, size_t len,
+                         char (*domains)[RFC5322_DOMAIN_MAX + 1], int max, int *nfields)
+{
+	size_t i = 0;
+	int total = 0, bad = 0;
+
+	*nfields = 0;
+	while (i < len) {
+		size_t start = i, end;
+
+		/* one field: up to a line end not followed by white space */
+		for (end = i; end < len; end++)
+			if (msg[end] == '\n' &&
+			    (end + 1 >= len || (msg[end + 1] != ' ' && msg[end + 1] != '\t')))
+				break;
+		i = end < len ? end + 1 : len;
+		if (end == start || (end == start + 1 && msg[start] == '\r'))
+			break; /* the empty line: end of the header */
+		if (end - start > 5 && strncasecmp((const char *)msg + start, "From", 4) == 0) {
+			size_t p = start + 4;
+
+			while (p < end && (msg[p] == ' ' || msg[p] == '\t'))
+				p++;
+			if (p < end && msg[p] == ':') {
+				char *v = xstrndup((const char *)msg + p + 1, end - p - 1);
+				int n;
+
+				/* a NUL in the field cuts it: that part is checked */
+				(*nfields)++;
+				n = rfc5322_mailboxes(v, total < max ? domains + total : domains,
+				                      total < max ? max - total : 0);
+				free(v);
+				if (n < 0)
+					bad = 1;
+				else
+					total += n;
+			}
+		}
+	}
+	return bad ? -1 : total;
+}

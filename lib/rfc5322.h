@@ -39,4 +39,12 @@ int rfc5322_msgid(const char *v);
  * quotes, comments or brackets, an empty element). */
 int rfc5322_mailboxes(const char *v, char (*domains)[RFC5322_DOMAIN_MAX + 1], int max);
 
+/* The From: fields of a raw message (header lines with CRLF or LF line
+ * ends, up to the first empty line; folded lines are joined): *nfields
+ * gets how many From: fields there are, domains[] the domains of the
+ * first max mailboxes over all of them.  Returns the number of mailboxes,
+ * or -1 when a From: field is not a mailbox list. */
+int rfc5322_from_domains(const unsigned char *msg, size_t len,
+                         char (*domains)[RFC5322_DOMAIN_MAX + 1], int max, int *nfields);
+
 #endif
