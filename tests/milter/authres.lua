@@ -12,7 +12,66 @@
 -- (RFC 8601 2.7, RFC 7489 11.2), then an optional reason=, then only
 -- ptype.property=value with ptype smtp, header, body or policy and a value
 -- that is a token, a dot-atom or an addr-spec; nothing else.
+--
+-- Helpers for whole messages through the raw milter client (t: lib.lua):
+--   ar.load(t, path)             a message file: {name, value} pairs (values
+--                                as the MTA passes them: without the space
+--                                after the colon, folding kept) and the body
+--   ar.send(t, label, hdrs, body, opts)  opts.from (MAIL FROM, default
+--                                <alice@dkim.test>), opts.ip (default
+--                                192.0.2.10); RCPT <LABEL@example.test>;
+--                                returns t.raw's EOM entry
+--   ar.inserted(e, name)         values of the headers inserted (SMFIR_INSHEADER)
 local ar = {}
+
+function ar.load(t, path)
+	local s = t.read(path)
+	if s == nil then
+		return nil
+	end
+	local head, body = s:match("^(.-)\r\n\r\n(.*)$")
+	local hdrs = {}
+	for line in (head .. "\r\n"):gmatch("(.-)\r\n") do
+		if line:match("^[ \t]") and #hdrs > 0 then
+			hdrs[#hdrs][2] = hdrs[#hdrs][2] .. "\r\n" .. line
+		else
+			local n, v = line:match("^([^:]+):[ ]?(.*)$")
+			hdrs[#hdrs + 1] = { n, v }
+		end
+	end
+	return hdrs, body
+end
+
+function ar.send(t, label, hdrs, body, opts)
+	opts = opts or {}
+	local steps = {
+		{ "conn", "client.example.net", opts.ip or "192.0.2.10" },
+		{ "helo", "client.example.net" }, { "mail", opts.from or "<alice@dkim.test>" },
+		{ "rcpt", "<" .. label .. "@example.test>" },
+	}
+	for _, h in ipairs(hdrs) do
+		steps[#steps + 1] = { "raw", "L", h[1] .. "\0" .. h[2] .. "\0" }
+	end
+	steps[#steps + 1] = { "raw", "N", "" }
+	steps[#steps + 1] = { "raw", "B", body }
+	steps[#steps + 1] = { "eom" }
+	steps[#steps + 1] = { "quit" }
+	local res = t.raw(steps)
+	return res[#res]
+end
+
+function ar.inserted(e, name)
+	local out = {}
+	for _, pk in ipairs(e and e.packets or {}) do
+		if pk.code == "i" then
+			local n, v = pk.data:sub(5):match("^([^%z]*)%z(.*)$")
+			if n == name then
+				out[#out + 1] = v
+			end
+		end
+	end
+	return out
+end
 
 local results = {
 	spf = { none = 1, neutral = 1, pass = 1, fail = 1, softfail = 1, temperror = 1, permerror = 1 },

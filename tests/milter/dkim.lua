@@ -24,55 +24,15 @@ local m = dofile(libdir .. "/msg.lua")(t)
 local ar = dofile(libdir .. "/authres.lua")
 local kdir = assert(os.getenv("DKIM_DIR"), "DKIM_DIR not set: run through tests/dkim.sh")
 
--- A message file as {name, value} pairs and a body (values as the MTA
--- passes them: without the space after the colon, folding kept).
 local function load(name)
-	local s = t.read(kdir .. "/" .. name)
-	if s == nil then
-		return nil
-	end
-	local head, body = s:match("^(.-)\r\n\r\n(.*)$")
-	local hdrs = {}
-	for line in (head .. "\r\n"):gmatch("(.-)\r\n") do
-		if line:match("^[ \t]") and #hdrs > 0 then
-			hdrs[#hdrs][2] = hdrs[#hdrs][2] .. "\r\n" .. line
-		else
-			local n, v = line:match("^([^:]+):[ ]?(.*)$")
-			hdrs[#hdrs + 1] = { n, v }
-		end
-	end
-	return hdrs, body
+	return ar.load(t, kdir .. "/" .. name)
 end
 
 local function send(label, hdrs, body, from)
-	local steps = {
-		{ "conn", "client.example.net", "192.0.2.10" }, { "helo", "client.example.net" },
-		{ "mail", from or "<alice@dkim.test>" }, { "rcpt", "<" .. label .. "@example.test>" },
-	}
-	for _, h in ipairs(hdrs) do
-		steps[#steps + 1] = { "raw", "L", h[1] .. "\0" .. h[2] .. "\0" }
-	end
-	steps[#steps + 1] = { "raw", "N", "" }
-	steps[#steps + 1] = { "raw", "B", body }
-	steps[#steps + 1] = { "eom" }
-	steps[#steps + 1] = { "quit" }
-	local res = t.raw(steps)
-	return res[#res]
+	return ar.send(t, label, hdrs, body, { from = from })
 end
 
--- The inserted headers of an EOM entry: list of {name, value}.
-local function inserted(e, name)
-	local out = {}
-	for _, pk in ipairs(e and e.packets or {}) do
-		if pk.code == "i" then
-			local n, v = pk.data:sub(5):match("^([^%z]*)%z(.*)$")
-			if n == name then
-				out[#out + 1] = v
-			end
-		end
-	end
-	return out
-end
+local inserted = ar.inserted
 
 -- The parsed Authentication-Results of an accepted message (exactly one).
 local function authres(e, what)

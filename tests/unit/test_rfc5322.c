@@ -158,6 +158,40 @@ static void test_mailboxes(void **state)
 	}
 }
 
+static void test_from_domains(void **state)
+{
+	static const char msg1[] = "Received: from x\r\n\tby y\r\nFROM : A <a@One.example>,\r\n"
+	                           " b@two.example\r\nSubject: From: c@three.example\r\n\r\n"
+	                           "From: body@four.example\r\n";
+	static const char msg2[] = "Subject: none\nFrom: a@x.example\nFrom: b@y.example\n\nbody";
+	static const char msg3[] = "Subject: x\r\n\r\n";
+	static const char msg4[] = "From: not an address\r\n\r\n";
+	char dom[4][RFC5322_DOMAIN_MAX + 1];
+	int nf;
+
+	(void)state;
+	assert_int_equal(
+	    rfc5322_from_domains((const unsigned char *)msg1, sizeof(msg1) - 1, dom, 4, &nf), 2);
+	assert_int_equal(nf, 1);
+	assert_string_equal(dom[0], "one.example");
+	assert_string_equal(dom[1], "two.example");
+	assert_int_equal(
+	    rfc5322_from_domains((const unsigned char *)msg2, sizeof(msg2) - 1, dom, 4, &nf), 2);
+	assert_int_equal(nf, 2);
+	assert_string_equal(dom[1], "y.example");
+	assert_int_equal(
+	    rfc5322_from_domains((const unsigned char *)msg2, sizeof(msg2) - 1, dom, 1, &nf), 2);
+	assert_int_equal(
+	    rfc5322_from_domains((const unsigned char *)msg3, sizeof(msg3) - 1, dom, 4, &nf), 0);
+	assert_int_equal(nf, 0);
+	assert_int_equal(
+	    rfc5322_from_domains((const unsigned char *)msg4, sizeof(msg4) - 1, dom, 4, &nf), -1);
+	assert_int_equal(nf, 1);
+	/* a header without an end: the last line still counts */
+	assert_int_equal(
+	    rfc5322_from_domains((const unsigned char *)"From: z@z.example", 17, dom, 4, &nf), 1);
+}
+
 static void test_hostile(void **state)
 {
 	(void)state;
@@ -176,9 +210,8 @@ static void test_hostile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dates),
-		cmocka_unit_test(test_msgids),
-		cmocka_unit_test(test_mailboxes),
+		cmocka_unit_test(test_dates),     cmocka_unit_test(test_msgids),
+		cmocka_unit_test(test_mailboxes), cmocka_unit_test(test_from_domains),
 		cmocka_unit_test(test_hostile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
