@@ -138,11 +138,13 @@ static int aligned(const char *d, const char *from, int strict)
  * 6.6.3 step 5 treats that as none).  -1 for a temporary failure. */
 static int find_record(struct dns_batch *b, int q, char *rec, size_t recsize)
 {
-	enum dns_status st = dns_result_status(b, q);
+	enum dns_status st = q >= 0 ? dns_result_status(b, q) : DNS_NXDOMAIN;
 	int found = 0;
 	char txt[2048];
 
 	rec[0] = '\0';
+	if (q < 0)
+		return 0; /* a name too long to exist: no record */
 	if (dns_status_temporary(st))
 		return -1;
 	for (int j = 0; j < dns_result_count(b, q); j++) {
@@ -158,6 +160,17 @@ static int find_record(struct dns_batch *b, int q, char *rec, size_t recsize)
 	if (found > 1)
 		rec[0] = '\0';
 	return 0;
+}
+
+/* Ask for _dmarc.DOMAIN TXT; -1 when that name is too long to exist. */
+static int ask_dmarc(struct dns_batch *b, const char *domain)
+{
+	char name[2 * RFC5322_DOMAIN_MAX];
+	int n = snprintf(name, sizeof(name), "_dmarc.%s", domain);
+
+	if (n < 0 || (size_t)n >= sizeof(name) || n > DNS_NAME_MAX)
+		return -1;
+	return dns_batch_add(b, name, LDNS_RR_TYPE_TXT);
 }
 
 static char policy_char(int p)
@@ -193,7 +206,7 @@ static void evaluate(const struct check_ctx *cx, struct dns_batch *b, int q_dom,
 		ev->result = "temperror";
 		return;
 	}
-	if (rec[0] == '\0' && q_org >= 0) {
+	if (rec[0] == '\0' && strcasecmp(org, ev->domain) != 0) {
 		if (find_record(b, q_org, rec, sizeof(rec)) < 0) {
 			ev->result = "temperror";
 			return;
@@ -299,16 +312,9 @@ static int dmarc_eom(const struct check_ctx *cx, struct verdicts *out)
 	}
 	b = dns_batch_new(cx->conf->dns, check_dns_timeout(cx) > 0 ? check_dns_timeout(cx) : 1);
 	for (int i = 0; i < nd; i++) {
-		char name[DNS_NAME_MAX + 16];
-
 		org_domain(ev[i].domain, orgs[i], sizeof(orgs[i]));
-		snprintf(name, sizeof(name), "_dmarc.%s", ev[i].domain);
-		q_dom[i] = dns_batch_add(b, name, LDNS_RR_TYPE_TXT);
-		q_org[i] = -1;
-		if (strcasecmp(orgs[i], ev[i].domain) != 0) {
-			snprintf(name, sizeof(name), "_dmarc.%s", orgs[i]);
-			q_org[i] = dns_batch_add(b, name, LDNS_RR_TYPE_TXT);
-		}
+		q_dom[i] = ask_dmarc(b, ev[i].domain);
+		q_org[i] = strcasecmp(orgs[i], ev[i].domain) != 0 ? ask_dmarc(b, orgs[i]) : -1;
 	}
 	if (check_dns_timeout(cx) > 0)
 		dns_batch_run(b);
