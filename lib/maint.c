@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-const char *const maint_ns[MAINT_NNS] = { "greylist", "awl", "whitelist", "refs" };
+const char *const maint_ns[MAINT_NNS] = { "greylist", "awl", "whitelist", "refs", "dmarc" };
 #define NNS MAINT_NNS
 
 #define FLUSH_EVERY 50 /* steps: 5 s */

@@ -29,5 +29,7 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv);
 int cmd_dump(struct conf *conf, int argc, char **argv);
 int cmd_load(struct conf *conf, int argc, char **argv);
 int cmd_explain(struct conf *conf, int argc, char **argv);
+/* dmarc report DOMAIN [--since TIME] (ctl_dmarc.c) */
+int cmd_dmarc(struct conf *conf, int argc, char **argv);
 
 #endif

@@ -59,6 +59,7 @@ static void usage(FILE *fp)
 	      "  greylist show|del KEY | [--ip ADDR] [--from ADDR] [--rcpt ADDR]\n"
 	      "  awl list | awl del NET\n"
 	      "  expire | stats | dump [NAMESPACE...] | load FILE|-\n"
+	      "  dmarc report DOMAIN [--since TIME]\n"
 	      "portcullisctl -V\n",
 	      fp);
 }
@@ -678,6 +679,8 @@ int main(int argc, char **argv)
 		rc = cmd_load(conf, argc - i, argv + i);
 	else if (strcmp(argv[i], "explain") == 0)
 		rc = cmd_explain(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "dmarc") == 0)
+		rc = cmd_dmarc(conf, argc - i, argv + i);
 	else {
 		fprintf(stderr, "portcullisctl: unknown command '%.40s'\n", argv[i]);
 		usage(stderr);

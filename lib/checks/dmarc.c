@@ -37,10 +37,13 @@
 #include "addr.h"
 #include "authres.h"
 #include "check.h"
+#include "dmarcrep.h"
 #include "dns.h"
 #include "engine.h"
+#include "log.h"
 #include "message.h"
 #include "rfc5322.h"
+#include "store.h"
 #include "util.h"
 
 #include <opendmarc/dmarc.h>
@@ -61,6 +64,7 @@ struct dmarc_conf {
 	double quarantine_score;
 	double none_fail_score;
 	double pass_score;
+	long report_keep;
 };
 
 #define F(x) offsetof(struct dmarc_conf, x)
@@ -76,6 +80,8 @@ static const struct conf_param dmarc_params[] = {
 	  "score added when the message fails DMARC of a domain with policy none" },
 	{ "dmarc.pass_score", "0", CONF_SCORE, F(pass_score), -100, 100,
 	  "score added when the message passes DMARC (negative to reward)" },
+	{ "dmarc.report_keep", "7d", CONF_TIME, F(report_keep), 0, 366 * 86400.0,
+	  "how long aggregate-report data is kept in the store (0: none recorded)" },
 	CONF_END
 };
 
@@ -189,6 +195,12 @@ struct dmarc_eval {
 	const char *result; /* pass fail none temperror permerror */
 	char p, sp;         /* policy letters, 0 when no record */
 	char dis;           /* what is applied: 'r', 'q', 'n' */
+	/* for the aggregate report */
+	const char *where; /* the policy domain */
+	char adkim, aspf;
+	int pct;
+	int dkim_al, spf_al;                  /* aligned pass of each */
+	const struct auth_result *dkim_shown; /* the signature reported */
 };
 
 static void evaluate(const struct check_ctx *cx, struct dns_batch *b, int q_dom, int q_org,
@@ -202,6 +214,9 @@ static void evaluate(const struct check_ctx *cx, struct dns_batch *b, int q_dom,
 
 	ev->p = ev->sp = 0;
 	ev->dis = 'n';
+	ev->where = ev->domain;
+	ev->dkim_al = ev->spf_al = 0;
+	ev->dkim_shown = NULL;
 	if (find_record(b, q_dom, rec, sizeof(rec)) < 0) {
 		ev->result = "temperror";
 		return;
@@ -238,17 +253,26 @@ static void evaluate(const struct check_ctx *cx, struct dns_batch *b, int q_dom,
 	opendmarc_policy_connect_shutdown(pctx);
 	ev->p = policy_char(p);
 	ev->sp = sp == DMARC_RECORD_P_UNSPECIFIED ? ev->p : policy_char(sp);
+	ev->where = where;
+	ev->adkim = adkim == DMARC_RECORD_A_STRICT ? 's' : 'r';
+	ev->aspf = aspf == DMARC_RECORD_A_STRICT ? 's' : 'r';
+	ev->pct = pct;
 
-	for (int i = 0; i < t->nauth && !pass; i++) {
+	for (int i = 0; i < t->nauth; i++) {
 		const struct auth_result *a = &t->auth[i];
+		int pa = strcmp(a->result, "pass") == 0 && a->value[0];
 
-		if (strcmp(a->result, "pass") != 0 || !a->value[0])
-			continue;
-		if (strcmp(a->method, "spf") == 0 && strcmp(a->prop, "smtp.mailfrom") == 0)
-			pass = aligned(a->value, ev->domain, aspf == DMARC_RECORD_A_STRICT);
-		else if (strcmp(a->method, "dkim") == 0 && strcmp(a->prop, "header.d") == 0)
-			pass = aligned(a->value, ev->domain, adkim == DMARC_RECORD_A_STRICT);
+		if (strcmp(a->method, "spf") == 0 && strcmp(a->prop, "smtp.mailfrom") == 0) {
+			ev->spf_al |= pa && aligned(a->value, ev->domain, ev->aspf == 's');
+		} else if (strcmp(a->method, "dkim") == 0 && strcmp(a->prop, "header.d") == 0) {
+			int al = pa && aligned(a->value, ev->domain, ev->adkim == 's');
+
+			if (ev->dkim_shown == NULL || (al && !ev->dkim_al))
+				ev->dkim_shown = a;
+			ev->dkim_al |= al;
+		}
 	}
+	pass = ev->dkim_al || ev->spf_al;
 	if (pass) {
 		ev->result = "pass";
 		return;
@@ -260,6 +284,63 @@ static void evaluate(const struct check_ctx *cx, struct dns_batch *b, int q_dom,
 	/* pct= (6.6.4): the others get the next milder policy */
 	if (pct < 100 && (pct <= 0 || (int)arc4random_uniform(100) >= pct))
 		ev->dis = ev->dis == 'r' ? 'q' : 'n';
+}
+
+/* The header.s= of a dkim result's extra text, or "". */
+static void selector_of(const struct auth_result *a, char *dst, size_t size)
+{
+	const char *s = a ? strstr(a->extra, "header.s=") : NULL;
+	size_t n = 0;
+
+	if (s)
+		for (s += 9; s[n] && s[n] != ' ' && n + 1 < size; n++)
+			dst[n] = s[n];
+	dst[n] = '\0';
+}
+
+/* Count one evaluated domain for the aggregate report (lib/dmarcrep.h):
+ * only domains with a policy; the disposition is what happened to the
+ * message (dis of the decisive domain, "none" unless the module acts). */
+static void record(const struct check_ctx *cx, const struct dmarc_eval *ev, char dis)
+{
+	const struct dmarc_conf *mc = cx->mconf;
+	const struct txn *t = cx->txn;
+	int idx = check_find("dmarc");
+	enum mode mode = idx >= 0 ? cx->conf->mod[idx].mode : MODE_OFF;
+	struct dmarcrep_row r;
+
+	if (!ev->p || (strcmp(ev->result, "pass") != 0 && strcmp(ev->result, "fail") != 0))
+		return;
+	memset(&r, 0, sizeof(r));
+	bcopy_str(r.policy_domain, sizeof(r.policy_domain), ev->where);
+	bcopy_str(r.header_from, sizeof(r.header_from), ev->domain);
+	if (!(t->sender.flags & ADDR_NULL) && domain_valid(t->sender.domain))
+		str_lower(r.envelope_from, sizeof(r.envelope_from), t->sender.domain);
+	bcopy_str(r.ip, sizeof(r.ip), cx->conn->client_addr[0] ? cx->conn->client_addr : "0.0.0.0");
+	if (strcmp(ev->result, "fail") != 0 || mode == MODE_MONITOR ||
+	    (dis == 'r' && mc->reject == MODE_MONITOR))
+		dis = 'n';
+	bcopy_str(r.disposition, sizeof(r.disposition), policy_name(dis));
+	bcopy_str(r.dkim_aligned, sizeof(r.dkim_aligned), ev->dkim_al ? "pass" : "fail");
+	bcopy_str(r.spf_aligned, sizeof(r.spf_aligned), ev->spf_al ? "pass" : "fail");
+	bcopy_str(r.spf_result, sizeof(r.spf_result), "none");
+	for (int i = 0; i < t->nauth; i++)
+		if (strcmp(t->auth[i].method, "spf") == 0 &&
+		    strcmp(t->auth[i].prop, "smtp.mailfrom") == 0)
+			bcopy_str(r.spf_result, sizeof(r.spf_result), t->auth[i].result);
+	if (ev->dkim_shown) {
+		bcopy_str(r.dkim_domain, sizeof(r.dkim_domain), ev->dkim_shown->value);
+		bcopy_str(r.dkim_result, sizeof(r.dkim_result), ev->dkim_shown->result);
+		selector_of(ev->dkim_shown, r.dkim_selector, sizeof(r.dkim_selector));
+	}
+	r.p = ev->p;
+	r.sp = ev->sp;
+	r.adkim = ev->adkim;
+	r.aspf = ev->aspf;
+	r.pct = ev->pct;
+	if (dmarcrep_record(cx->store, clock_now(), mc->report_keep, &r) < 0)
+		log_msg(LOG_LVL_WARN, "ref=%s dmarc: aggregate-report data not recorded: %s",
+		        check_ref(cx), store_strerror(store_last_error()));
 }
 
 static int rank(const struct dmarc_eval *ev)
@@ -333,6 +414,9 @@ static int dmarc_eom(const struct check_ctx *cx, struct verdicts *out)
 			worst = i;
 	}
 	dns_batch_free(b);
+	if (mc->report_keep > 0 && cx->store && !cx->dry_run)
+		for (int i = 0; i < nd; i++)
+			record(cx, &ev[i], ev[worst].dis);
 	if (strcmp(ev[worst].result, "fail") == 0) {
 		const struct dmarc_eval *w = &ev[worst];
 

@@ -20,7 +20,9 @@
 -- (one passing domain does not save the other); dmarc.mode = monitor
 -- accepts the forgery and notes dmarc.reject; an incoming
 -- Authentication-Results with our authserv-id is removed; "checks = dmarc,
--- dkim" is refused by portcullis -t.
+-- dkim" is refused by portcullis -t; portcullisctl dmarc report prints the
+-- aggregate XML (parsed back by python3) with one row per outcome and the
+-- right counts and dispositions (monitor: none).
 
 local t = dofile(libdir .. "/lib.lua")
 local m = dofile(libdir .. "/msg.lua")(t)
@@ -145,6 +147,41 @@ t.main(function()
 	m.accepted(e, "monitor: the forgery is accepted")
 	p = t.wait_txn("<monitor@example.test>")
 	t.has(p.monitor or "", "dmarc.reject", "monitor: noted as dmarc.reject")
+
+	-- the aggregate report: the XML parsed by python3's XML parser
+	local xmlout, st = t.ctl("dmarc report rej.test --since 1d")
+	t.eq(st, 0, "dmarc report: exit 0")
+	t.file("report.xml", xmlout)
+	local pp0 = io.popen("python3 - " .. t.shq(t.dir .. "/report.xml") .. [[ 2>&1 <<'PY'
+import sys, xml.dom.minidom as m
+d = m.parse(sys.argv[1])
+def tx(e, n):
+    x = e.getElementsByTagName(n)
+    return x[0].firstChild.data if x and x[0].firstChild else "-"
+pp = d.getElementsByTagName("policy_published")[0]
+print("policy", tx(pp, "domain"), tx(pp, "p"), tx(pp, "sp"), tx(pp, "adkim"), tx(pp, "pct"))
+for r in d.getElementsByTagName("record"):
+    dk = r.getElementsByTagName("dkim")
+    print("row", tx(r, "source_ip"), tx(r, "disposition"),
+          tx(r.getElementsByTagName("policy_evaluated")[0], "dkim"),
+          tx(r.getElementsByTagName("policy_evaluated")[0], "spf"),
+          tx(r, "header_from"), tx(r, "envelope_from"), tx(r, "count"))
+PY]])
+	local rows = pp0:read("a")
+	pp0:close()
+	t.has(rows, "policy rej.test reject reject r 100", "report: policy_published")
+	t.has(rows, "row 192.0.2.10 none pass fail rej.test nodmarc.test 2",
+		"report: the signed message (and the forged A-R one): dkim pass, disposition none")
+	t.has(rows, "row 192.0.2.10 reject fail fail rej.test nodmarc.test 1",
+		"report: the forgery refused")
+	t.has(rows, "row 192.0.2.20 none fail pass rej.test rej.test 1", "report: SPF-aligned pass")
+	t.has(rows, "row 192.0.2.10 none fail fail rej.test nodmarc.test 1",
+		"report: the forgery in monitor mode: disposition none")
+	t.hasnt(rows, "quar.test", "report: only the policy domain asked for")
+	xmlout = t.ctl("dmarc report none.example --since 1h")
+	t.has(xmlout, "<domain>none.example</domain>", "an empty report for a domain without data")
+	local _, bst = t.ctl("dmarc report 'bad domain'")
+	t.eq(bst, 2, "dmarc report: a bad domain is a usage error")
 
 	-- dkim after dmarc is a configuration error
 	local bad = t.file("bad.conf", "checks = dmarc, dkim\n")
