@@ -11,7 +11,8 @@
 -- is neutral; a revoked key and a missing key are permerror; a key lookup
 -- that times out (through the fault proxy) is temperror and the message
 -- is still accepted (dkim.on_error = skip); l= with text appended after
--- signing passes; Ed25519 (RFC 8463) passes when libopendkim has it; an
+-- signing passes; Ed25519: RFC 8463's own signed example passes (and a
+-- message signed by our signer, when libopendkim can sign Ed25519); an
 -- unsigned message is dkim=none; of 50 signatures only dkim.max_signatures
 -- (5) are verified and reported; dkim.fail_score and dkim.pass_score
 -- score; dkim.required refuses unsigned mail from a listed domain with 550
@@ -99,6 +100,12 @@ t.main(function()
 	check("nokey.eml", "nokey", "permerror", "no key")
 	check("ltag.eml", "ltag", "pass")
 	check("ed.eml", "ed25519", "pass")
+	d = check("rfc8463.eml", "rfc8463", "pass")
+	if d then
+		t.eq(d.props["header.d"], "football.example.com", "rfc8463: Ed25519 header.d")
+		t.eq(d.props["header.s"], "brisbane", "rfc8463: Ed25519 header.s")
+		t.eq(d.props["header.b"], "/gCrinpc", "rfc8463: Ed25519 header.b")
+	end
 	check("unsigned.eml", "unsigned", "none")
 	local p = t.wait_txn("<body@example.test>")
 	t.has(p.symbols or "", "dkim.fail", "body changed: dkim.fail scored")
