@@ -222,12 +222,12 @@ static void take_auth(struct conn *c, const struct verdicts *out)
 }
 
 /* The one Authentication-Results header (RFC 8601) of the transaction's
- * results: "AUTHSERV-ID; METHOD=RESULT [PROP=VALUE] [EXTRA]; ...", or
- * "AUTHSERV-ID; none" when there are none (not added then). */
+ * results, inserted at the top: "AUTHSERV-ID; METHOD=RESULT [(COMMENT)]
+ * [PROP=VALUE] [MORE PROPS]; ...".  None when no check recorded a result
+ * to be written. */
 static void add_auth_header(struct conn *c, struct txn *t)
 {
 	char value[ENC_HEADER_MAX + 1];
-
 	int n = 0;
 
 	bcopy_str(value, sizeof(value), authres_authserv_id(c->conf));
@@ -237,7 +237,6 @@ static void add_auth_header(struct conn *c, struct txn *t)
 		if (a->noheader)
 			continue;
 		n++;
-
 		bappend(value, sizeof(value), "; %s=%s", a->method, a->result);
 		if (a->extra[0] == '(') /* a comment first, then the properties */
 			bappend(value, sizeof(value), " %s", a->extra);
@@ -304,6 +303,14 @@ int engine_header_count(const struct txn *t, const char *name)
 	for (const struct hdr_count *e = t->hdr_seen[h % HDR_BUCKETS]; e; e = e->next)
 		if (ascii_caseeq(e->name, name))
 			return e->count;
+	return 0;
+}
+
+static int has_8bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
 	return 0;
 }
 
@@ -998,13 +1005,8 @@ void engine_header(struct conn *c, const char *name, const char *value, struct r
 	cx.hdr_value = value ? value : "";
 	cx.hdr_index = count_header(c->txn, cx.hdr_name);
 	/* a fact for the headers check: raw 8-bit text in a field */
-	for (int k = 0; k < 2; k++)
-		for (const char *p = k ? cx.hdr_value : cx.hdr_name; *p; p++)
-			if ((unsigned char)*p >= 0x80) {
-				c->txn->hdr_8bit++;
-				k = 2;
-				break;
-			}
+	if (has_8bit(cx.hdr_name) || has_8bit(cx.hdr_value))
+		c->txn->hdr_8bit++;
 	if (c->txn->msg)
 		message_header(c->txn->msg, cx.hdr_name, cx.hdr_value);
 	run_stage(c, STAGE_HEADER, &cx, NULL, NULL, NULL);
