@@ -150,6 +150,28 @@ void verdict_delete_header(struct verdicts *out, const char *name, int index)
 	d->index = index;
 }
 
+void verdict_auth(struct verdicts *out, const char *method, const char *result, const char *prop,
+                  const char *value, const char *extra_fmt, ...)
+{
+	struct auth_result *a;
+	va_list ap;
+
+	if (out->nauth < 0 || out->nauth >= VERDICT_AUTH_MAX) {
+		log_msg(LOG_LVL_WARN, "too many authentication results in one stage; dropped %s",
+		        method);
+		return;
+	}
+	a = &out->auth[out->nauth++];
+	a->noheader = 0;
+	bcopy_str(a->method, sizeof(a->method), method);
+	bcopy_str(a->result, sizeof(a->result), result);
+	bcopy_str(a->prop, sizeof(a->prop), prop ? prop : "");
+	bcopy_str(a->value, sizeof(a->value), value ? value : "");
+	va_start(ap, extra_fmt);
+	vsnprintf(a->extra, sizeof(a->extra), extra_fmt, ap);
+	va_end(ap);
+}
+
 int check_retry(struct verdicts *out, const char *fmt, ...)
 {
 	va_list ap;

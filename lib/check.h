@@ -47,6 +47,26 @@ enum action { ACT_DUNNO, ACT_OK, ACT_SCORE, ACT_DEFER, ACT_REJECT };
 #define VERDICT_HDR_MAX  1000
 #define VERDICT_DELS_MAX 2
 
+/* One result of an authentication method for the Authentication-Results
+ * header (RFC 8601): "METHOD=RESULT PROP=VALUE EXTRA", e.g. method "dkim",
+ * result "pass", prop "header.d", value "example.org", extra
+ * "header.s=sel header.b=AbCdEfGh".  The engine keeps them per
+ * transaction (txn->auth, which later checks read: dmarc uses the spf and
+ * dkim results) and writes ONE Authentication-Results header with all of
+ * them at end of message.  Every field must hold validated tokens only
+ * (result words, validated domains, base64 text, a comment built by the
+ * module), never raw network text. */
+#define AUTH_RESULTS_MAX 16
+#define VERDICT_AUTH_MAX 8
+struct auth_result {
+	char method[8];  /* "spf", "dkim", "dmarc" */
+	char result[16]; /* "pass", "fail", "temperror", ... */
+	char prop[16];   /* "smtp.mailfrom", "smtp.helo", "header.d", "header.from" */
+	char value[256]; /* a domain */
+	char extra[300]; /* comment and further properties, may be "" */
+	int noheader;    /* kept for later checks, not written (e.g. spf.add_headers = no) */
+};
+
 struct verdict {
 	enum action action;
 	enum mode mode; /* the sub-check's own mode (MODE_REJECT if none) */
@@ -84,6 +104,10 @@ struct verdicts {
 		char name[64];
 		int index;
 	} del[VERDICT_DELS_MAX];
+	/* Authentication results (verdict_auth); the engine resets nauth
+	 * before each hook call. */
+	int nauth;
+	struct auth_result auth[VERDICT_AUTH_MAX];
 };
 
 struct conn;
@@ -208,6 +232,14 @@ void verdict_header_once(struct verdicts *out, const char *name, int top, const 
  * the transaction, applied at end of message if the message is accepted,
  * whatever the module's mode except off, before our own headers are added. */
 void verdict_delete_header(struct verdicts *out, const char *name, int index);
+/* Record an authentication result for the one Authentication-Results
+ * header (struct auth_result above).  Allowed at every stage, also in a
+ * hook that returns CHECK_RETRY; kept whatever the module's mode except
+ * off; the header is added at end of message if the message is accepted.
+ * extra is a printf format built by the module over validated tokens. */
+void verdict_auth(struct verdicts *out, const char *method, const char *result, const char *prop,
+                  const char *value, const char *extra_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 /* Record a temporary failure of the check itself (returns CHECK_RETRY). */
 int check_retry(struct verdicts *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same, naming the reply to give when NAME.on_error = defer, e.g.

@@ -6,6 +6,7 @@
  * the store pointer, set once before the first connection.
  */
 #include "engine.h"
+#include "authres.h"
 #include "log.h"
 #include "refs.h"
 #include "store.h"
@@ -198,6 +199,64 @@ static void take_headers(struct conn *c, int module, const struct verdicts *out)
 	}
 }
 
+/* Keep the authentication results a hook recorded (verdict_auth), in
+ * order; a method that records again for the same property and value
+ * replaces its earlier result (a second MAIL of a transaction cannot
+ * happen, but a module may decide at two stages). */
+static void take_auth(struct conn *c, const struct verdicts *out)
+{
+	struct txn *t = c->txn;
+
+	if (t == NULL)
+		return;
+	for (int k = 0; k < out->nauth && k < VERDICT_AUTH_MAX; k++) {
+		const struct auth_result *a = &out->auth[k];
+		int i;
+
+		for (i = 0; i < t->nauth; i++)
+			if (strcmp(t->auth[i].method, a->method) == 0 &&
+			    strcmp(t->auth[i].prop, a->prop) == 0 &&
+			    strcmp(t->auth[i].value, a->value) == 0 &&
+			    strcmp(a->method, "dkim") != 0) /* one per signature */
+				break;
+		if (i < t->nauth)
+			t->auth[i] = *a;
+		else if (t->nauth < AUTH_RESULTS_MAX)
+			t->auth[t->nauth++] = *a;
+		else
+			log_msg(LOG_LVL_WARN, "ref=%s too many authentication results; %s dropped",
+			        t->ref, a->method);
+	}
+}
+
+/* The one Authentication-Results header (RFC 8601) of the transaction's
+ * results, inserted at the top: "AUTHSERV-ID; METHOD=RESULT [(COMMENT)]
+ * [PROP=VALUE] [MORE PROPS]; ...".  None when no check recorded a result
+ * to be written. */
+static void add_auth_header(struct conn *c, struct txn *t)
+{
+	char value[ENC_HEADER_MAX + 1];
+	int n = 0;
+
+	bcopy_str(value, sizeof(value), authres_authserv_id(c->conf));
+	for (int i = 0; i < t->nauth; i++) {
+		const struct auth_result *a = &t->auth[i];
+
+		if (a->noheader)
+			continue;
+		n++;
+		bappend(value, sizeof(value), "; %s=%s", a->method, a->result);
+		if (a->extra[0] == '(') /* a comment first, then the properties */
+			bappend(value, sizeof(value), " %s", a->extra);
+		if (a->prop[0] && a->value[0])
+			bappend(value, sizeof(value), " %s=%s", a->prop, a->value);
+		if (a->extra[0] && a->extra[0] != '(')
+			bappend(value, sizeof(value), " %s", a->extra);
+	}
+	if (n > 0)
+		add_header(t, "Authentication-Results", value, 1);
+}
+
 /* --- incoming headers: occurrence counting and removals ------------------ */
 
 struct hdr_count {
@@ -241,6 +300,32 @@ static int count_header(struct txn *t, const char *name)
 	e->next = t->hdr_seen[h % HDR_BUCKETS];
 	t->hdr_seen[h % HDR_BUCKETS] = e;
 	return 1;
+}
+
+int engine_header_count(const struct txn *t, const char *name)
+{
+	unsigned h = 2166136261u;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ ascii_lower((unsigned char)*p)) * 16777619u;
+	for (const struct hdr_count *e = t->hdr_seen[h % HDR_BUCKETS]; e; e = e->next)
+		if (ascii_caseeq(e->name, name))
+			return e->count;
+	return 0;
+}
+
+static int has_8bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+void engine_set_smtputf8(struct conn *c)
+{
+	if (c->txn)
+		c->txn->smtputf8 = 1;
 }
 
 /* Keep the removals a header hook asked for (only there is the index
@@ -311,10 +396,12 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		out.n = 0;
 		out.nhdr = 0;
 		out.ndel = 0;
+		out.nauth = 0;
 		out.error[0] = out.retry_code[0] = out.retry_xcode[0] = '\0';
 		int status = m->hook[st](cx, &out);
 
 		take_headers(c, idx, &out);
+		take_auth(c, &out);
 		take_deletions(c, st, &out);
 		if (status == CHECK_RETRY) {
 			char why[256];
@@ -937,6 +1024,9 @@ void engine_header(struct conn *c, const char *name, const char *value, struct r
 	cx.hdr_name = name ? name : "";
 	cx.hdr_value = value ? value : "";
 	cx.hdr_index = count_header(c->txn, cx.hdr_name);
+	/* a fact for the headers check: raw 8-bit text in a field */
+	if (has_8bit(cx.hdr_name) || has_8bit(cx.hdr_value))
+		c->txn->hdr_8bit++;
 	if (c->txn->msg)
 		message_header(c->txn->msg, cx.hdr_name, cx.hdr_value);
 	run_stage(c, STAGE_HEADER, &cx, NULL, NULL, NULL);
@@ -1066,6 +1156,7 @@ void engine_eom(struct conn *c, struct reply *r)
 		t->last_refusal = *r;
 		return;
 	}
+	add_auth_header(c, t);
 	value[0] = '\0';
 	notes_append(value, sizeof(value), c->notes, c->nnotes, 1, &first);
 	notes_append(value, sizeof(value), t->notes, t->nnotes, 1, &first);

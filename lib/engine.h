@@ -115,7 +115,15 @@ struct txn {
 	struct reply last_refusal; /* the last reject/defer given (action 0: none) */
 	unsigned long nhdr;        /* headers seen */
 	unsigned long long body_bytes;
-	struct message *msg; /* kept for needs_message modules, else NULL */
+	struct message *msg;    /* kept for needs_message modules, else NULL */
+	int smtputf8;           /* MAIL FROM carried SMTPUTF8 (RFC 6531) */
+	unsigned long hdr_8bit; /* header fields with a byte >= 0x80 */
+	/* Authentication results of the identity checks (spf, dkim, dmarc),
+	 * in the order recorded (verdict_auth); later checks read them (dmarc
+	 * aligns with the spf and dkim results).  Rendered as ONE
+	 * Authentication-Results header at end of message (engine_eom). */
+	struct auth_result auth[AUTH_RESULTS_MAX];
+	int nauth;
 };
 
 struct conn {
@@ -158,6 +166,15 @@ void engine_set_queue_id(struct conn *c, const char *qid);
  * current one, and the following ones of this connection) skips all checks.
  * Best called before engine_mail(). */
 void engine_set_auth(struct conn *c, const char *authen);
+
+/* The MAIL FROM of the current transaction carried the ESMTP parameter
+ * SMTPUTF8 (RFC 6531): 8-bit header fields are then allowed (RFC 6532).
+ * Called by milter/ after engine_mail(); no-op without a transaction. */
+void engine_set_smtputf8(struct conn *c);
+
+/* How many header fields named name (ASCII case-insensitive) the current
+ * message had so far: for checks at STAGE_EOH and later. */
+int engine_header_count(const struct txn *t, const char *name);
 
 /* Stages.  Each fills *r (REPLY_CONTINUE when nothing is to be said). */
 void engine_connect(struct conn *c, const char *hostname, const char *addr, struct reply *r);

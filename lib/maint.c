@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-const char *const maint_ns[MAINT_NNS] = { "greylist", "awl",    "whitelist",
-	                                  "refs",     "verify", "ratelimit" };
+const char *const maint_ns[MAINT_NNS] = { "greylist", "awl",       "whitelist", "refs",
+	                                  "verify",   "ratelimit", "dmarc" };
 #define NNS MAINT_NNS
 
 #define FLUSH_EVERY 50 /* steps: 5 s */

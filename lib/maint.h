@@ -20,7 +20,7 @@ struct store;
 
 /* The namespaces that carry expiring records (also the ones whose sizes
  * the metrics show). */
-#define MAINT_NNS 6
+#define MAINT_NNS 7
 extern const char *const maint_ns[MAINT_NNS];
 
 /* Start the thread for st.  Returns 0, or -1 with a message in err. */

@@ -24,13 +24,16 @@ extern const struct check_module check_header_rules;
 extern const struct check_module check_body_rules;
 extern const struct check_module check_verify;
 extern const struct check_module check_ratelimit;
+extern const struct check_module check_headers;
+extern const struct check_module check_dkim;
+extern const struct check_module check_dmarc;
 
 const struct check_module *const check_registry[] = {
 	&check_access,      &check_helo,          &check_envelope,    &check_dnsbl,
 	&check_rhsbl,       &check_sender_domain, &check_sender_mxns, &check_client_dns,
 	&check_spf,         &check_greylist,      &check_whitelist,   &check_clamav,
 	&check_attachments, &check_header_rules,  &check_body_rules,  &check_verify,
-	&check_ratelimit,
+	&check_ratelimit,   &check_headers,       &check_dkim,        &check_dmarc,
 };
 
 const int check_registry_count = sizeof(check_registry) / sizeof(check_registry[0]);

@@ -40,5 +40,7 @@ int cmd_report(struct conf *conf, int argc, char **argv);
 /* ctl_limits.c: the verify cache and the rate limit counters. */
 int cmd_verify(struct conf *conf, int argc, char **argv);
 int cmd_ratelimit(struct conf *conf, int argc, char **argv);
+/* dmarc report DOMAIN [--since TIME] (ctl_dmarc.c) */
+int cmd_dmarc(struct conf *conf, int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -164,6 +165,9 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	/* The SASL login must be known before the MAIL checks run. */
 	engine_set_auth(c, macro(ctx, "{auth_authen}"));
 	engine_mail(c, argv[0], &r);
+	for (int i = 1; argv[i]; i++) /* ESMTP parameters after the address */
+		if (strcasecmp(argv[i], "SMTPUTF8") == 0)
+			engine_set_smtputf8(c);
 	engine_set_queue_id(c, macro(ctx, "i")); /* Sendmail sends it here */
 	return answer(ctx, &r);
 }

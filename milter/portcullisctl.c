@@ -65,6 +65,7 @@ static void usage(FILE *fp)
 	      "  verify list [PREFIX] | verify delete KEY|ADDRESS\n"
 	      "  ratelimit list [PREFIX] | ratelimit reset KEY\n"
 	      "  expire | stats | dump [NAMESPACE...] | load FILE|-\n"
+	      "  dmarc report DOMAIN [--since TIME]\n"
 	      "portcullisctl -V\n",
 	      fp);
 }
@@ -690,6 +691,8 @@ int main(int argc, char **argv)
 		rc = cmd_verify(conf, argc - i, argv + i);
 	else if (strcmp(argv[i], "ratelimit") == 0)
 		rc = cmd_ratelimit(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "dmarc") == 0)
+		rc = cmd_dmarc(conf, argc - i, argv + i);
 	else {
 		fprintf(stderr, "portcullisctl: unknown command '%.40s'\n", argv[i]);
 		usage(stderr);

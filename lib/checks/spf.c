@@ -21,9 +21,11 @@
  * null sender with a HELO that is not a domain name): client-ip,
  * envelope-from, helo, problem, identity, receiver, each a dot-atom or a
  * quoted-string of printable ASCII cut at 100 bytes; and one
- * Authentication-Results (RFC 8601, authserv-id spf.authserv_id or the
- * hostname), inserted at the top, built only from result words and
- * validated domains.
+ * result for the one Authentication-Results header that the engine
+ * writes for spf, dkim and dmarc together (verdict_auth, lib/authres.h;
+ * authserv-id spf.authserv_id or the hostname), inserted at the top, built
+ * only from result words and validated domains; dmarc reads the
+ * smtp.mailfrom result from there.
  * At each header, an incoming Authentication-Results whose authserv-id is
  * ours (RFC 8601 5: a forgery from outside our boundary) is removed at end
  * of message and noted as spf.forged_ar in the log line (no score);
@@ -32,6 +34,7 @@
  * thread-safe.
  */
 #include "addr.h"
+#include "authres.h"
 #include "check.h"
 #include "encode.h"
 #include "engine.h"
@@ -77,7 +80,8 @@ static const struct conf_param spf_params[] = {
 	{ "spf.skip_clients", "", CONF_NETS, F(skip_clients), 0, 0,
 	  "clients not checked: forwarders and secondary MX hosts (CIDR list)" },
 	{ "spf.authserv_id", "", CONF_STR, F(authserv_id), 0, 0,
-	  "authserv-id of Authentication-Results; empty: the hostname" },
+	  "authserv-id of the Authentication-Results header (spf, dkim, dmarc); empty: the "
+	  "hostname" },
 	CONF_END
 };
 
@@ -95,9 +99,14 @@ static int spf_init(void *mconf, const struct conf *c, char *err, size_t errsize
 
 static const char *authserv(const struct check_ctx *cx)
 {
-	const struct spf_conf *sc = cx->mconf;
+	return authres_authserv_id(cx->conf);
+}
 
-	return sc->authserv_id && sc->authserv_id[0] ? sc->authserv_id : cx->conf->hostname;
+const char *spf_conf_authserv_id(const void *mconf)
+{
+	const struct spf_conf *sc = mconf;
+
+	return sc->authserv_id;
 }
 
 /* RFC 5322 atext. */
@@ -278,7 +287,7 @@ static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
 	int null = (from->flags & ADDR_NULL) || from->domain[0] == '\0';
 	int helo_ok = c->helo_seen && !c->helo_truncated && domain_is_fqdn(c->helo);
 	int did_helo = 0, did_mail = 0, rc = CHECK_DONE;
-	char ar[VERDICT_HDR_MAX], envfrom[ADDR_MAX + 2] = "";
+	char envfrom[ADDR_MAX + 2] = "";
 
 	if (c->client_ip.family == 0)
 		return CHECK_DONE;
@@ -308,21 +317,22 @@ static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
 			did_mail = 1;
 		}
 	}
+	/* The results for the one Authentication-Results header (written by
+	 * the engine, lib/authres.h) and for dmarc, which aligns with the
+	 * smtp.mailfrom result: recorded also without spf.add_headers. */
+	if (did_mail)
+		verdict_auth(out, "spf", spf_result_name(mo.result), "smtp.mailfrom",
+		             mo.domain[0] ? mo.domain : "unknown", "%s", "");
+	if (did_helo && helo_ok)
+		verdict_auth(out, "spf", spf_result_name(ho.result), "smtp.helo", ho.domain, "%s",
+		             "");
+	for (int i = 0; i < out->nauth; i++)
+		out->auth[i].noheader = !sc->add_headers;
 	if (sc->add_headers) {
-		snprintf(ar, sizeof(ar), "%s", authserv(cx));
-		if (did_mail) {
+		if (did_mail)
 			received_spf(cx, out, &mo, "mailfrom", envfrom);
-			bappend(ar, sizeof(ar), "; spf=%s smtp.mailfrom=%s",
-			        spf_result_name(mo.result), mo.domain[0] ? mo.domain : "unknown");
-		}
-		if (did_helo) {
+		if (did_helo)
 			received_spf(cx, out, &ho, "helo", envfrom);
-			if (helo_ok)
-				bappend(ar, sizeof(ar), "; spf=%s smtp.helo=%s",
-				        spf_result_name(ho.result), ho.domain);
-		}
-		if (did_mail || (did_helo && helo_ok))
-			verdict_header(out, "Authentication-Results", 1, "%s", ar);
 	}
 	/* A HELO fail decides; else the MAIL FROM result (RFC 7208 2.3, 2.4). */
 	if (did_helo && helo_ok && (ho.result == SPF_FAIL || !did_mail))
@@ -332,86 +342,12 @@ static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
 	return rc;
 }
 
-/* --- forged Authentication-Results (RFC 8601 5) -------------------------- */
-
-static unsigned char lower(unsigned char ch)
-{
-	return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch - 'A' + 'a') : ch;
-}
-
-/* Skip CFWS (RFC 5322 3.2.2): white space, folding and nested comments
- * with quoted pairs.  Linear, no recursion; an unclosed comment runs to
- * the end. */
-static const char *skip_cfws(const char *p)
-{
-	size_t depth = 0;
-
-	for (; *p; p++) {
-		if (depth > 0 && *p == '\\' && p[1]) {
-			p++;
-		} else if (*p == '(') {
-			depth++;
-		} else if (depth > 0 && *p == ')') {
-			depth--;
-		} else if (depth == 0 && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-			break;
-		}
-	}
-	return p;
-}
-
-/* The authserv-id of an Authentication-Results value (RFC 8601 2.2: a
- * token or quoted-string after optional CFWS) into id, lower-cased,
- * without one trailing dot.  Returns 0, or -1 when there is none or it is
- * longer than idsize - 1 (then it cannot be a domain name of ours). */
-static int ar_authserv_id(const char *value, char *id, size_t idsize)
-{
-	const char *p = skip_cfws(value);
-	size_t n = 0;
-
-	if (*p == '"') {
-		for (p++; *p && *p != '"'; p++) {
-			if (*p == '\\' && p[1])
-				p++;
-			if (n + 1 >= idsize)
-				return -1;
-			id[n++] = (char)lower((unsigned char)*p);
-		}
-	} else {
-		/* token (RFC 2045 5.1): up to a tspecial, space or control */
-		for (; *p && (unsigned char)*p > ' ' && (unsigned char)*p < 0x7f &&
-		       strchr("()<>@,;:\\\"/[]?=", *p) == NULL;
-		     p++) {
-			if (n + 1 >= idsize)
-				return -1;
-			id[n++] = (char)lower((unsigned char)*p);
-		}
-	}
-	if (n > 0 && id[n - 1] == '.')
-		n--;
-	id[n] = '\0';
-	return n > 0 ? 0 : -1;
-}
-
-static int ar_is_ours(const char *value, const char *ours)
-{
-	char id[HOSTNAME_MAX + 2], want[HOSTNAME_MAX + 2];
-	size_t n = 0;
-
-	if (ar_authserv_id(value, id, sizeof(id)) < 0)
-		return 0;
-	for (; ours[n] && n + 1 < sizeof(want); n++)
-		want[n] = (char)lower((unsigned char)ours[n]);
-	if (n > 0 && want[n - 1] == '.')
-		n--;
-	want[n] = '\0';
-	return strcmp(id, want) == 0;
-}
+/* --- forged Authentication-Results (RFC 8601 5, lib/authres.c) ----------- */
 
 static int spf_header(const struct check_ctx *cx, struct verdicts *out)
 {
 	if (strcasecmp(cx->hdr_name, "Authentication-Results") != 0 ||
-	    !ar_is_ours(cx->hdr_value, authserv(cx)))
+	    !authres_remover(cx->conf, "spf") || !authres_is_ours(cx->hdr_value, authserv(cx)))
 		return CHECK_DONE;
 	verdict_delete_header(out, cx->hdr_name, cx->hdr_index);
 	/* A note for the log line, without a score. */
