@@ -22,12 +22,15 @@ extern const struct check_module check_clamav;
 extern const struct check_module check_attachments;
 extern const struct check_module check_header_rules;
 extern const struct check_module check_body_rules;
+extern const struct check_module check_batv;
+extern const struct check_module check_bounce;
 
 const struct check_module *const check_registry[] = {
 	&check_access,      &check_helo,          &check_envelope,    &check_dnsbl,
 	&check_rhsbl,       &check_sender_domain, &check_sender_mxns, &check_client_dns,
 	&check_spf,         &check_greylist,      &check_whitelist,   &check_clamav,
-	&check_attachments, &check_header_rules,  &check_body_rules,
+	&check_attachments, &check_header_rules,  &check_body_rules,   &check_batv,
+	&check_bounce,
 };
 
 const int check_registry_count = sizeof(check_registry) / sizeof(check_registry[0]);

@@ -29,5 +29,9 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv);
 int cmd_dump(struct conf *conf, int argc, char **argv);
 int cmd_load(struct conf *conf, int argc, char **argv);
 int cmd_explain(struct conf *conf, int argc, char **argv);
+/* ctl_bounce.c: the joe-job switch (bounce mode reject|monitor|config,
+ * bounce status) and BATV tags by hand (batv sign|check ADDR). */
+int cmd_bounce(struct conf *conf, int argc, char **argv);
+int cmd_batv(struct conf *conf, int argc, char **argv);
 
 #endif
