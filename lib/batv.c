@@ -153,7 +153,7 @@ int batv_sign(const struct batv_keys *keys, const char *addr, long today, int va
 	const char *at = strrchr(addr, '@');
 	char kddd[5], hex[7];
 
-	if (keys->n == 0 || at == NULL || at == addr || batv_is_tagged(addr) ||
+	if (keys->n == 0 || at == NULL || addr[0] == '@' || batv_is_tagged(addr) ||
 	    (size_t)(at - addr) + BATV_TAG_LEN > 64)
 		return -1;
 	long day = ((today + valid_days) % 1000 + 1000) % 1000;
