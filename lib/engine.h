@@ -116,7 +116,7 @@ struct txn {
 	int nheaders;
 	struct del_header *dels; /* in arrival order: ascending per name */
 	int ndels;
-	int dels_overflow; /* more than DEL_HEADERS_MAX were asked for */
+	int dels_overflow;       /* more than DEL_HEADERS_MAX were asked for */
 	struct env_change *envs; /* envelope changes, in the order asked */
 	int nenvs;
 	struct hdr_count *hdr_seen[HDR_BUCKETS];

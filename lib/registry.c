@@ -29,7 +29,7 @@ const struct check_module *const check_registry[] = {
 	&check_access,      &check_helo,          &check_envelope,    &check_dnsbl,
 	&check_rhsbl,       &check_sender_domain, &check_sender_mxns, &check_client_dns,
 	&check_spf,         &check_greylist,      &check_whitelist,   &check_clamav,
-	&check_attachments, &check_header_rules,  &check_body_rules,   &check_batv,
+	&check_attachments, &check_header_rules,  &check_body_rules,  &check_batv,
 	&check_bounce,
 };
 

@@ -301,12 +301,12 @@ case $r in
 *"<- "*250*) pass "6: C's sender verification of user@example.test against A passed (RCPT $r)" ;;
 *) t_err "6: C refused the sender after its callout to A: $r; A: $(grep 'from=<>' "$T/maillog" | tail -n 3)" ;;
 esac
-grep -q "client=localhost\[127.0.0.1\].* from=<> to=<user@example.test> " "$T/portcullis.log" ||
-	grep -q "from=<> to=<user@example.test> verdict=\(aborted\|none\)" "$T/portcullis.log" ||
-	t_err "6: no portcullis log line of the callout (from=<> to=<user@example.test>, ended before DATA)"
-grep -q "from=<> to=<user@example.test>.*verdict=reject" "$T/portcullis.log" &&
-	grep "from=<> to=<user@example.test>" "$T/portcullis.log" | grep -v batv.missing | grep -q verdict=reject &&
-	t_err "6: a callout transaction was refused"
+# the callout: accepted at RCPT, ended (RSET/QUIT) before DATA
+cl=$(grep "helo=<mx.verify.test> from=<> to=<user@example.test> " "$T/portcullis.log" | head -n 1)
+case $cl in
+*" verdict=aborted "*) ;;
+*) t_err "6: the callout's log line is not 'from=<> to=<user@example.test> verdict=aborted': '$cl'" ;;
+esac
 "$PORTCULLISCTL" -c "$PC/portcullis.conf" bounce mode config >"$T/ctl.out" 2>&1 || t_err "6: bounce mode config: $(cat "$T/ctl.out")"
 
 # --- 7. expiry: nine days later the tag of 1 is refused ------------------------------

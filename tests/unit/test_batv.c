@@ -62,9 +62,9 @@ static void test_known_vector(void **state)
 	assert_int_equal(batv_check(&k, out, 20794, 7, orig, sizeof(orig)), BATV_VALID);
 	assert_string_equal(orig, "user@example.test");
 	/* upper-case hex is the same tag */
-	assert_int_equal(batv_check(&k, "PRVS=2801DE47CC=user@example.test", 20794, 7, orig,
-	                            sizeof(orig)),
-	                 BATV_VALID);
+	assert_int_equal(
+	    batv_check(&k, "PRVS=2801DE47CC=user@example.test", 20794, 7, orig, sizeof(orig)),
+	    BATV_VALID);
 }
 
 static void test_window_rotation(void **state)
@@ -90,7 +90,8 @@ static void test_window_rotation(void **state)
 		for (long d = 0; d <= 7; d++)
 			assert_int_equal(batv_check(&k, out, made + d, 7, orig, sizeof(orig)),
 			                 BATV_VALID);
-		assert_int_equal(batv_check(&k, out, made + 8, 7, orig, sizeof(orig)), BATV_EXPIRED);
+		assert_int_equal(batv_check(&k, out, made + 8, 7, orig, sizeof(orig)),
+		                 BATV_EXPIRED);
 		assert_int_equal(batv_check(&k, out, made + 400, 7, orig, sizeof(orig)),
 		                 BATV_EXPIRED);
 		assert_string_equal(orig, "a@example.test");
@@ -119,7 +120,8 @@ static void test_hostile_tags(void **state)
 			int n = snprintf(addr, sizeof(addr), "prvs=");
 
 			for (int i = 0; i < len; i++)
-				addr[n++] = alphabet[(i * 7 + v * 13 + len) % (sizeof(alphabet) - 1)];
+				addr[n++] =
+				    alphabet[(i * 7 + v * 13 + len) % (sizeof(alphabet) - 1)];
 			addr[n] = '\0';
 			assert_int_not_equal(batv_check(&k, addr, 5, 7, orig, sizeof(orig)),
 			                     BATV_VALID);
@@ -134,10 +136,10 @@ static void test_hostile_tags(void **state)
 	assert_int_equal(batv_sign(&k, "prvs=2801de47cc=user@example.test", 5, 7, out, sizeof(out)),
 	                 -1);
 	assert_int_equal(batv_sign(&k, "user", 5, 7, out, sizeof(out)), -1);
-	assert_int_equal(
-	    batv_sign(&k, "0123456789012345678901234567890123456789012345678@example.test", 5, 7,
-	              out, sizeof(out)),
-	    -1);
+	assert_int_equal(batv_sign(&k,
+	                           "0123456789012345678901234567890123456789012345678@example.test",
+	                           5, 7, out, sizeof(out)),
+	                 -1);
 	assert_int_equal(batv_sign(&k, "012345678901234567890123456789012345678901234567@e.test", 5,
 	                           7, out, sizeof(out)),
 	                 0);
@@ -157,7 +159,8 @@ static void test_key_files(void **state)
 	assert_int_equal(batv_keys_parse("x 0123456789abcdefgh\n", &k, err, sizeof(err)), -1);
 	assert_int_equal(batv_keys_parse("12 0123456789abcdefgh\n", &k, err, sizeof(err)), -1);
 	assert_int_equal(
-	    batv_keys_parse("1 0123456789abcdefgh\n1 0123456789abcdefgi\n", &k, err, sizeof(err)), -1);
+	    batv_keys_parse("1 0123456789abcdefgh\n1 0123456789abcdefgi\n", &k, err, sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "twice"));
 	write_file(path, sizeof(path), "keys", "3 0123456789abcdefgh\r\n");
 	assert_int_equal(batv_keys_load(path, &k, err, sizeof(err)), 0);
@@ -201,7 +204,7 @@ static void parse(const char *msg, struct bounce_info *in)
 }
 
 #define DSN_HEAD                                                                                   \
-	"Received: from out.example.test (out.example.test [192.0.2.1]) by mx.example.test\r\n"   \
+	"Received: from out.example.test (out.example.test [192.0.2.1]) by mx.example.test\r\n"    \
 	"From: MAILER-DAEMON@remote.example\r\n"                                                   \
 	"Subject: Undelivered Mail Returned to Sender\r\n"                                         \
 	"Message-ID: <bounce.1@example.test>\r\n"                                                  \
@@ -285,9 +288,10 @@ static void test_bounce_kinds(void **state)
 	big = xmalloc(cap);
 	off += (size_t)snprintf(big, cap, "Subject: Undelivered\r\n\r\n");
 	for (int i = 0; i < 10000; i++)
-		off += (size_t)snprintf(big + off, cap - off,
-		                        "> Received: from h%d (h [203.0.113.%d]) by relay%d.example\r\n",
-		                        i, i % 250, i);
+		off += (size_t)snprintf(
+		    big + off, cap - off,
+		    "> Received: from h%d (h [203.0.113.%d]) by relay%d.example\r\n", i, i % 250,
+		    i);
 	bounce_parse(big, off, &pol, &in);
 	assert_false(in.ours);
 	assert_int_equal(in.quoted_received, 10000);
@@ -304,15 +308,24 @@ static struct conf *mkconf(const char *checks)
 	char err[1024] = "", keyfile[512], text[128];
 	struct conf *c = conf_load(NULL, err, sizeof(err));
 	const char *kv[] = {
-		"hostname",         "mx.example.test",
-		"contact",          "postmaster@example.test",
-		"trusted_networks", "192.0.2.0/24",
-		"log_target",       "stderr",
-		"checks",           checks,
-		"batv.domains",     "example.test",
-		"batv.key_file",    keyfile,
-		"bounce.relays",    "out.example.test, 192.0.2.0/24",
-		"bounce.domains",   "example.test",
+		"hostname",
+		"mx.example.test",
+		"contact",
+		"postmaster@example.test",
+		"trusted_networks",
+		"192.0.2.0/24",
+		"log_target",
+		"stderr",
+		"checks",
+		checks,
+		"batv.domains",
+		"example.test",
+		"batv.key_file",
+		keyfile,
+		"bounce.relays",
+		"out.example.test, 192.0.2.0/24",
+		"bounce.domains",
+		"example.test",
 		NULL,
 	};
 
@@ -397,7 +410,8 @@ static void test_engine(void **state)
 	/* a valid tag: accepted, the recipient replaced */
 	keys2(&k);
 	assert_int_equal(
-	    batv_sign(&k, "user@example.test", batv_day(clock_now()), 7, tagged, sizeof(tagged)), 0);
+	    batv_sign(&k, "user@example.test", batv_day(clock_now()), 7, tagged, sizeof(tagged)),
+	    0);
 	{
 		char to[420];
 
@@ -434,9 +448,9 @@ static void test_engine(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_known_vector),  cmocka_unit_test(test_window_rotation),
-		cmocka_unit_test(test_hostile_tags),  cmocka_unit_test(test_key_files),
-		cmocka_unit_test(test_bounce_kinds),  cmocka_unit_test(test_engine),
+		cmocka_unit_test(test_known_vector), cmocka_unit_test(test_window_rotation),
+		cmocka_unit_test(test_hostile_tags), cmocka_unit_test(test_key_files),
+		cmocka_unit_test(test_bounce_kinds), cmocka_unit_test(test_engine),
 	};
 
 	return cmocka_run_group_tests(tests, policy_setup, policy_teardown);
