@@ -445,12 +445,67 @@ static void test_engine(void **state)
 	conf_unref(cf);
 }
 
+/* Bounces to several recipients: each in batv.domains must carry a valid
+ * tag (postmaster@ excepted); every tag is removed. */
+static void test_multi_rcpt(void **state)
+{
+	struct conf *cf = mkconf("batv");
+	struct batv_keys k;
+	char t1[400], t2[400], a1[420], a2[420];
+	const char *sets[][3] = {
+		{ a1, a2, "ok" },
+		{ a1, "<other@example.test>", "refused" },
+		{ a1, "<postmaster@example.test>", "ok" },
+		{ a1, "<someone@elsewhere.example>", "ok" },
+	};
+
+	(void)state;
+	keys2(&k);
+	assert_int_equal(
+	    batv_sign(&k, "user@example.test", batv_day(clock_now()), 7, t1, sizeof(t1)), 0);
+	assert_int_equal(
+	    batv_sign(&k, "other@example.test", batv_day(clock_now()), 7, t2, sizeof(t2)), 0);
+	snprintf(a1, sizeof(a1), "<%s>", t1);
+	snprintf(a2, sizeof(a2), "<%s>", t2);
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		struct conn *c = engine_conn_new(cf);
+		struct reply r, r1, r2, eom;
+
+		engine_connect(c, "mx.elsewhere.example", "198.51.100.7", &r);
+		engine_helo(c, "mx.elsewhere.example", &r);
+		engine_mail(c, "<>", &r);
+		engine_rcpt(c, sets[i][0], &r1);
+		engine_rcpt(c, sets[i][1], &r2);
+		/* never refused before end of DATA */
+		assert_int_equal(r1.action, REPLY_CONTINUE);
+		assert_int_equal(r2.action, REPLY_CONTINUE);
+		engine_eoh(c, &r);
+		engine_eom(c, &eom);
+		if (strcmp(sets[i][2], "ok") == 0) {
+			assert_int_equal(eom.action, REPLY_CONTINUE);
+			assert_int_equal(c->txn->nenvs, sets[i][1] == a2 ? 2 : 1);
+			assert_string_equal(c->txn->envs[0].addr, "<user@example.test>");
+			assert_string_equal(c->txn->envs[0].old, a1);
+			if (sets[i][1] == a2)
+				assert_string_equal(c->txn->envs[1].addr, "<other@example.test>");
+		} else {
+			assert_int_equal(eom.action, REPLY_REJECT);
+			assert_non_null(
+			    strstr(eom.text, "<other@example.test> carries no BATV tag"));
+		}
+		engine_txn_end(c, &eom);
+		engine_conn_free(c);
+	}
+	conf_unref(cf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known_vector), cmocka_unit_test(test_window_rotation),
 		cmocka_unit_test(test_hostile_tags), cmocka_unit_test(test_key_files),
 		cmocka_unit_test(test_bounce_kinds), cmocka_unit_test(test_engine),
+		cmocka_unit_test(test_multi_rcpt),
 	};
 
 	return cmocka_run_group_tests(tests, policy_setup, policy_teardown);
