@@ -91,9 +91,10 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	 * Postfix >= 2.6 or Sendmail >= 8.14; add/delete recipient Postfix
 	 * >= 2.3 or Sendmail >= 8.12. */
 	if (engine_envelope_changes(c->conf)) {
+		static atomic_int warned; /* once per process, not per connection */
 		unsigned long env = SMFIF_CHGFROM | SMFIF_ADDRCPT | SMFIF_DELRCPT;
 
-		if ((f0 & env) != env)
+		if ((f0 & env) != env && atomic_exchange(&warned, 1) == 0)
 			log_msg(LOG_LVL_WARN,
 			        "the MTA does not offer to change the envelope sender and "
 			        "recipients (Postfix >= 2.6 or Sendmail >= 8.14 needed): BATV tags "

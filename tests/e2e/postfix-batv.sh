@@ -282,6 +282,8 @@ accepted vac
 t_wait_for 'grep -q "from=<> to=<user@other.test>.*verdict=accept.*bounce.auto_reply(3)" "$T/portcullis.log"' 5 ||
 	t_err "5: the auto-reply was not scored bounce.auto_reply(3)"
 "$PORTCULLISCTL" -c "$PC/portcullis.conf" bounce mode reject >"$T/ctl.out" 2>&1 || t_err "5: bounce mode reject: $(cat "$T/ctl.out")"
+st=$("$PORTCULLISCTL" -c "$PC/portcullis.conf" bounce status 2>&1)
+[ "$st" = "bounce mode: reject (switch set)" ] || t_err "5: bounce status says '$st'"
 sed 's/X-Test-Id: vac/X-Test-Id: vac2/' "$T/vac.eml" >"$T/vac2.eml"
 send_bounce vac2 user@other.test
 refused_at_dot vac2 "Auto-reply not accepted: it answers a message we did not send"
@@ -308,6 +310,8 @@ case $cl in
 *) t_err "6: the callout's log line is not 'from=<> to=<user@example.test> verdict=aborted': '$cl'" ;;
 esac
 "$PORTCULLISCTL" -c "$PC/portcullis.conf" bounce mode config >"$T/ctl.out" 2>&1 || t_err "6: bounce mode config: $(cat "$T/ctl.out")"
+st=$("$PORTCULLISCTL" -c "$PC/portcullis.conf" bounce status 2>&1)
+[ "$st" = "bounce mode: as configured" ] || t_err "6: bounce status after config says '$st'"
 
 # --- 7. expiry: nine days later the tag of 1 is refused ------------------------------
 echo $(($(cat "$T/clock") + 9 * 86400)) >"$T/clock"
