@@ -33,6 +33,7 @@ N=${BENCH_MESSAGES:-2000}
 FLOOD=${BENCH_FLOOD:-10000}
 GENUINE=${BENCH_GENUINE:-100}
 THREADS=${BENCH_THREADS:-4}
+CHECKS=${BENCH_CHECKS:-batv, bounce} # e.g. "batv" alone, to compare
 . "$top/tests/lib.sh"
 . "$top/tests/e2e/postfix-lib.sh"
 PATH=$PATH:/usr/sbin:/sbin
@@ -54,7 +55,7 @@ printf '1 %s\n' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/pc
 	echo "trusted_networks ="
 	echo "hostname = mx.example.test"
 	echo "contact = postmaster@example.test"
-	echo "checks = batv, bounce"
+	echo "checks = $CHECKS"
 	echo "batv.domains = example.test"
 	echo "batv.key_file = $T/pc/keys"
 	echo "bounce.relays = mx.example.test"
