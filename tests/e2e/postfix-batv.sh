@@ -25,7 +25,9 @@
 #  5. the bounce check (other.test, not in batv.domains): a forged DSN is
 #     refused after the dot; a DSN quoting A's Received line is accepted;
 #     an auto-reply is only scored; with "portcullisctl bounce mode
-#     reject" it is refused, "config" ends that;
+#     reject" it is refused, "config" ends that; hostile bounces (10,000
+#     quoted Received lines, a DSN inside a DSN, broken MIME) are each
+#     answered 550 after the dot and the daemon lives on;
 #  6. the SAV trap: while the switch says reject, C verifies
 #     user@example.test against A and accepts the client's RCPT (250);
 #     A's log shows the callout's transaction from=<> accepted at RCPT;
@@ -288,6 +290,34 @@ sed 's/X-Test-Id: vac/X-Test-Id: vac2/' "$T/vac.eml" >"$T/vac2.eml"
 send_bounce vac2 user@other.test
 refused_at_dot vac2 "Auto-reply not accepted: it answers a message we did not send"
 pass "5: bounce check: forged refused, ours and auto-reply accepted, switch refuses auto-replies"
+
+# --- 5b. hostile bounces: answered after the dot, the daemon lives on -----------------
+python3 - "$T" <<'PYEOF' || fail "python3 could not write the hostile bounces"
+import sys
+T = sys.argv[1]
+head = ("From: MAILER-DAEMON@mx.elsewhere.example\r\nTo: user@other.test\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nX-Test-Id: %s\r\nMIME-Version: 1.0\r\n")
+rec = "".join("> Received: from h%d (h [203.0.113.%d]) by relay%d.example\r\n" % (i, i % 250, i)
+              for i in range(10000))
+open(T + "/many.eml", "w").write(head % "many" + "\r\n" + rec)
+inner = ("Content-Type: multipart/report; report-type=delivery-status; boundary=\"I\"\r\n\r\n"
+         "--I\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\n"
+         "--I\r\nContent-Type: message/rfc822\r\n\r\nReceived: by mx.victim.example\r\n\r\nx\r\n--I--\r\n")
+open(T + "/nested.eml", "w").write(head % "nested" +
+    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"O\"\r\n\r\n"
+    "--O\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nMIME-Version: 1.0\r\n" + inner +
+    "--O--\r\n")
+open(T + "/broken.eml", "w").write(head % "broken" +
+    "Content-Type: multipart/report; boundary=\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    "--\r\nContent-Type: text/plain; charset=\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    "!!!!====%%%%\r\n--\r\n--\r\n" + "=" * 5000 + "\r\n")
+PYEOF
+for h in many nested broken; do
+	send_bounce "$h" user@other.test
+	refused_at_dot "$h" "Bounce not accepted: it answers a message we did not send (no Received line or Message-ID of ours in it)"
+done
+t_alive "$T_PID" || fail "5b: portcullis died on a hostile bounce"
+pass "5b: 10,000 quoted Received lines, a DSN in a DSN, broken MIME: each answered 550 after the dot"
 
 # --- 6. the SAV trap: a real callout while the switch says reject ---------------------
 n=0
