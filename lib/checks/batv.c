@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 struct batv_conf {
 	struct strlist domains;
@@ -73,6 +74,7 @@ static int batv_init(void *mconf, const struct conf *c, char *err, size_t errsiz
 {
 	struct batv_conf *bc = mconf;
 	char why[400];
+	struct stat st;
 
 	(void)c;
 	if (bc->domains.n == 0) {
@@ -90,6 +92,10 @@ static int batv_init(void *mconf, const struct conf *c, char *err, size_t errsiz
 		snprintf(err, errsize, "batv.key_file: %s", why);
 		return -1;
 	}
+	/* Whoever reads the keys can sign bounces that we would accept. */
+	if (stat(bc->key_file, &st) == 0 && (st.st_mode & S_IROTH))
+		log_msg(LOG_LVL_WARN, "batv.key_file %s is readable by every user: chmod o-r it",
+		        bc->key_file);
 	return 0;
 }
 
