@@ -17,7 +17,8 @@
  * the store) overrides this while it is set: reject refuses unwanted
  * bounces and auto-replies alike, monitor only logs them.
  * When the batv check is enabled and a recipient carries a prvs= tag, the
- * batv check judges the message and this one stays out.
+ * batv check judges the message and this one stays out.  Bounces whose
+ * only recipients are postmaster@, abuse@ or whitelisted are not judged.
  */
 #include "bounce.h"
 #include "batv.h"
@@ -144,6 +145,16 @@ static int batv_judges(const struct check_ctx *cx)
 	return 0;
 }
 
+/* An accepted recipient that is not postmaster@/abuse@ nor whitelisted:
+ * those stay reachable for every bounce (RFC 5321 4.5.1). */
+static int judged_rcpt(const struct check_ctx *cx)
+{
+	for (const struct rcpt *rc = cx->txn->rcpts; rc; rc = rc->next)
+		if (rc->outcome == RCPT_ACCEPTED && !rc->whitelisted)
+			return 1;
+	return 0;
+}
+
 static int bounce_eom(const struct check_ctx *cx, struct verdicts *out)
 {
 	const struct bounce_conf *bc = cx->mconf;
@@ -153,7 +164,8 @@ static int bounce_eom(const struct check_ctx *cx, struct verdicts *out)
 	size_t len;
 	int sw;
 
-	if (!is_bounce(bc, &cx->txn->sender) || cx->msg == NULL || batv_judges(cx))
+	if (!is_bounce(bc, &cx->txn->sender) || cx->msg == NULL || batv_judges(cx) ||
+	    !judged_rcpt(cx))
 		return CHECK_DONE;
 	data = message_data(cx->msg, &len);
 	if (data == NULL)

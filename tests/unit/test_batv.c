@@ -436,6 +436,12 @@ static void test_engine(void **state)
 	assert_non_null(strstr(er.text, "answers a message we did not send"));
 	engine_txn_end(c, &er);
 	engine_conn_free(c);
+	/* postmaster@ stays reachable for every bounce */
+	c = session(cf, "198.51.100.7", "<>", "<postmaster@example.test>",
+	            "Subject: Undelivered Mail\n\nReceived: by mx.victim.example\n", &rr, &er);
+	assert_int_equal(er.action, REPLY_CONTINUE);
+	engine_txn_end(c, &er);
+	engine_conn_free(c);
 	c = session(cf, "198.51.100.7", "<>", "<user@example.test>",
 	            "Subject: Undelivered Mail\n\n> Received: from pc by out.example.test\n", &rr,
 	            &er);
