@@ -47,6 +47,7 @@ chmod 755 "$T"
 mkdir -p "$T/pc"
 chmod 755 "$T/pc"
 printf '1 %s\n' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/pc/keys"
+chmod 600 "$T/pc/keys"
 {
 	echo "socket = unix:$T/pc/sock"
 	echo "socket_mode = 0666"

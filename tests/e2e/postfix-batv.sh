@@ -48,6 +48,7 @@ pf_init
 NEWKEY=new-secret-0123456789abcdef
 OLDKEY=old-secret-0123456789abcdef
 printf '# test keys\n2 %s\n1 %s\n' "$NEWKEY" "$OLDKEY" >"$PC/batv.keys"
+chmod 600 "$PC/batv.keys"
 date +%s >"$T/clock"
 chmod 644 "$T/clock"
 PORTCULLIS_CLOCK_FILE=$T/clock

@@ -27,6 +27,7 @@ sm_init
 
 KEY=sendmail-secret-0123456789
 printf '3 %s\n' "$KEY" >"$PC/batv.keys"
+chmod 600 "$PC/batv.keys"
 sm_conf "$PC/portcullis.conf" "trusted_networks = 127.0.0.10/32" "checks = batv, bounce" \
 	"batv.domains = example.test" "batv.key_file = $PC/batv.keys" \
 	"bounce.relays = mx.example.test" "bounce.domains = example.test"

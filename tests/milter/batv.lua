@@ -13,6 +13,8 @@ local t = dofile(libdir .. "/lib.lua")
 
 t.main(function()
 	t.file("keys", "5 milter-test-secret-0123456789\n")
+	-- (readable by every user, portcullis and portcullisctl warn on stderr)
+	os.execute("chmod 600 " .. t.shq(t.dir .. "/keys"))
 	local conf = "checks = batv\nbatv.domains = example.test\n" ..
 		"batv.key_file = " .. t.dir .. "/keys\ntrusted_networks = 192.0.2.0/24"
 	t.config(conf)
