@@ -27,7 +27,7 @@ top=$PWD
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
  libmilter-dev libspf2-dev libldns-dev libclamav-dev libtdb-dev libpsl-dev
- libpcre2-dev libcmocka-dev libgmime-3.0-dev libopendkim-dev libopendmarc-dev"
+ libpcre2-dev libcmocka-dev libgmime-3.0-dev libopendkim-dev libopendmarc-dev libssl-dev"
 TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml
  m4 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3
  curl python3-prometheus-client strace prometheus

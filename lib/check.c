@@ -172,6 +172,33 @@ void verdict_auth(struct verdicts *out, const char *method, const char *result, 
 	va_end(ap);
 }
 
+static void env_request(struct verdicts *out, int rcpt, const char *old, const char *addr)
+{
+	struct verdict_env *e;
+
+	if (out->nenv < 0 || out->nenv >= VERDICT_ENVS_MAX) {
+		log_msg(LOG_LVL_WARN, "too many envelope changes in one stage; dropped one");
+		return;
+	}
+	/* A cut address would name someone else: refuse it whole. */
+	if (strlen(addr) >= VERDICT_ADDR_MAX - 2 || (old && strlen(old) >= VERDICT_ADDR_MAX - 2))
+		return;
+	e = &out->env[out->nenv++];
+	e->rcpt = rcpt;
+	bcopy_str(e->old, sizeof(e->old), old ? old : "");
+	bcopy_str(e->addr, sizeof(e->addr), addr);
+}
+
+void verdict_change_sender(struct verdicts *out, const char *addr)
+{
+	env_request(out, 0, NULL, addr);
+}
+
+void verdict_replace_rcpt(struct verdicts *out, const char *old, const char *addr)
+{
+	env_request(out, 1, old, addr);
+}
+
 int check_retry(struct verdicts *out, const char *fmt, ...)
 {
 	va_list ap;

@@ -46,6 +46,8 @@ enum action { ACT_DUNNO, ACT_OK, ACT_SCORE, ACT_DEFER, ACT_REJECT };
 #define VERDICT_HDRS_MAX 4
 #define VERDICT_HDR_MAX  1000
 #define VERDICT_DELS_MAX 2
+#define VERDICT_ENVS_MAX 32
+#define VERDICT_ADDR_MAX 330 /* "<" + RFC 5321 path + ">" */
 
 /* One result of an authentication method for the Authentication-Results
  * header (RFC 8601): "METHOD=RESULT PROP=VALUE EXTRA", e.g. method "dkim",
@@ -108,6 +110,14 @@ struct verdicts {
 	 * before each hook call. */
 	int nauth;
 	struct auth_result auth[VERDICT_AUTH_MAX];
+	/* Envelope changes the module asks for (verdict_change_sender,
+	 * verdict_replace_rcpt); the engine resets nenv before each hook call. */
+	int nenv;
+	struct verdict_env {
+		int rcpt;                    /* 0: new sender; 1: recipient old becomes new */
+		char old[VERDICT_ADDR_MAX];  /* rcpt: the recipient as the MTA gave it */
+		char addr[VERDICT_ADDR_MAX]; /* the new address, "local@domain" */
+	} env[VERDICT_ENVS_MAX];
 };
 
 struct conn;
@@ -189,6 +199,14 @@ struct check_module {
 	 * whitelisted or trusted clients and whitelisted senders and
 	 * recipients still skip it. */
 	int auth_limit;
+	/* Set when the module may ask for envelope changes (verdict_change_sender,
+	 * verdict_replace_rcpt): milter/ then negotiates the MTA's change-sender
+	 * and add/delete-recipient actions, which it does only while such a
+	 * module is enabled.  Its EOM hook also runs for whitelisted, trusted
+	 * and authenticated mail, with cx->skip_whitelisted set: there it may
+	 * only change the envelope (e.g. sign the sender), its decisions are
+	 * dropped. */
+	int rewrites_envelope;
 	/* Prepare settings after parsing (compile, cross-check).  Returns 0,
 	 * or -1 with "KEY: reason" in err. */
 	int (*init)(void *mconf, const struct conf *c, char *err, size_t errsize);
@@ -240,6 +258,16 @@ void verdict_delete_header(struct verdicts *out, const char *name, int index);
 void verdict_auth(struct verdicts *out, const char *method, const char *result, const char *prop,
                   const char *value, const char *extra_fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* Ask for the envelope sender to be replaced by addr ("local@domain"),
+ * or recipient old (its address as cx->rcpt / txn->rcpts hold it: the
+ * mailaddr's full form) by addr.  Only for modules with rewrites_envelope,
+ * only at EOM; like verdict_header kept with the transaction and applied at
+ * end of message if the message is accepted, whatever the module's mode
+ * except off (milter/: smfi_chgfrom, smfi_addrcpt then smfi_delrcpt, so a
+ * recipient is never dropped without its replacement).  The last sender
+ * change wins; at most VERDICT_ENVS_MAX per hook call. */
+void verdict_change_sender(struct verdicts *out, const char *addr);
+void verdict_replace_rcpt(struct verdicts *out, const char *old, const char *addr);
 /* Record a temporary failure of the check itself (returns CHECK_RETRY). */
 int check_retry(struct verdicts *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same, naming the reply to give when NAME.on_error = defer, e.g.

@@ -352,6 +352,34 @@ static void take_deletions(struct conn *c, enum stage st, const struct verdicts 
 	}
 }
 
+/* Keep the envelope changes an EOM hook of a rewrites_envelope module
+ * asked for (check.h); the milter applies them when the message is
+ * accepted.  A later sender change replaces an earlier one. */
+static void take_envelope(struct conn *c, enum stage st, int module, const struct verdicts *out)
+{
+	struct txn *t = c->txn;
+
+	if (t == NULL || st != STAGE_EOM || !check_registry[module]->rewrites_envelope)
+		return;
+	for (int k = 0; k < out->nenv && k < VERDICT_ENVS_MAX; k++) {
+		const struct verdict_env *e = &out->env[k];
+		struct env_change *x = NULL;
+
+		for (int i = 0; !e->rcpt && i < t->nenvs && x == NULL; i++)
+			if (!t->envs[i].rcpt)
+				x = &t->envs[i];
+		if (x == NULL) {
+			if (t->nenvs >= ENV_CHANGES_MAX)
+				continue;
+			t->envs = xrealloc(t->envs, sizeof(*t->envs) * (size_t)(t->nenvs + 1));
+			x = &t->envs[t->nenvs++];
+		}
+		x->rcpt = e->rcpt;
+		snprintf(x->old, sizeof(x->old), e->rcpt ? "<%s>" : "", e->old);
+		snprintf(x->addr, sizeof(x->addr), "<%s>", e->addr);
+	}
+}
+
 /* Run the enabled modules' hooks for one stage in `checks` order and sort
  * their decisions into the stage's scope. */
 static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struct rcpt *rc,
@@ -361,6 +389,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 	struct scope s;
 	struct verdicts out;
 	long long t0;
+	int rewrite_only;
 
 	/* Whitelisted mail still goes through the protected (content-safety)
 	 * modules at the content stages; nothing else runs for it. */
@@ -383,26 +412,39 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		if (mc->mode == MODE_OFF || m->hook[st] == NULL)
 			continue;
 		cx->skip_whitelisted = 0;
+		rewrite_only = 0;
 		if (m->auth_limit && auth_pass(c, st) && !(rc && rc->whitelisted)) {
 			/* a limit on authenticated senders: runs */
 		} else if (*s.whitelisted || skipping(c, st)) {
-			if (!content_stage(st) || !m->content_safety)
+			if (st == STAGE_EOM && m->rewrites_envelope && !m->content_safety) {
+				/* e.g. BATV signs the mail of trusted clients;
+				 * its decisions are dropped below */
+				rewrite_only = cx->skip_whitelisted = 1;
+			} else if (!content_stage(st) || !m->content_safety) {
 				continue;
-			/* opted out: it only tidies up (e.g. removes forged
-			 * status headers, says NotScanned) */
-			cx->skip_whitelisted = mc->skip_whitelisted;
+			} else {
+				/* opted out: it only tidies up (e.g. removes
+				 * forged status headers, says NotScanned) */
+				cx->skip_whitelisted = mc->skip_whitelisted;
+			}
 		}
 		cx->mconf = mc->data;
 		out.n = 0;
 		out.nhdr = 0;
 		out.ndel = 0;
 		out.nauth = 0;
+		out.nenv = 0;
 		out.error[0] = out.retry_code[0] = out.retry_xcode[0] = '\0';
 		int status = m->hook[st](cx, &out);
 
 		take_headers(c, idx, &out);
 		take_auth(c, &out);
 		take_deletions(c, st, &out);
+		take_envelope(c, st, idx, &out);
+		if (rewrite_only) {
+			out.n = 0;
+			status = CHECK_DONE;
+		}
 		if (status == CHECK_RETRY) {
 			char why[256];
 
@@ -719,6 +761,7 @@ static void txn_free(struct txn *t)
 	free(t->notes);
 	free(t->headers);
 	free(t->dels);
+	free(t->envs);
 	message_free(t->msg);
 	for (int b = 0; b < HDR_BUCKETS; b++)
 		for (struct hdr_count *e = t->hdr_seen[b], *enext; e; e = enext) {
@@ -842,6 +885,15 @@ unsigned engine_stages_needed(const struct conf *conf)
 			need |= 1u << STAGE_HEADER | 1u << STAGE_EOH | 1u << STAGE_BODY;
 	}
 	return need;
+}
+
+int engine_envelope_changes(const struct conf *conf)
+{
+	for (int i = 0; i < conf->norder; i++)
+		if (check_registry[conf->order[i]]->rewrites_envelope &&
+		    conf->mod[conf->order[i]].mode != MODE_OFF)
+			return 1;
+	return 0;
 }
 
 /* Whether an enabled module reads the whole message at end of DATA; for

@@ -62,6 +62,15 @@ struct del_header {
 	int index;
 };
 
+/* An envelope change asked for by a module (verdict_change_sender,
+ * verdict_replace_rcpt): applied by milter/ at end of message. */
+struct env_change {
+	int rcpt;                    /* 0: change the sender; 1: replace recipient old */
+	char old[VERDICT_ADDR_MAX];  /* "<local@domain>" as the MTA should match it */
+	char addr[VERDICT_ADDR_MAX]; /* "<local@domain>" */
+};
+#define ENV_CHANGES_MAX 1000
+
 /* More deletions than this in one message refuse it at end of message
  * (a forged header must never be kept for lack of room). */
 #define DEL_HEADERS_MAX 1000
@@ -108,7 +117,9 @@ struct txn {
 	int nheaders;
 	struct del_header *dels; /* in arrival order: ascending per name */
 	int ndels;
-	int dels_overflow; /* more than DEL_HEADERS_MAX were asked for */
+	int dels_overflow;       /* more than DEL_HEADERS_MAX were asked for */
+	struct env_change *envs; /* envelope changes, in the order asked */
+	int nenvs;
 	struct hdr_count *hdr_seen[HDR_BUCKETS];
 	long long start_ms;
 	int logged;
@@ -190,6 +201,13 @@ void engine_body(struct conn *c, const unsigned char *buf, size_t len, struct re
  * the earlier ones), then c->txn->headers added: removing
  * first keeps our own inserted headers out of the MTA's counting. */
 void engine_eom(struct conn *c, struct reply *r);
+/* ... and, still only then, c->txn->envs applied in order: a sender change
+ * (smfi_chgfrom), a recipient replacement (smfi_addrcpt of the new address,
+ * then, only if that worked, smfi_delrcpt of the old one). */
+
+/* Whether an enabled module of conf may change the envelope
+ * (check_module.rewrites_envelope): milter/ then negotiates the actions. */
+int engine_envelope_changes(const struct conf *conf);
 /* The transaction ended without EOM (RSET, QUIT, lost connection, MTA
  * reject).  Logs it and frees it. */
 void engine_abort(struct conn *c);

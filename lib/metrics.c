@@ -79,7 +79,25 @@ static struct {
 	unsigned long long score_bucket[SCORE_BUCKETS];
 	long long score_sum_milli;
 	unsigned long long reloads_ok, reloads_failed;
+	unsigned long long bounce[2][4];
 } ctr;
+
+/* Null-sender mail judged by the batv and bounce checks (metrics_bounce). */
+static const char *const bounce_checks[] = { "batv", "bounce" };
+static const char *const bounce_verdicts[] = { "genuine", "unwanted", "auto_reply", "other" };
+
+void metrics_bounce(const char *check, const char *verdict)
+{
+	size_t c = 0, v = ARRAY_SIZE(bounce_verdicts) - 1;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bounce_checks); i++)
+		if (strcmp(check, bounce_checks[i]) == 0)
+			c = i;
+	for (size_t i = 0; i < ARRAY_SIZE(bounce_verdicts); i++)
+		if (strcmp(verdict, bounce_verdicts[i]) == 0)
+			v = i;
+	ADD(&ctr.bounce[c][v], 1);
+}
 
 static time_t start_time; /* 0: not yet known (set on the first render) */
 static const char *version = "unknown";
@@ -354,6 +372,14 @@ static void render_mail(struct out *o)
 			put_label(o, check_registry[m]->name);
 			put(o, "\",action=\"%s\"} %llu\n", action_names[a], LOAD(&ctr.check[m][a]));
 		}
+
+	family(o, "portcullis_bounces_total", "counter",
+	       "Bounces and auto-replies judged by the batv and bounce checks, by verdict "
+	       "(a rising unwanted count is a joe-job starting).");
+	for (size_t c = 0; c < ARRAY_SIZE(bounce_checks); c++)
+		for (size_t v = 0; v < ARRAY_SIZE(bounce_verdicts); v++)
+			put(o, "portcullis_bounces_total{check=\"%s\",verdict=\"%s\"} %llu\n",
+			    bounce_checks[c], bounce_verdicts[v], LOAD(&ctr.bounce[c][v]));
 
 	family(o, "portcullis_score", "histogram", "Total score of each transaction.");
 	for (size_t b = 0; b < SCORE_BUCKETS; b++) {

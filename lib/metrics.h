@@ -63,6 +63,9 @@ void metrics_verdict(int module, enum action a, enum mode eff);
 
 /* A check module's hook failed (CHECK_RETRY): action "error". */
 void metrics_check_error(int module);
+/* A null-sender message judged by check "batv" or "bounce": verdict
+ * "genuine", "unwanted", "auto_reply" or "other". */
+void metrics_bounce(const char *check, const char *verdict);
 
 /* The checks of stage st ran for us microseconds. */
 void metrics_stage(enum stage st, long long us);

@@ -27,6 +27,8 @@ extern const struct check_module check_ratelimit;
 extern const struct check_module check_headers;
 extern const struct check_module check_dkim;
 extern const struct check_module check_dmarc;
+extern const struct check_module check_batv;
+extern const struct check_module check_bounce;
 
 const struct check_module *const check_registry[] = {
 	&check_access,      &check_helo,          &check_envelope,    &check_dnsbl,
@@ -34,6 +36,7 @@ const struct check_module *const check_registry[] = {
 	&check_spf,         &check_greylist,      &check_whitelist,   &check_clamav,
 	&check_attachments, &check_header_rules,  &check_body_rules,  &check_verify,
 	&check_ratelimit,   &check_headers,       &check_dkim,        &check_dmarc,
+	&check_batv,        &check_bounce,
 };
 
 const int check_registry_count = sizeof(check_registry) / sizeof(check_registry[0]);

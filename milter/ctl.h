@@ -42,5 +42,9 @@ int cmd_verify(struct conf *conf, int argc, char **argv);
 int cmd_ratelimit(struct conf *conf, int argc, char **argv);
 /* dmarc report DOMAIN [--since TIME] (ctl_dmarc.c) */
 int cmd_dmarc(struct conf *conf, int argc, char **argv);
+/* ctl_bounce.c: the joe-job switch (bounce mode reject|monitor|config,
+ * bounce status) and BATV tags by hand (batv sign|check ADDR). */
+int cmd_bounce(struct conf *conf, int argc, char **argv);
+int cmd_batv(struct conf *conf, int argc, char **argv);
 
 #endif

@@ -87,6 +87,21 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 		return SMFIS_REJECT; /* libmilter: no filter for this connection */
 	need = engine_stages_needed(c->conf);
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST);
+	/* Envelope changes (BATV: sign the sender, untag a recipient) only
+	 * while a module that makes them is enabled.  Change-sender needs
+	 * Postfix >= 2.6 or Sendmail >= 8.14; add/delete recipient Postfix
+	 * >= 2.3 or Sendmail >= 8.12. */
+	if (engine_envelope_changes(c->conf)) {
+		static atomic_int warned; /* once per process, not per connection */
+		unsigned long env = SMFIF_CHGFROM | SMFIF_ADDRCPT | SMFIF_DELRCPT;
+
+		if ((f0 & env) != env && atomic_exchange(&warned, 1) == 0)
+			log_msg(LOG_LVL_WARN,
+			        "the MTA does not offer to change the envelope sender and "
+			        "recipients (Postfix >= 2.6 or Sendmail >= 8.14 needed): BATV tags "
+			        "will be neither added nor removed");
+		*pf0 |= f0 & env;
+	}
 	/* Ask the MTA not to send what no enabled module reads. */
 	if (!(need & 1u << STAGE_HEADER))
 		want |= SMFIP_NOHDRS;
@@ -218,6 +233,30 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *buf, size_t len)
 	return answer(ctx, &r);
 }
 
+/* The envelope changes modules asked for (engine.h, struct env_change).
+ * A recipient is added before the one it replaces is deleted, and deleted
+ * only if the addition worked: a failure keeps the old address (the MTA
+ * then delivers to it or bounces), never loses the recipient. */
+static void apply_envelope(SMFICTX *ctx, const struct txn *t)
+{
+	for (int i = 0; i < t->nenvs; i++) {
+		const struct env_change *e = &t->envs[i];
+
+		if (!e->rcpt) {
+			if (smfi_chgfrom(ctx, (char *)e->addr, NULL) != MI_SUCCESS)
+				log_msg(LOG_LVL_WARN, "ref=%s could not change the sender", t->ref);
+			continue;
+		}
+		if (smfi_addrcpt(ctx, (char *)e->addr) != MI_SUCCESS) {
+			log_msg(LOG_LVL_WARN, "ref=%s could not add a recipient; kept the old one",
+			        t->ref);
+			continue;
+		}
+		if (smfi_delrcpt(ctx, (char *)e->old) != MI_SUCCESS)
+			log_msg(LOG_LVL_WARN, "ref=%s could not remove a recipient", t->ref);
+	}
+}
+
 static sfsistat cb_eom(SMFICTX *ctx)
 {
 	struct conn *c = conn_of(ctx, 0);
@@ -249,6 +288,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 				log_msg(LOG_LVL_WARN, "ref=%s could not add header %s", c->txn->ref,
 				        h->name);
 		}
+		apply_envelope(ctx, c->txn);
 	}
 	st = answer(ctx, &r);
 	engine_txn_end(c, &r);

@@ -7,6 +7,10 @@
  *       MTA, and print what each stage would answer (a dry run); the
  *       content checks (clamav included: the scanner helper is this
  *       program started again) see FILE or a small made-up message
+ *   portcullisctl [-c FILE] bounce mode reject|monitor|config | bounce status
+ *       the joe-job switch of the bounce and batv checks (ctl_bounce.c)
+ *   portcullisctl [-c FILE] batv sign ADDR | batv check ADDR
+ *       make or check a BATV tag with the configured keys
  *   portcullisctl [-c FILE] reload
  *       tell the running daemon (pidfile) to reload its configuration
  *   portcullisctl [-c FILE] greylist|awl|whitelist|expire|stats|dump|load|
@@ -66,6 +70,8 @@ static void usage(FILE *fp)
 	      "  ratelimit list [PREFIX] | ratelimit reset KEY\n"
 	      "  expire | stats | dump [NAMESPACE...] | load FILE|-\n"
 	      "  dmarc report DOMAIN [--since TIME]\n"
+	      "  bounce mode reject|monitor|config | bounce status\n"
+	      "  batv sign ADDR | batv check ADDR\n"
 	      "portcullisctl -V\n",
 	      fp);
 }
@@ -693,6 +699,10 @@ int main(int argc, char **argv)
 		rc = cmd_ratelimit(conf, argc - i, argv + i);
 	else if (strcmp(argv[i], "dmarc") == 0)
 		rc = cmd_dmarc(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "bounce") == 0)
+		rc = cmd_bounce(conf, argc - i, argv + i);
+	else if (strcmp(argv[i], "batv") == 0)
+		rc = cmd_batv(conf, argc - i, argv + i);
 	else {
 		fprintf(stderr, "portcullisctl: unknown command '%.40s'\n", argv[i]);
 		usage(stderr);

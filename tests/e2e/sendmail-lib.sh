@@ -37,7 +37,8 @@
 # qualified host name Sendmail sleeps 60 s at start), with TrustStickyBit
 # (the temp folder is under /tmp), its own hosts and service switch files
 # (no DNS for its own lookups), and its own mailer "testbox" that writes
-# each message for example.test into $MAILDIR, as user 65534.  No syslog:
+# each message for example.test into $MAILDIR, as user 65534, with the
+# envelope recipient in X-Envelope-To: and the sender in Return-Path:.  No syslog:
 # the SMTP trace (-X) of the daemon is $T/sendmail-trace.log.
 
 . "$top_srcdir/tests/e2e/mta-lib.sh"
@@ -126,7 +127,7 @@ $1
 MAILER(\`local')dnl
 MAILER(\`smtp')dnl
 MAILER_DEFINITIONS
-Mtestbox, P=$SM/deliver, F=lsDFMhu9, T=DNS/RFC822/X-Unix, A=deliver \$u
+Mtestbox, P=$SM/deliver, F=lsDFMPhu9, T=DNS/RFC822/X-Unix, A=deliver \$u
 LOCAL_RULE_0
 R\$* < @ example.test . > \$*	\$#testbox \$: \$1 @ example.test
 R\$* < @ example.test > \$*	\$#testbox \$: \$1 @ example.test

@@ -72,6 +72,28 @@ static void want(const char *text, const char *sample, const char *value)
 		fail_msg("%s is %s, want %s", sample, got, value);
 }
 
+/* Bounces by check and verdict (the joe-job gauge); unknown words count
+ * as "other" of the first check, never out of bounds. */
+static void test_bounces(void **state)
+{
+	char *text;
+	size_t len;
+
+	(void)state;
+	metrics_reset();
+	metrics_bounce("bounce", "unwanted");
+	metrics_bounce("bounce", "unwanted");
+	metrics_bounce("batv", "genuine");
+	metrics_bounce("nonsense", "nonsense");
+	text = metrics_render(NULL, &len);
+	want(text, "portcullis_bounces_total{check=\"bounce\",verdict=\"unwanted\"}", "2");
+	want(text, "portcullis_bounces_total{check=\"batv\",verdict=\"genuine\"}", "1");
+	want(text, "portcullis_bounces_total{check=\"batv\",verdict=\"other\"}", "1");
+	want(text, "portcullis_bounces_total{check=\"bounce\",verdict=\"auto_reply\"}", "0");
+	free(text);
+	metrics_reset();
+}
+
 static void test_format_empty(void **state)
 {
 	char *text, *save = NULL, family[128] = "", *line;
@@ -89,6 +111,7 @@ static void test_format_empty(void **state)
 	want(text, "portcullis_stage_duration_seconds_sum{stage=\"rcpt\"}", "0.000000");
 	want(text, "portcullis_config_generation", "1");
 	want(text, "portcullis_check_verdicts_total{check=\"helo\",action=\"reject\"}", "0");
+	want(text, "portcullis_bounces_total{check=\"bounce\",verdict=\"unwanted\"}", "0");
 	assert_null(strstr(text, "portcullis_dns_")); /* no snapshot, no resolver */
 	assert_null(strstr(text, "portcullis_store_"));
 	/* Every line is a HELP, the TYPE right after it, or a sample of that
@@ -115,7 +138,7 @@ static void test_format_empty(void **state)
 		assert_true(s.name[strlen(family)] == '\0' || s.name[strlen(family)] == '_');
 		nsamples++;
 	}
-	assert_int_equal(nfamilies, 15); /* no DNS, no store */
+	assert_int_equal(nfamilies, 16); /* no DNS, no store */
 	assert_true(nsamples > 100);
 	free(text);
 }
@@ -549,6 +572,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_format_empty, reset),
+		cmocka_unit_test_setup(test_bounces, reset),
 		cmocka_unit_test_setup(test_txn_and_score, reset),
 		cmocka_unit_test_setup(test_greylist_av, reset),
 		cmocka_unit_test_setup(test_verdicts, reset),
