@@ -90,6 +90,7 @@ struct rstore {
 	long long next_try_ms;
 	long backoff_ms;
 	unsigned long long gen; /* bumped when the idle connections are dropped */
+	char why[300];          /* why the last connection failed (mu) */
 
 	char sha_write[41], sha_del[41], sha_count[41]; /* set once (mu) */
 
@@ -466,6 +467,7 @@ static void note_down(struct rstore *rs, const char *why)
 	long long now = now_ms();
 
 	pthread_mutex_lock(&rs->mu);
+	bcopy_str(rs->why, sizeof(rs->why), why);
 	if (!rs->down) {
 		rs->down = 1;
 		rs->down_since = time(NULL);
@@ -569,7 +571,7 @@ static void conn_put(struct rstore *rs, redisContext *c, int ok, unsigned long l
 
 /* --- pipelines ------------------------------------------------------------------ */
 
-#define MAX_ARGS 10
+#define MAX_ARGS 16
 
 struct cmd {
 	int argc;
@@ -1383,7 +1385,10 @@ static int rping(void *be, char *info, size_t infosize)
 	args(&c, "INFO");
 	args(&c, "server");
 	if (pipeline(rs, &c, 1, &r) < 0) {
-		snprintf(info, infosize, "redis %s does not answer", rs->where);
+		pthread_mutex_lock(&rs->mu);
+		snprintf(info, infosize, "redis %s does not answer: %s", rs->where,
+		         rs->why[0] ? rs->why : store_strerror(store_last_error()));
+		pthread_mutex_unlock(&rs->mu);
 		return -1;
 	}
 	if (r->type != REDIS_REPLY_STRING) {
