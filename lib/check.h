@@ -68,6 +68,11 @@ struct verdicts {
 	 * check". */
 	char retry_code[4];
 	char retry_xcode[10];
+	/* Set by the module when the failure is an event that was logged once
+	 * when it started (a store that does not answer, a full disk): the
+	 * engine then logs this transaction's failure at debug level only, not
+	 * as a warning per message.  Reset by the engine before each hook. */
+	int logged_once;
 	/* Headers the module asks to add (verdict_header); the engine resets
 	 * nhdr before each hook call. */
 	int nhdr;

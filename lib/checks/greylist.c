@@ -442,7 +442,11 @@ static int awl_pass(const struct check_ctx *cx, const struct greylist_conf *gc, 
 
 static int store_failed(struct verdicts *out, const char *what)
 {
-	return check_retry(out, "greylist store: %s: %s", what, store_strerror(store_last_error()));
+	enum store_err e = store_last_error();
+
+	/* an outage, a full or read-only disk: logged once by the store */
+	out->logged_once = e == STORE_ERR_DOWN || e == STORE_ERR_NOSPACE || e == STORE_ERR_ROFS;
+	return check_retry(out, "greylist store: %s: %s", what, store_strerror(e));
 }
 
 static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
