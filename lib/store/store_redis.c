@@ -25,7 +25,7 @@
  * server, or at the old master), and the call is tried once more on a new
  * one.  When no connection can be made the backend is "down": calls fail at
  * once with STORE_ERR_DOWN, a new connection is tried after 100 ms, then
- * after twice as long each time up to 5 s; the start and the end of an
+ * after twice as long each time up to 1 s; the start and the end of an
  * outage are logged once each.  With sentinel: the sentinels are asked in
  * turn for the master's address at each new connection, and the answer is
  * checked with ROLE, so a failover is followed without a restart.  A
@@ -49,7 +49,7 @@
 
 #define MAX_SENTINELS  8
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
 #define SCAN_COUNT     "1000"
 #define MAX_LIMITS     8
 

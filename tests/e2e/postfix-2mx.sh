@@ -165,7 +165,7 @@ grep 'warning: ' "$MX1_T/portcullis.log" | grep -v -e 'running as root' \
 [ -s "$TOP/outage-warn" ] &&
 	t_err "MX1 logged more than the outage during it: $(head -n 3 "$TOP/outage-warn")"
 redis_up
-# the daemon retries after its backoff (at most 5 s): the sender's retry
+# the daemon retries after its backoff (at most 1 s): the sender's retry
 ok=
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	smtp 1 "back$i" 192.0.2.21

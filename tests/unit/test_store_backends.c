@@ -662,7 +662,7 @@ static void t_redis_restart_empty(void **state)
 	assert_int_equal(ss.down, 1);
 	assert_true(ss.errors >= 2);
 	redis_start();
-	/* bounded: the backoff is at most 5 s */
+	/* bounded: the backoff is at most 1 s */
 	for (int i = 0; i < 200 && !ok; i++) {
 		ok = store_put(st, "greylist", "k2", 2, "v", 1, 0, 0) == 0;
 		if (!ok)
