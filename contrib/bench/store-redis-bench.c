@@ -73,9 +73,13 @@ static void fill(struct store *st)
 			struct grey_rec g = { .defers = 1, .first = t, .last = t };
 			size_t kl = key_of(j, keys[n], sizeof(keys[n]));
 			grey_rec_encode(&g, val[n]);
-			op[n] = (struct store_op){ .type = STORE_OP_CAS, .ns = GREY_NS,
-				                   .key = keys[n], .keylen = kl, .val = val[n],
-				                   .vallen = GREY_REC_SIZE, .expires = t + 86400 };
+			op[n] = (struct store_op){ .type = STORE_OP_CAS,
+				                   .ns = GREY_NS,
+				                   .key = keys[n],
+				                   .keylen = kl,
+				                   .val = val[n],
+				                   .vallen = GREY_REC_SIZE,
+				                   .expires = t + 86400 };
 		}
 		if (store_batch(st, op, (size_t)n) != 0) {
 			fprintf(stderr, "fill: %s\n", store_strerror(store_last_error()));
@@ -104,10 +108,18 @@ static void *decide(void *arg)
 		snprintf(net, sizeof(net), "ip:10.%ld.%ld.0/24", (i / 256) % 256, i % 256);
 		for (;;) {
 			struct store_op op[2] = {
-				{ .type = STORE_OP_GET, .ns = AWL_NS, .key = net, .keylen = strlen(net),
-				  .buf = awl, .bufsize = sizeof(awl) },
-				{ .type = STORE_OP_GET, .ns = GREY_NS, .key = key, .keylen = kl,
-				  .buf = buf, .bufsize = sizeof(buf) },
+				{ .type = STORE_OP_GET,
+				  .ns = AWL_NS,
+				  .key = net,
+				  .keylen = strlen(net),
+				  .buf = awl,
+				  .bufsize = sizeof(awl) },
+				{ .type = STORE_OP_GET,
+				  .ns = GREY_NS,
+				  .key = key,
+				  .keylen = kl,
+				  .buf = buf,
+				  .bufsize = sizeof(buf) },
 			};
 			struct grey_rec g;
 			time_t t = time(NULL);
@@ -120,9 +132,14 @@ static void *decide(void *arg)
 			g.defers++;
 			g.last = t;
 			grey_rec_encode(&g, nv);
-			op[0] = (struct store_op){ .type = STORE_OP_CAS, .ns = GREY_NS, .key = key,
-				                   .keylen = kl, .expect = buf, .expectlen = op[1].len,
-				                   .val = nv, .vallen = sizeof(nv),
+			op[0] = (struct store_op){ .type = STORE_OP_CAS,
+				                   .ns = GREY_NS,
+				                   .key = key,
+				                   .keylen = kl,
+				                   .expect = buf,
+				                   .expectlen = op[1].len,
+				                   .val = nv,
+				                   .vallen = sizeof(nv),
 				                   .expires = t + 86400 };
 			if (store_batch(w->st, op, 1) != 0) {
 				fprintf(stderr, "decide: %s\n", store_strerror(store_last_error()));
@@ -180,6 +197,7 @@ static void run(const char *name, const struct store_params *p, const char *rsoc
 		fprintf(stderr, "%s: %s\n", name, err);
 		exit(1);
 	}
+	grey_store_setup(st); /* TDB: the daemon's hash size for a million records */
 	t0 = now_s();
 	fill(st);
 	t1 = now_s();
@@ -243,7 +261,8 @@ int main(int argc, char **argv)
 	int opt;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: store-redis-bench TDB_DIR unix:SOCKET [-n N] [-d S] [-t T]\n");
+		fprintf(stderr,
+		        "usage: store-redis-bench TDB_DIR unix:SOCKET [-n N] [-d S] [-t T]\n");
 		return 2;
 	}
 	tp.dir = argv[1];

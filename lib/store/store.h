@@ -178,7 +178,9 @@ typedef int (*store_traverse_fn)(const void *key, size_t keylen, const void *val
  * chain at a time: the file's lock is held only while a chain is copied, so
  * concurrent writers are not blocked and a record added or deleted during
  * the walk may or may not be seen.  Returns the number of records passed to
- * fn, or -1 on error. */
+ * fn, or -1 on error.  Redis: SCAN (never KEYS) in batches of 1000 with one
+ * MGET each, no connection held while fn runs; a key that SCAN returns
+ * twice is passed once. */
 int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void *arg);
 
 /* Delete expired records (and, over a cap, the oldest: store_ns_limit) in
@@ -186,7 +188,8 @@ int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void 
  * at chain *cursor, and advance *cursor; it returns to 0 when a whole pass
  * over the file is complete.  Start with *cursor = 0.  An empty namespace
  * costs one read of its count and no walk.  Returns the number of records
- * deleted or -1. */
+ * deleted or -1.  Redis removes expired records itself (key TTL): there it
+ * only keeps a cap (store_ns_limit) and otherwise returns 0 at once. */
 int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max_chains,
                       unsigned *cursor);
 
@@ -205,6 +208,9 @@ int store_seqnum(struct store *st, const char *ns, unsigned long *seq);
  * changes to the count.  Expired records count until the background
  * expiry removes them.  (A file made by an older version is counted once,
  * by a walk, when first opened.) */
+/* Redis: the sum of a small per-namespace hash of records per hour of
+ * expiry, kept by the write scripts (no SCAN): a record whose TTL ran out
+ * during the current hour counts until the hour ends. */
 long store_count(struct store *st, const char *ns);
 
 /* Cap ns at about max_records (0: no cap).  When an expiry pass starts
@@ -212,6 +218,9 @@ long store_count(struct store *st, const char *ns);
  * about 90% of the cap remains (oldest first when all records are kept
  * equally long, as refs are): the file may exceed the cap by what arrives
  * during two passes over it.  Returns 0 or -1. */
+/* Redis: while the count is over the cap, each store_expire_step() SCANs one
+ * batch of the namespace and deletes the records of the oldest hours that
+ * hold the surplus; nothing is walked while under it. */
 int store_ns_limit(struct store *st, const char *ns, long max_records);
 
 /* Several operations in one round trip (Redis: one pipeline; TDB: one after

@@ -616,6 +616,42 @@ static void t_cas_rules(void **state)
 	store_close(st);
 }
 
+/* A cap (store_ns_limit, as ref_max): expiry steps delete the records
+ * that expire first until the namespace is under the cap again. */
+static void t_ns_limit(void **state)
+{
+	struct store *st = open_be(state);
+	char k[32], buf[8];
+	size_t len;
+	long n;
+
+	assert_int_equal(store_ns_limit(st, "refs", 200), 0);
+	/* 300 records, each expiring one hour after the one before */
+	for (int i = 0; i < 300; i++) {
+		snprintf(k, sizeof(k), "ref%03d", i);
+		assert_int_equal(
+		    store_put(st, "refs", k, strlen(k), "r", 1, fake_now + 3600 * (i + 1), 0), 0);
+	}
+	assert_int_equal(store_count(st, "refs"), 300);
+	/* a few full passes (bounded) */
+	for (int pass = 0; pass < 5; pass++) {
+		unsigned cur = 0;
+		int steps = 0;
+		do
+			assert_true(store_expire_step(st, "refs", fake_now, 64, &cur) >= 0);
+		while (cur != 0 && ++steps < 100000);
+	}
+	n = store_count(st, "refs");
+	printf("# %ld of 300 records left under a cap of 200\n", n);
+	assert_true(n <= 200);
+	assert_true(n >= 150);
+	assert_int_equal(store_traverse(st, "refs", NULL, NULL), n);
+	/* the first to expire went, the last stayed */
+	assert_int_equal(store_get(st, "refs", "ref000", 6, buf, sizeof(buf), &len, NULL), 0);
+	assert_int_equal(store_get(st, "refs", "ref299", 6, buf, sizeof(buf), &len, NULL), 1);
+	store_close(st);
+}
+
 /* --- Redis only ------------------------------------------------------------------- */
 
 static void t_redis_prefixes(void **state)
@@ -777,6 +813,7 @@ int main(void)
 		BOTH(t_traverse_while_writing),
 		BOTH(t_threads_cas),
 		BOTH(t_cas_rules),
+		BOTH(t_ns_limit),
 		REDIS(t_redis_prefixes),
 		REDIS(t_redis_bad_config),
 		REDIS(t_redis_restart_empty),
