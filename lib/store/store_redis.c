@@ -52,6 +52,7 @@
 #define BACKOFF_MAX_MS 1000
 #define SCAN_COUNT     "1000"
 #define MAX_LIMITS     8
+#define SEQ_CACHE_MS   1000
 
 enum rkind { R_UNIX, R_TCP, R_SENTINEL };
 
@@ -99,6 +100,16 @@ struct rstore {
 		long max;
 	} limit[MAX_LIMITS];
 	int nlimit;
+
+	/* change counters read in the last SEQ_CACHE_MS (mu): a whitelist
+	 * lookup at every SMTP stage costs no round trip; this process's own
+	 * writes forget the namespace's entry, so they are seen at once */
+	struct {
+		char ns[STORE_MAX_NS_NAME + 1];
+		unsigned long seq;
+		long long at_ms;
+		int valid;
+	} seqc[MAX_LIMITS];
 
 	unsigned long long roundtrips, rt_us; /* atomic */
 };
@@ -789,6 +800,16 @@ static void wbuf_free(struct wbuf *w)
 	free(w->rec);
 }
 
+/* This process changed ns: its next store_seqnum reads the counter. */
+static void seq_forget(struct rstore *rs, const char *ns)
+{
+	pthread_mutex_lock(&rs->mu);
+	for (int i = 0; i < MAX_LIMITS; i++)
+		if (rs->seqc[i].ns[0] && strcmp(rs->seqc[i].ns, ns) == 0)
+			rs->seqc[i].valid = 0;
+	pthread_mutex_unlock(&rs->mu);
+}
+
 static void write_cmd(struct rstore *rs, struct cmd *c, struct wbuf *w, const char *ns,
                       const void *key, size_t keylen, const void *val, size_t vallen,
                       time_t expires, const char *mode, const void *expect, size_t expectlen)
@@ -843,6 +864,7 @@ static int rput(void *be, const char *ns, const void *key, size_t keylen, const 
 	(void)flags; /* durability is Redis' (appendfsync) */
 	write_cmd(rs, &c, &w, ns, key, keylen, val, vallen, expires, "p", NULL, 0);
 	rc = pipeline(rs, &c, 1, &r);
+	seq_forget(rs, ns);
 	wbuf_free(&w);
 	if (rc < 0)
 		return -1;
@@ -871,6 +893,7 @@ static int rdel(void *be, const char *ns, const void *key, size_t keylen, int fl
 	args(&c, seq);
 	args(&c, cnt);
 	rc = pipeline(rs, &c, 1, &r);
+	seq_forget(rs, ns);
 	free(k);
 	free(seq);
 	free(cnt);
@@ -916,8 +939,8 @@ static int rbatch(void *be, struct store_op *ops, size_t n)
 			if (op->type == STORE_OP_GET)
 				op->rc = decode_rec(rs, r[i], op->buf, op->buf ? op->bufsize : 0,
 				                    &op->len, &op->expires);
-			else
-				op->rc = reply_int(r[i]);
+			else if ((op->rc = reply_int(r[i])) == 1)
+				seq_forget(rs, op->ns);
 			op->err = op->rc < 0 ? store_last_error() : STORE_OK;
 			failed += op->rc < 0;
 		}
@@ -1085,14 +1108,40 @@ static int rtraverse(void *be, const char *ns, store_traverse_fn fn, void *arg)
 
 /* --- counters ------------------------------------------------------------------- */
 
+/* The cache entry of ns (mu held), or -1 when full. */
+static int seq_slot(struct rstore *rs, const char *ns)
+{
+	int i, free_i = -1;
+
+	for (i = 0; i < MAX_LIMITS; i++) {
+		if (rs->seqc[i].ns[0] && strcmp(rs->seqc[i].ns, ns) == 0)
+			return i;
+		if (!rs->seqc[i].ns[0] && free_i < 0)
+			free_i = i;
+	}
+	if (free_i >= 0)
+		bcopy_str(rs->seqc[free_i].ns, sizeof(rs->seqc[free_i].ns), ns);
+	return free_i;
+}
+
 static int rseqnum(void *be, const char *ns, unsigned long *seq)
 {
 	struct rstore *rs = be;
 	struct cmd c = { 0 };
 	redisReply *r = NULL;
-	char *k = meta_key(rs, "seq", ns);
-	int rc = 0;
+	char *k;
+	int rc = 0, i;
+	long long now = now_ms();
 
+	pthread_mutex_lock(&rs->mu);
+	i = seq_slot(rs, ns);
+	if (i >= 0 && rs->seqc[i].valid && now - rs->seqc[i].at_ms < SEQ_CACHE_MS) {
+		*seq = rs->seqc[i].seq;
+		pthread_mutex_unlock(&rs->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	k = meta_key(rs, "seq", ns);
 	args(&c, "GET");
 	args(&c, k);
 	if (pipeline(rs, &c, 1, &r) < 0) {
@@ -1109,6 +1158,15 @@ static int rseqnum(void *be, const char *ns, unsigned long *seq)
 		rc = -1;
 	}
 	freeReplyObject(r);
+	if (rc == 0) {
+		pthread_mutex_lock(&rs->mu);
+		if ((i = seq_slot(rs, ns)) >= 0) {
+			rs->seqc[i].seq = *seq;
+			rs->seqc[i].at_ms = now;
+			rs->seqc[i].valid = 1;
+		}
+		pthread_mutex_unlock(&rs->mu);
+	}
 	return rc;
 }
 
