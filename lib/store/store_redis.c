@@ -53,6 +53,7 @@
 #define SCAN_COUNT     "1000"
 #define MAX_LIMITS     8
 #define SEQ_CACHE_MS   1000
+#define LIMIT_CHECK_MS 10000
 
 enum rkind { R_UNIX, R_TCP, R_SENTINEL };
 
@@ -98,6 +99,7 @@ struct rstore {
 	struct {
 		char ns[STORE_MAX_NS_NAME + 1];
 		long max;
+		long long next_ms; /* count it again then (under the cap) */
 	} limit[MAX_LIMITS];
 	int nlimit;
 
@@ -1279,7 +1281,8 @@ static time_t evict_cutoff(struct rstore *rs, const char *ns, long goal)
 /* Expiry is Redis' (key TTL): nothing to walk.  Over a cap
  * (store_ns_limit), each step SCANs one batch of the namespace and deletes
  * the records that expire in the oldest hours holding the surplus (oldest
- * first, to the hour), until the count is under 90% of the cap. */
+ * first, to the hour), until the count is under 90% of the cap.  Under the
+ * cap, the count is read every LIMIT_CHECK_MS only. */
 static int rexpire_step(void *be, const char *ns, time_t now, unsigned max_chains, unsigned *cursor)
 {
 	struct rstore *rs = be;
@@ -1293,14 +1296,26 @@ static int rexpire_step(void *be, const char *ns, time_t now, unsigned max_chain
 	(void)now;
 	if (max_chains == 0)
 		return store_set_error(STORE_ERR_INVAL), -1;
+	long long t = now_ms();
+	int li = -1;
+
 	pthread_mutex_lock(&rs->mu);
 	for (int i = 0; i < rs->nlimit; i++)
 		if (strcmp(rs->limit[i].ns, ns) == 0)
-			max = rs->limit[i].max;
+			li = i;
+	/* under the cap: counted again every LIMIT_CHECK_MS, not at every
+	 * step (ten a second) */
+	if (li >= 0 && (*cursor != 0 || t >= rs->limit[li].next_ms))
+		max = rs->limit[li].max;
 	pthread_mutex_unlock(&rs->mu);
-	if (max <= 0 || (n = rcount(be, ns)) < 0 || n <= max) {
-		*cursor = 0;
+	if (max <= 0)
 		return 0;
+	if ((n = rcount(be, ns)) < 0 || n <= max) {
+		pthread_mutex_lock(&rs->mu);
+		rs->limit[li].next_ms = t + LIMIT_CHECK_MS;
+		pthread_mutex_unlock(&rs->mu);
+		*cursor = 0;
+		return n < 0 ? -1 : 0;
 	}
 	if ((cutoff = evict_cutoff(rs, ns, n - max * 9 / 10)) == 0)
 		return 0;

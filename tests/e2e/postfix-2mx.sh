@@ -70,7 +70,8 @@ mx_up()
 	pf_conf "$PC/portcullis.conf" "checks = whitelist, greylist" "greylist.pools = no" \
 		"greylist.delay = 10m" "hostname = mx$1.example.test" \
 		"store.backend = redis" "store.redis = unix:$RSOCK" \
-		"store.redis_prefix = twomx:" "store.timeout_ms = 500"
+		"store.redis_prefix = twomx:" "store.timeout_ms = 500" \
+		"metrics.listen = 127.0.0.1:$(t_free_port)"
 	t_start "$PC/portcullis.conf" "$T/portcullis.log"
 	pf_start
 	t_at_exit "Q='$Q'; PF='$PF'; pf_stop"
@@ -150,6 +151,31 @@ else
 fi
 out=$(ctl 1 whitelist list sender 2>&1)
 echo "$out" | grep -q 'vip@partner.example' || t_err "whitelist list on MX1 lacks the entry: $out"
+
+# --- the round trips of one transaction (a figure, printed) ------------------------
+rtrips()
+{
+	curl -s "http://$(t_conf_get "$MX1_PC/portcullis.conf" metrics.listen)/metrics" |
+		sed -n 's/^portcullis_store_roundtrips_total{backend="redis"} //p'
+}
+r0=$(rtrips)
+smtp 1 rt1 192.0.2.21
+r1=$(rtrips)
+[ -n "$(queue_id rt1)" ] || t_err "rt1 (a passed triplet) was not accepted"
+if [ -n "$r0" ] && [ -n "$r1" ]; then
+	echo "figure: store round trips for one accepted 1-recipient transaction on MX1" \
+		"(whitelist, greylist, no ref kept): $((r1 - r0))"
+	[ $((r1 - r0)) -gt 0 ] || t_err "no round trip counted for a greylist decision"
+else
+	t_err "no portcullis_store_roundtrips_total in MX1's metrics"
+fi
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	smtp 1 "rtb$i" 192.0.2.21
+done
+r2=$(rtrips)
+echo "figure: store round trips for 10 such transactions in a row: $((r2 - r1))" \
+	"(the whitelist's change counter is read at most once a second, the greylist" \
+	"counters are flushed once a second)"
 
 # --- 5. Redis stopped: 451 4.3.0, one warning; back: delivered ---------------------
 redis_down
