@@ -731,6 +731,46 @@ static void t_redis_restart_empty(void **state)
 	store_close(st);
 }
 
+static void redis_cmd(const char *a, const char *b, const char *c)
+{
+	struct timeval tv = { 2, 0 };
+	redisContext *x = redisConnectUnixWithTimeout(sock, tv);
+	const char *argv[3] = { a, b, c };
+	redisReply *r;
+
+	assert_non_null(x);
+	assert_int_equal(x->err, 0);
+	r = redisCommandArgv(x, c ? 3 : 2, argv, NULL);
+	assert_non_null(r);
+	freeReplyObject(r);
+	redisFree(x);
+}
+
+/* A server that turned read-only (a replica, e.g. an old master after a
+ * failover): writes fail with STORE_ERR_DOWN, never a false success, the
+ * reads still answer; writable again, the store works without a reopen. */
+static void t_redis_readonly(void **state)
+{
+	struct store *st = open_be(state);
+	char buf[8];
+	size_t len;
+	int ok = 0;
+
+	assert_int_equal(store_put(st, "greylist", "k", 1, "v", 1, 0, 0), 0);
+	redis_cmd("REPLICAOF", "127.0.0.1", "1"); /* a master that is not there */
+	assert_int_equal(store_put(st, "greylist", "k2", 2, "v", 1, 0, 0), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_DOWN);
+	redis_cmd("REPLICAOF", "NO", "ONE");
+	for (int i = 0; i < 100 && !ok; i++) {
+		ok = store_put(st, "greylist", "k2", 2, "v", 1, 0, 0) == 0;
+		if (!ok)
+			usleep(50000);
+	}
+	assert_true(ok);
+	assert_int_equal(store_get(st, "greylist", "k", 1, buf, sizeof(buf), &len, NULL), 1);
+	store_close(st);
+}
+
 static void t_redis_bad_config(void **state)
 {
 	struct store_params p = { 0 };
@@ -834,6 +874,7 @@ int main(void)
 		REDIS(t_redis_prefixes),
 		REDIS(t_redis_bad_config),
 		REDIS(t_redis_restart_empty),
+		REDIS(t_redis_readonly),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
