@@ -120,7 +120,7 @@ struct check_ctx {
 	/* When the stage's DNS time is up (now_ms() clock): every check of a
 	 * stage shares one dns.timeout_ms, see check_dns_timeout(). */
 	long long dns_deadline_ms;
-	/* The process's store (lib/store.h), NULL when none is open; and
+	/* The process's store (lib/store/store.h), NULL when none is open; and
 	 * whether this is a dry run (portcullisctl check), in which a
 	 * module reads the store but must not change it. */
 	struct store *store;

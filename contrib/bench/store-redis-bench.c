@@ -4,7 +4,7 @@
  *                     [-t THREADS]
  *
  * For each backend in turn (tdb, then redis), on a fresh store:
- *   fill     TRIPLETS greylist records in the real format (lib/grey.h keys
+ *   fill     TRIPLETS greylist records in the real format (lib/store/grey.h keys
  *            "ip:NET SENDER RCPT", 32-byte values), written with
  *            compare-and-set batches of 100 (Redis: one pipeline each);
  *   decide   THREADS threads for SECONDS make greylist decisions as

@@ -8,7 +8,7 @@
  * been unused for greylist.expire.  Each recipient is decided on its own;
  * one that passed is never delayed again.
  *
- * Where the client is (lib/grey.h, NET), chosen so that big senders that
+ * Where the client is (lib/store/grey.h, NET), chosen so that big senders that
  * retry from another address of their pool still match:
  *   spf:DOMAIN  the sender domain's SPF record authorises the client
  *               (greylist.pools, lib/spf.c with the DNS layer's cache);
