@@ -89,6 +89,21 @@ static void *reload_thread(void *arg)
 			log_msg(LOG_LVL_WARN,
 			        "reload: a new metrics.listen takes a restart; still on '%s'",
 			        old->core.metrics_listen);
+		if (old && (strcmp(old->core.store_backend, c->core.store_backend) != 0 ||
+		            strcmp(old->core.store_redis, c->core.store_redis) != 0 ||
+		            old->core.store_redis_db != c->core.store_redis_db ||
+		            strcmp(old->core.store_redis_password_file,
+		                   c->core.store_redis_password_file) != 0 ||
+		            strcmp(old->core.store_redis_prefix, c->core.store_redis_prefix) != 0 ||
+		            old->core.store_timeout_ms != c->core.store_timeout_ms ||
+		            (strcmp(c->core.store_backend, "tdb") == 0 &&
+		             strcmp(old->core.state_dir, c->core.state_dir) != 0)))
+			log_msg(LOG_LVL_WARN,
+			        "reload: a new store.* setting takes a restart; still on %s %s",
+			        old->core.store_backend,
+			        strcmp(old->core.store_backend, "redis") == 0
+			            ? old->core.store_redis
+			            : old->core.state_dir);
 		conf_unref(old);
 		log_set_debug(c->core.debug);
 		if (clamav_start(c, err, sizeof(err)) < 0)

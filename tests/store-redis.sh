@@ -189,4 +189,21 @@ echo "$out" | grep -q "warning: store: redis unix:$T/nothing.sock does not answe
 t_conf "$T/bad.conf" "store.backend = redis" "store.redis = nowhere"
 out=$(timeout 30 "$PORTCULLIS" -t -c "$T/bad.conf" 2>&1) && t_err "-t accepted store.redis = nowhere"
 echo "$out" | grep -q 'store.redis' || t_err "-t: bad store.redis not named: $out"
+
+# --- 6. the daemon on Redis: started, a store.* change at reload is refused ----------
+t_conf "$T/d.conf" "store.backend = redis" "store.redis = unix:$RSOCK" \
+	"store.redis_prefix = grp1:" "socket = unix:$T/d.sock"
+t_start "$T/d.conf" "$T/d.log"
+D_PID=$T_PID D_WRAP=$T_WRAP
+grep -q "store: redis unix:$RSOCK answers (version " "$T/d.log" ||
+	t_err "the daemon did not log that Redis answers"
+t_conf "$T/d.conf" "store.backend = redis" "store.redis = unix:$RSOCK" \
+	"store.redis_prefix = grp2:" "socket = unix:$T/d.sock"
+kill -USR1 "$D_PID"
+t_wait_for 'grep -q "configuration reloaded" "$T/d.log"' 10 || t_err "no reload"
+grep -q "reload: a new store.\* setting takes a restart; still on redis unix:$RSOCK" "$T/d.log" &&
+	pass "a reload says that a store.* change takes a restart" ||
+	t_err "no warning about store.* at reload: $(tail -n 3 "$T/d.log")"
+t_stop "$D_PID" 15 "$D_WRAP"
+t_sanitizer_clean "$T/d.log"
 t_done
