@@ -668,10 +668,21 @@ static int pipeline(struct rstore *rs, struct cmd *cmds, size_t n, redisReply **
 		if (broken || drop || noscript) {
 			char why[300];
 
-			if (broken)
+			if (broken) {
 				snprintf(why, sizeof(why), "%s", c->err ? c->errstr : "no reply");
-			else
-				snprintf(why, sizeof(why), "%s", "the server refused writes");
+			} else {
+				snprintf(why, sizeof(why), "%s", "the server refused the command");
+				for (i = 0; i < got; i++)
+					if (out[i]->type == REDIS_REPLY_ERROR &&
+					    error_kind(out[i]) == 2) {
+						/* "READONLY You can't write against a read only
+						 * replica.": the server's words, one line */
+						snprintf(why, sizeof(why), "%.*s",
+						         (int)strcspn(out[i]->str, "\r\n"),
+						         out[i]->str);
+						break;
+					}
+			}
 			for (i = 0; i < got; i++)
 				freeReplyObject(out[i]);
 			if (noscript && !broken && !drop) {
