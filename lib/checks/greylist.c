@@ -494,7 +494,8 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 	for (int attempt = 0, awl_done = 0;; attempt++) {
 		unsigned char awlbuf[AWL_REC_SIZE], awlnew[AWL_REC_SIZE], newbuf[GREY_REC_SIZE];
 		struct store_op op[2];
-		int nop = 0, gi, ai = -1, awl_found = 0, pass = 0, nowrite = 0;
+		int nop = 0, gi, ai = -1, awl_found = 0, awl_rc = -1, pass = 0, nowrite = 0;
+		size_t awl_len = 0;
 		enum { D_PASSED, D_EARLY, D_PASS_NOW, D_NOGREY, D_NEW } d;
 		time_t expires;
 
@@ -516,15 +517,29 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 			                    .buf = buf,
 			                    .bufsize = sizeof(buf) };
 		(void)store_batch(cx->store, op, (size_t)nop);
-		if (ai >= 0 && op[ai].rc == 1) {
+		/* (op[] is used again for the writes: keep the awl read) */
+		if (ai >= 0) {
+			awl_rc = op[ai].rc == 1 || op[ai].rc == 0 ? op[ai].rc
+			         : op[ai].err == STORE_ERR_SPACE  ? 2 /* another size */
+			                                          : -1;
+			awl_len = op[ai].len;
+		}
+		if (awl_rc == 1) {
 			struct awl_rec a;
 
 			awl_found = 1;
-			if (awl_rec_decode(awlbuf, op[ai].len, &a) == 0 &&
+			if (awl_rec_decode(awlbuf, awl_len, &a) == 0 &&
 			    a.passes >= (uint32_t)gc->awl_count) {
 				count(cx, &n_awl);
-				if (awl_pass(cx, gc, net, now) < 0)
-					return store_failed(out, "auto-whitelist");
+				if (awl_counts(cx, gc)) {
+					/* the record just read: one compare-and-set */
+					awl_next(awlbuf, awl_len, now, awlnew);
+					awl_cas_op(&op[0], net, 1, awlbuf, awl_len, awlnew,
+					           now + gc->awl_expire);
+					if (store_batch(cx->store, op, 1) != 0 ||
+					    (op[0].rc == 0 && awl_pass(cx, gc, net, now) < 0))
+						return store_failed(out, "auto-whitelist");
+				}
 				return CHECK_DONE;
 			}
 		}
@@ -592,13 +607,13 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 					                     .vallen = sizeof(newbuf),
 					                     .expires = expires };
 			}
-			if (pass && !awl_done && awl_counts(cx, gc) && ai >= 0 && op[ai].rc >= 0) {
+			if (pass && !awl_done && awl_counts(cx, gc) &&
+			    (awl_rc == 0 || awl_rc == 1)) {
 				wi = n;
-				awl_next(awl_found ? awlbuf : NULL, awl_found ? op[ai].len : 0, now,
+				awl_next(awl_found ? awlbuf : NULL, awl_found ? awl_len : 0, now,
 				         awlnew);
-				awl_cas_op(&op[n], net, awl_found, awlbuf,
-				           awl_found ? op[ai].len : 0, awlnew,
-				           now + gc->awl_expire);
+				awl_cas_op(&op[n], net, awl_found, awlbuf, awl_found ? awl_len : 0,
+				           awlnew, now + gc->awl_expire);
 				n++;
 			}
 			(void)store_batch(cx->store, op, (size_t)n);
@@ -615,7 +630,10 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 				return check_retry(out, "greylist store: %s changed too often",
 				                   "the triplet");
 			}
-			if (wi >= 0 && op[wi].rc == 0 && awl_pass(cx, gc, net, now) < 0)
+			/* another host changed the awl record meanwhile, or it has
+			 * another size: counted on its own */
+			if (((wi >= 0 && op[wi].rc == 0) || (pass && !awl_done && awl_rc == 2)) &&
+			    awl_pass(cx, gc, net, now) < 0)
 				return store_failed(out, "auto-whitelist");
 		}
 		switch (d) {
