@@ -10,7 +10,12 @@
 #     delivered with "X-Greylist: delayed 700 seconds ... at mx2";
 #  3. `portcullisctl explain R1` on MX2 shows MX1's refusal;
 #  4. a sender greylisted on MX1; `portcullisctl whitelist add sender` on
-#     MX2; the same sender from a new client passes MX1 at once (no reload);
+#     MX2; the same sender from a new client passes MX1 (no reload; within
+#     a second: MX1 reads the shared change counter at most once a second);
+#     then 20 retries of one triplet at the same moment, 10 on each MX host:
+#     all accepted, and the auto-whitelist counts exactly 20 passes of the
+#     network (no lost update); the store round trips of accepted
+#     transactions are printed;
 #  5. Redis stopped: a passed triplet gets 451 4.3.0 on both MX hosts (the
 #     greylist's on_error, never a pass), nothing queued; portcullis logs
 #     one warning for the outage, not one per message; Redis started again
@@ -152,6 +157,45 @@ fi
 out=$(ctl 1 whitelist list sender 2>&1)
 echo "$out" | grep -q 'vip@partner.example' || t_err "whitelist list on MX1 lacks the entry: $out"
 
+# --- 4b. the same retry on both MX hosts at the same moment ---------------------
+# A new triplet is greylisted; after the delay 20 sessions (10 per MX host)
+# retry it at once: every one is accepted and the record counts exactly 20
+# passes (compare-and-set: no update is lost).
+smtp 1 race0 192.0.2.77 race@sender.example
+mta_reply race0 'RCPT TO:' | grep -q '451 4.7.1' || t_err "race: the first attempt was not greylisted"
+echo $((NOW + 1400)) >"$PORTCULLIS_CLOCK_FILE"
+pids=
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	for m in 1 2; do
+		(smtp $m "race$m-$i" 192.0.2.77 race@sender.example) &
+		pids="$pids $!"
+	done
+done
+for p in $pids; do
+	wait "$p"
+done
+n=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	for m in 1 2; do
+		on_mx $m
+		if [ -n "$(queue_id "race$m-$i")" ]; then
+			n=$((n + 1))
+		else
+			t_err "race$m-$i: not accepted: $(mta_reply "race$m-$i" 'RCPT TO:')"
+		fi
+	done
+done
+# every accepted transaction counts one pass of the network on the
+# auto-whitelist (once awl_count passes are there, the triplet itself is no
+# longer looked at)
+out=$(ctl 2 awl list 2>&1)
+echo "$out" | grep -q '^ip:192\.0\.2\.77/32 passes=20 ' &&
+	pass "20 simultaneous retries on two MX hosts: $n accepted, the auto-whitelist counts 20 passes" ||
+	t_err "after 20 simultaneous retries ($n accepted) the awl record is: $(echo "$out" | grep 192.0.2.77)"
+out=$(ctl 2 greylist list --sender race@sender.example 2>&1)
+echo "$out" | grep -q ' passed passes=[0-9]* defers=1 ' ||
+	t_err "the raced triplet is not 'passed ... defers=1': $out"
+
 # --- the round trips of one transaction (a figure, printed) ------------------------
 rtrips()
 {
@@ -234,7 +278,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 done
 [ -n "$ok" ] && echo "ok: Redis restarted empty: the triplet is greylisted again on MX2" ||
 	t_err "Redis restarted empty: no 451 4.7.1 greylisting"
-echo $((NOW + 1500)) >"$PORTCULLIS_CLOCK_FILE"
+echo $((NOW + 2100)) >"$PORTCULLIS_CLOCK_FILE"
 smtp 1 empty-retry 192.0.2.21
 QID=$(queue_id empty-retry)
 [ -n "$QID" ] && delivered empty-retry "$QID" >/dev/null &&
