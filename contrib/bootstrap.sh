@@ -26,12 +26,12 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
- libmilter-dev libspf2-dev libldns-dev libclamav-dev libtdb-dev libpsl-dev
+ libmilter-dev libspf2-dev libldns-dev libclamav-dev libtdb-dev libhiredis-dev libpsl-dev
  libpcre2-dev libcmocka-dev libgmime-3.0-dev libopendkim-dev libopendmarc-dev libssl-dev"
 TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml
  m4 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3
  curl python3-prometheus-client strace prometheus
- debhelper dpkg-dev lintian
+ debhelper dpkg-dev lintian redis-server redis-sentinel redis-tools
  opendkim-tools"
 # Sendmail for tests/e2e/sendmail.sh conflicts with the postfix package: it
 # is unpacked privately (the libraries above are its other dependencies).

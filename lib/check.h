@@ -90,6 +90,11 @@ struct verdicts {
 	 * check". */
 	char retry_code[4];
 	char retry_xcode[10];
+	/* Set by the module when the failure is an event that was logged once
+	 * when it started (a store that does not answer, a full disk): the
+	 * engine then logs this transaction's failure at debug level only, not
+	 * as a warning per message.  Reset by the engine before each hook. */
+	int logged_once;
 	/* Headers the module asks to add (verdict_header); the engine resets
 	 * nhdr before each hook call. */
 	int nhdr;
@@ -149,7 +154,7 @@ struct check_ctx {
 	/* When the stage's DNS time is up (now_ms() clock): every check of a
 	 * stage shares one dns.timeout_ms, see check_dns_timeout(). */
 	long long dns_deadline_ms;
-	/* The process's store (lib/store.h), NULL when none is open; and
+	/* The process's store (lib/store/store.h), NULL when none is open; and
 	 * whether this is a dry run (portcullisctl check), in which a
 	 * module reads the store but must not change it. */
 	struct store *store;

@@ -11,6 +11,7 @@
 #include "dns.h"
 #include "log.h"
 #include "metrics_http.h"
+#include "store.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -44,6 +45,20 @@ const struct conf_param core_params[] = {
 	  "write the daemon's process id here; empty: none" },
 	{ "state_dir", "/var/lib/portcullis", CONF_STR, CORE(state_dir), 0, 0,
 	  "directory of the state databases (greylist, whitelist, refs); must exist" },
+	{ "store.backend", "tdb", CONF_STR, CORE(store_backend), 0, 0,
+	  "where the greylist, auto-whitelist, whitelist and refs are kept: tdb (files in "
+	  "state_dir, one host) or redis (shared by several MX hosts); changed by a restart" },
+	{ "store.redis", "unix:/run/redis/redis-server.sock", CONF_STR, CORE(store_redis), 0, 0,
+	  "the Redis server: unix:PATH, HOST:PORT or sentinel:MASTER@HOST:PORT[,HOST:PORT...]" },
+	{ "store.redis_db", "0", CONF_INT, CORE(store_redis_db), 0, 65535,
+	  "Redis database number (SELECT)" },
+	{ "store.redis_password_file", "", CONF_STR, CORE(store_redis_password_file), 0, 0,
+	  "file whose first line is the Redis password (AUTH), readable by the daemon only; "
+	  "empty: no AUTH" },
+	{ "store.redis_prefix", "portcullis:", CONF_STR, CORE(store_redis_prefix), 0, 0,
+	  "prefix of every Redis key (several portcullis groups on one Redis)" },
+	{ "store.timeout_ms", "1000", CONF_INT, CORE(store_timeout_ms), 10, 60000,
+	  "time a Redis connect or command may take (ms)" },
 	{ "ref_keep", "7d", CONF_TIME, CORE(ref_keep), 0, 366 * 86400,
 	  "how long the details of a refused transaction are kept for portcullisctl explain "
 	  "(0: not kept)" },
@@ -96,6 +111,18 @@ const struct conf_param core_params[] = {
 	  "message over content.max_size: off passes it unscanned, reject answers 552 5.3.4" },
 	CONF_END
 };
+
+void conf_store_params(const struct conf *c, struct store_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->backend = strcmp(c->core.store_backend, "redis") == 0 ? STORE_REDIS : STORE_TDB;
+	p->dir = c->core.state_dir;
+	p->redis = c->core.store_redis;
+	p->redis_db = c->core.store_redis_db;
+	p->password_file = c->core.store_redis_password_file;
+	p->prefix = c->core.store_redis_prefix;
+	p->timeout_ms = c->core.store_timeout_ms;
+}
 
 /* The two automatic parameters of every module, stored in struct modconf. */
 static const struct conf_param mod_auto_params[] = {
@@ -654,6 +681,17 @@ int conf_finish(struct conf *c, char *err, size_t errsize)
 		         "socket: invalid '%.80s' (unix:PATH, inet:PORT@HOST or inet6:PORT@HOST)",
 		         core->socket);
 		locate_error(c, "socket", err, errsize);
+		return -1;
+	}
+	if (strcmp(core->store_backend, "tdb") && strcmp(core->store_backend, "redis")) {
+		snprintf(err, errsize, "store.backend: invalid value '%.60s' (tdb or redis)",
+		         core->store_backend);
+		locate_error(c, "store.backend", err, errsize);
+		return -1;
+	}
+	if (!strcmp(core->store_backend, "redis") && core->store_redis[0] == '\0') {
+		snprintf(err, errsize, "store.redis: empty, but store.backend is redis");
+		locate_error(c, "store.redis", err, errsize);
 		return -1;
 	}
 	if (core->metrics_listen[0]) {

@@ -73,6 +73,12 @@ struct core_conf {
 	char *user;
 	char *pidfile;
 	char *state_dir;
+	char *store_backend;
+	char *store_redis;
+	long store_redis_db;
+	char *store_redis_password_file;
+	char *store_redis_prefix;
+	long store_timeout_ms;
 	long ref_keep;
 	long ref_max;
 	char *hostname;
@@ -125,6 +131,10 @@ struct conf {
 	void *priv;         /* where keys were set (conf.c) */
 	struct dns *dns;    /* the resolver of dns.* (one per snapshot) */
 };
+
+struct store_params;
+/* The store.* settings of c as lib/store's parameters (pointers into c). */
+void conf_store_params(const struct conf *c, struct store_params *p);
 
 /* Load a snapshot from path (NULL: built-in defaults only).  Returns NULL
  * and fills err on any error. */

@@ -435,6 +435,7 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		out.nauth = 0;
 		out.nenv = 0;
 		out.error[0] = out.retry_code[0] = out.retry_xcode[0] = '\0';
+		out.logged_once = 0;
 		int status = m->hook[st](cx, &out);
 
 		take_headers(c, idx, &out);
@@ -454,10 +455,11 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 			 * chose; with skip nothing is deferred, and the line must
 			 * say so. */
 			if (mc->on_error == ONERR_DEFER)
-				log_msg(LOG_LVL_WARN, "ref=%s %s check failed: %s (on_error=defer)",
+				log_msg(out.logged_once ? LOG_LVL_DEBUG : LOG_LVL_WARN,
+				        "ref=%s %s check failed: %s (on_error=defer)",
 				        check_ref(cx), m->name, why);
 			else
-				log_msg(LOG_LVL_WARN,
+				log_msg(out.logged_once ? LOG_LVL_DEBUG : LOG_LVL_WARN,
 				        "ref=%s %s check failed, skipped (on_error=skip; with "
 				        "defer the "
 				        "answer would be: %s)",
@@ -686,7 +688,8 @@ static void save_ref(const struct conn *c, const struct txn *t, const char *verd
 
 		/* a full or read-only file system is logged by the store, once
 		 * per event: not again for every refused transaction */
-		if (e != STORE_ERR_NOSPACE && e != STORE_ERR_ROFS && e != STORE_ERR_RDONLY)
+		if (e != STORE_ERR_NOSPACE && e != STORE_ERR_ROFS && e != STORE_ERR_RDONLY &&
+		    e != STORE_ERR_DOWN)
 			log_msg(LOG_LVL_WARN, "ref=%s not kept for explain: %s", t->ref,
 			        store_strerror(e));
 	}

@@ -218,7 +218,7 @@ void engine_txn_end(struct conn *c, const struct reply *eom);
 /* The process's store, shared by every connection (NULL: none), and
  * whether checks may change it (dry_run: portcullisctl check).  Set once
  * before the first connection.  The engine itself keeps a record of each
- * refused transaction in it (lib/refs.h). */
+ * refused transaction in it (lib/store/refs.h). */
 struct store;
 void engine_set_store(struct store *st, int dry_run);
 struct store *engine_store(void);

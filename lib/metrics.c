@@ -544,6 +544,28 @@ static void render_store(struct out *o, long interval)
 	       "Age of the store entry counts.");
 	put(o, "portcullis_store_counted_seconds_ago %lld\n",
 	    (now > store_counted_us ? now - store_counted_us : 0) / 1000000);
+	{
+		struct store_stats ss;
+
+		store_get_stats(store, &ss);
+		family(o, "portcullis_store_errors_total", "counter",
+		       "Store calls that failed (I/O, a full disk, a Redis that does not answer).");
+		put(o, "portcullis_store_errors_total{backend=\"%s\"} %llu\n",
+		    store_backend_name(store), ss.errors);
+		family(o, "portcullis_store_up", "gauge",
+		       "1 while the store answers, 0 during an outage of its server (Redis).");
+		put(o, "portcullis_store_up{backend=\"%s\"} %d\n", store_backend_name(store),
+		    !ss.down);
+		family(o, "portcullis_store_roundtrips_total", "counter",
+		       "Round trips to the store's server (Redis; none for TDB).");
+		put(o, "portcullis_store_roundtrips_total{backend=\"%s\"} %llu\n",
+		    store_backend_name(store), ss.roundtrips);
+		family(o, "portcullis_store_roundtrip_seconds_total", "counter",
+		       "Time spent in those round trips (mean latency: divide by the count).");
+		put(o, "portcullis_store_roundtrip_seconds_total{backend=\"%s\"} %llu.%06llu\n",
+		    store_backend_name(store), ss.roundtrip_us / 1000000,
+		    ss.roundtrip_us % 1000000);
+	}
 }
 
 char *metrics_render(const struct conf *conf, size_t *len)

@@ -67,8 +67,12 @@ struct store *ctl_store_open(const struct conf *conf)
 
 struct store *ctl_store_open_flags(const struct conf *conf, int flags)
 {
-	char err[512];
-	struct store *st = store_open_flags(conf->core.state_dir, flags, err, sizeof(err));
+	char err[1024];
+	struct store_params sp;
+	struct store *st;
+
+	conf_store_params(conf, &sp);
+	st = store_open_params(&sp, flags, err, sizeof(err));
 
 	if (st == NULL) {
 		err2("%s", err);
@@ -80,13 +84,19 @@ struct store *ctl_store_open_flags(const struct conf *conf, int flags)
 	return st;
 }
 
+/* Is the store Redis (shared by the MX hosts; no files)? */
+static int is_redis(const struct conf *conf)
+{
+	return strcmp(conf->core.store_backend, "redis") == 0;
+}
+
 /* Give NS's file to the owner of state_dir when we (root) created it. */
 static void fix_owner(const struct conf *conf, const char *ns)
 {
 	struct stat d, f;
 	char *path;
 
-	if (geteuid() != 0 || stat(conf->core.state_dir, &d) < 0 || d.st_uid == 0)
+	if (is_redis(conf) || geteuid() != 0 || stat(conf->core.state_dir, &d) < 0 || d.st_uid == 0)
 		return;
 	path = xasprintf("%s/%s.tdb", conf->core.state_dir, ns);
 	if (stat(path, &f) == 0 && f.st_uid == 0 && chown(path, d.st_uid, d.st_gid) < 0 &&
@@ -107,9 +117,13 @@ void ctl_store_close(const struct conf *conf, struct store *st)
 /* Does NS's file exist?  (Read-only commands do not create files.) */
 static int ns_exists(const struct conf *conf, const char *ns)
 {
-	char *path = xasprintf("%s/%s.tdb", conf->core.state_dir, ns);
-	int rc = access(path, F_OK) == 0;
+	char *path;
+	int rc;
 
+	if (is_redis(conf))
+		return 1; /* an absent namespace reads as empty */
+	path = xasprintf("%s/%s.tdb", conf->core.state_dir, ns);
+	rc = access(path, F_OK) == 0;
 	free(path);
 	return rc;
 }
@@ -954,7 +968,7 @@ int cmd_dump(struct conf *conf, int argc, char **argv)
 			rc = dump_ns(st, argv[i], stdout);
 	} else {
 		/* every namespace file in state_dir, known ones first */
-		DIR *d = opendir(conf->core.state_dir);
+		DIR *d = is_redis(conf) ? NULL : opendir(conf->core.state_dir);
 		struct dirent *de;
 		for (size_t i = 0; i < ARRAY_SIZE(known_ns) && rc == 0; i++)
 			if (ns_exists(conf, known_ns[i]))

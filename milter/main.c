@@ -89,6 +89,21 @@ static void *reload_thread(void *arg)
 			log_msg(LOG_LVL_WARN,
 			        "reload: a new metrics.listen takes a restart; still on '%s'",
 			        old->core.metrics_listen);
+		if (old && (strcmp(old->core.store_backend, c->core.store_backend) != 0 ||
+		            strcmp(old->core.store_redis, c->core.store_redis) != 0 ||
+		            old->core.store_redis_db != c->core.store_redis_db ||
+		            strcmp(old->core.store_redis_password_file,
+		                   c->core.store_redis_password_file) != 0 ||
+		            strcmp(old->core.store_redis_prefix, c->core.store_redis_prefix) != 0 ||
+		            old->core.store_timeout_ms != c->core.store_timeout_ms ||
+		            (strcmp(c->core.store_backend, "tdb") == 0 &&
+		             strcmp(old->core.state_dir, c->core.state_dir) != 0)))
+			log_msg(LOG_LVL_WARN,
+			        "reload: a new store.* setting takes a restart; still on %s %s",
+			        old->core.store_backend,
+			        strcmp(old->core.store_backend, "redis") == 0
+			            ? old->core.store_redis
+			            : old->core.state_dir);
 		conf_unref(old);
 		log_set_debug(c->core.debug);
 		if (clamav_start(c, err, sizeof(err)) < 0)
@@ -200,6 +215,19 @@ static int check_start_here(const struct conf *c, const char *who, char *err, si
 		}
 	}
 	closedir(dir);
+	if (strcmp(c->core.store_backend, "redis") == 0) {
+		/* the address, the password file (read as this user) and AUTH;
+		 * a server that does not answer is no reason not to start */
+		struct store_params sp;
+		struct store *st;
+
+		conf_store_params(c, &sp);
+		if ((st = store_open_params(&sp, 0, e, sizeof(e))) == NULL) {
+			snprintf(err, errsize, "%.900s (as user %.60s)", e, who);
+			return -1;
+		}
+		store_close(st);
+	}
 	if (clamav_database(c)) {
 		const char *db = clamav_database(c);
 
@@ -222,6 +250,29 @@ static int check_start_here(const struct conf *c, const char *who, char *err, si
 		}
 	}
 	return 0;
+}
+
+/* -t: say whether a Redis store answers (a server that does not answer is
+ * no configuration error: the daemon starts and the checks follow their
+ * on_error until it does). */
+static void test_store(const struct conf *c)
+{
+	struct store_params sp;
+	struct store *st;
+	char e[1024];
+
+	conf_store_params(c, &sp);
+	if (sp.backend != STORE_REDIS)
+		return;
+	if ((st = store_open_params(&sp, STORE_RDONLY, e, sizeof(e))) == NULL) {
+		printf("portcullis: warning: %s\n", e);
+		return;
+	}
+	if (store_ping(st, e, sizeof(e)) == 0)
+		printf("portcullis: store: %s\n", e);
+	else
+		printf("portcullis: warning: store: %s\n", e);
+	store_close(st);
 }
 
 /* What the start needs that the configuration's syntax does not say, as
@@ -401,8 +452,16 @@ static int serve(struct conf *c, int foreground)
 	log_set_debug(c->core.debug);
 	/* The store: after the fork (TDB locks belong to a process) and the
 	 * privilege drop (files owned by the user that runs). */
-	if ((store = store_open(c->core.state_dir, err, sizeof(err))) == NULL)
-		goto fail;
+	{
+		struct store_params sp;
+		char info[300];
+
+		conf_store_params(c, &sp);
+		if ((store = store_open_params(&sp, 0, err, sizeof(err))) == NULL)
+			goto fail;
+		if (sp.backend == STORE_REDIS && store_ping(store, info, sizeof(info)) == 0)
+			log_msg(LOG_LVL_INFO, "store: %s", info);
+	}
 	grey_store_setup(store);
 	wlist_prepare(store);
 	store_ns_limit(store, REFS_NS, c->core.ref_max);
@@ -530,6 +589,7 @@ int main(int argc, char **argv)
 		} else {
 			printf("portcullis: configuration %s is valid\n",
 			       conf_path ? conf_path : "(embedded defaults)");
+			test_store(c);
 		}
 		conf_unref(c);
 		return 0;

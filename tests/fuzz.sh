@@ -15,12 +15,12 @@ printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n){(voi
 "$CLANG" -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>/dev/null ||
 	{ echo "SKIP: clang cannot build libFuzzer targets (libclang-rt-dev missing?)"; exit 77; }
 
-libsrc=$(ls "$srcdir"/lib/*.c "$srcdir"/lib/checks/*.c)
+libsrc=$(ls "$srcdir"/lib/*.c "$srcdir"/lib/store/*.c "$srcdir"/lib/checks/*.c)
 # config.h and lib/greylist-lists.h are made by configure and make
-flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$srcdir/lib -I${top_builddir:-.} -I${top_builddir:-.}/lib $(pkg-config --cflags gmime-3.0 opendkim)"
+flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$srcdir/lib -I$srcdir/lib/store -I${top_builddir:-.} -I${top_builddir:-.}/lib $(pkg-config --cflags gmime-3.0 opendkim)"
 fail=0
 for target in addr table conf engine metrics mime report rfc5322 batv bounce; do
-	if ! "$CLANG" $flags "$srcdir/tests/fuzz/fuzz_$target.c" $libsrc -lpcre2-8 -lldns -lspf2 -ltdb -lpsl -lclamav $(pkg-config --libs gmime-3.0 opendkim libcrypto) -lopendmarc -lpthread \
+	if ! "$CLANG" $flags "$srcdir/tests/fuzz/fuzz_$target.c" $libsrc -lpcre2-8 -lldns -lspf2 -ltdb -lhiredis -lpsl -lclamav $(pkg-config --libs gmime-3.0 opendkim libcrypto) -lopendmarc -lpthread \
 		-o "$work/fuzz_$target" 2>"$work/build_$target.log"; then
 		echo "FAIL: building fuzz_$target"
 		cat "$work/build_$target.log"

@@ -3,7 +3,7 @@
  *   store-bench DIR [-n ENTRIES] [-d SECONDS] [-t THREADS] [-u UPDATE_PCT]
  *
  * Fills namespace "greylist" of a fresh store in DIR with ENTRIES records
- * in the real format (lib/grey: keys "ip:NET SENDER RCPT", 32-byte
+ * in the real format (lib/store/grey.h: keys "ip:NET SENDER RCPT", 32-byte
  * values), half of them already expired, then measures, with THREADS
  * threads (default 2) each doing random lookups and UPDATE_PCT% updates of
  * existing keys for SECONDS:

@@ -19,8 +19,8 @@ build=${BUILD:-$top/build-bench-plain}
 }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pc-storebench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
-cc -O2 -D_GNU_SOURCE -I"$top/lib" -I"$build" -o "$tmp/store-bench" "$here/store-bench.c" \
-	"$build/lib/libportcullis.a" $(pkg-config --libs tdb libpcre2-8 libpsl) -lldns -lspf2 -lpthread
+cc -O2 -D_GNU_SOURCE -I"$top/lib" -I"$top/lib/store" -I"$build" -o "$tmp/store-bench" "$here/store-bench.c" \
+	"$build/lib/libportcullis.a" $(pkg-config --libs tdb hiredis libpcre2-8 libpsl) -lldns -lspf2 -lpthread
 mkdir "$tmp/state"
 echo "# $(nproc) cores, $(uname -r), TDB $(pkg-config --modversion tdb)"
 timeout "${BENCH_LIMIT:-300}" "$tmp/store-bench" "$tmp/state" -n "${1:-1000000}" -d "${2:-10}"

@@ -8,7 +8,7 @@
  * been unused for greylist.expire.  Each recipient is decided on its own;
  * one that passed is never delayed again.
  *
- * Where the client is (lib/grey.h, NET), chosen so that big senders that
+ * Where the client is (lib/store/grey.h, NET), chosen so that big senders that
  * retry from another address of their pool still match:
  *   spf:DOMAIN  the sender domain's SPF record authorises the client
  *               (greylist.pools, lib/spf.c with the DNS layer's cache);
@@ -155,18 +155,38 @@ static void passed(const struct check_ctx *cx, long long delay)
 
 static void add_counter(struct store *st, const char *key, unsigned long long delta)
 {
-	char buf[32];
-	size_t len = 0;
-	unsigned long long v = 0;
+	char cur[32], next[32];
 
 	if (delta == 0)
 		return;
-	if (store_get(st, "stats", key, strlen(key), buf, sizeof(buf) - 1, &len, NULL) == 1) {
-		buf[len] = '\0';
-		v = strtoull(buf, NULL, 10);
+	/* compare-and-set: several MX hosts add to the same counter */
+	for (int attempt = 0; attempt < 10; attempt++) {
+		struct store_op op = { .type = STORE_OP_GET,
+			               .ns = "stats",
+			               .key = key,
+			               .keylen = strlen(key),
+			               .buf = cur,
+			               .bufsize = sizeof(cur) - 1 };
+		unsigned long long v = 0;
+
+		if (store_batch(st, &op, 1) != 0)
+			return;
+		if (op.rc == 1) {
+			cur[op.len] = '\0';
+			v = strtoull(cur, NULL, 10);
+		}
+		snprintf(next, sizeof(next), "%llu", v + delta);
+		op = (struct store_op){ .type = STORE_OP_CAS,
+			                .ns = "stats",
+			                .key = key,
+			                .keylen = strlen(key),
+			                .expect = op.rc == 1 ? cur : NULL,
+			                .expectlen = op.rc == 1 ? op.len : 0,
+			                .val = next,
+			                .vallen = strlen(next) };
+		if (store_batch(st, &op, 1) != 0 || op.rc == 1)
+			return;
 	}
-	snprintf(buf, sizeof(buf), "%llu", v + delta);
-	store_put(st, "stats", key, strlen(key), buf, strlen(buf), 0, STORE_NORMAL);
 }
 
 static void flush_counters(void *arg, struct store *st)
@@ -348,58 +368,85 @@ static void defer(const struct check_ctx *cx, struct verdicts *out, enum mode mo
 	              (long)(retry_at > now ? retry_at - now : 0));
 }
 
-/* Count a pass of net for the auto-whitelist (once per transaction: at the
- * first recipient that passes). */
-static int awl_pass(const struct check_ctx *cx, const struct greylist_conf *gc, const char *net,
-                    time_t now)
+/* May this transaction count a pass of its network for the auto-whitelist
+ * (once per transaction: at the first recipient that passes)? */
+static int awl_counts(const struct check_ctx *cx, const struct greylist_conf *gc)
 {
-	unsigned char buf[AWL_REC_SIZE];
-	struct awl_rec a = { 0 };
-	size_t len;
-	int r;
+	return gc->awl_count > 0 && !cx->dry_run && cx->txn->naccepted == 0;
+}
 
-	if (gc->awl_count == 0 || cx->dry_run || cx->txn->naccepted > 0)
-		return 0;
-	r = store_get(cx->store, AWL_NS, net, strlen(net), buf, sizeof(buf), &len, NULL);
-	if (r < 0 && store_last_error() != STORE_ERR_SPACE)
-		return -1;
-	if (r != 1 || awl_rec_decode(buf, len, &a) < 0)
+/* The awl record after one more pass (old: the stored one, or NULL). */
+static void awl_next(const unsigned char *old, size_t oldlen, time_t now,
+                     unsigned char out[AWL_REC_SIZE])
+{
+	struct awl_rec a;
+
+	if (old == NULL || awl_rec_decode(old, oldlen, &a) < 0)
 		a = (struct awl_rec){ .first = now };
 	a.passes++;
 	a.last = now;
-	awl_rec_encode(&a, buf);
-	return store_put(cx->store, AWL_NS, net, strlen(net), buf, sizeof(buf),
-	                 now + gc->awl_expire, STORE_NORMAL);
+	awl_rec_encode(&a, out);
 }
 
-/* 1 when net is auto-whitelisted. */
-static int awl_listed(const struct check_ctx *cx, const struct greylist_conf *gc, const char *net)
+/* The compare-and-set of net's awl record, as an op: expect the value old
+ * (found: 1) or no record. */
+static void awl_cas_op(struct store_op *op, const char *net, int found, const unsigned char *old,
+                       size_t oldlen, const unsigned char *val, time_t expires)
 {
-	unsigned char buf[AWL_REC_SIZE];
-	struct awl_rec a;
-	size_t len;
-
-	if (gc->awl_count == 0)
-		return 0;
-	if (store_get(cx->store, AWL_NS, net, strlen(net), buf, sizeof(buf), &len, NULL) != 1)
-		return 0;
-	return awl_rec_decode(buf, len, &a) == 0 && a.passes >= (uint32_t)gc->awl_count;
+	*op = (struct store_op){ .type = STORE_OP_CAS,
+		                 .ns = AWL_NS,
+		                 .key = net,
+		                 .keylen = strlen(net),
+		                 .expect = found ? old : NULL,
+		                 .expectlen = found ? oldlen : 0,
+		                 .val = val,
+		                 .vallen = AWL_REC_SIZE,
+		                 .expires = expires };
 }
 
-static int put_rec(const struct check_ctx *cx, const char *key, size_t keylen,
-                   const struct grey_rec *g, time_t expires)
+/* Count a pass of net for the auto-whitelist on its own (read, then
+ * compare-and-set, again when another host changed it meanwhile). */
+static int awl_pass(const struct check_ctx *cx, const struct greylist_conf *gc, const char *net,
+                    time_t now)
 {
-	unsigned char buf[GREY_REC_SIZE];
-
-	if (cx->dry_run)
+	if (!awl_counts(cx, gc))
 		return 0;
-	grey_rec_encode(g, buf);
-	return store_put(cx->store, GREY_NS, key, keylen, buf, sizeof(buf), expires, STORE_NORMAL);
+	for (int attempt = 0; attempt < 10; attempt++) {
+		unsigned char old[AWL_REC_SIZE], val[AWL_REC_SIZE];
+		struct store_op op = { .type = STORE_OP_GET,
+			               .ns = AWL_NS,
+			               .key = net,
+			               .keylen = strlen(net),
+			               .buf = old,
+			               .bufsize = sizeof(old) };
+		int found;
+
+		if (store_batch(cx->store, &op, 1) != 0 && op.err != STORE_ERR_SPACE)
+			return -1;
+		found = op.rc == 1;
+		if (op.rc < 0) {
+			/* a record of another size: replace it */
+			awl_next(NULL, 0, now, val);
+			return store_put(cx->store, AWL_NS, net, strlen(net), val, sizeof(val),
+			                 now + gc->awl_expire, STORE_NORMAL);
+		}
+		awl_next(found ? old : NULL, op.len, now, val);
+		awl_cas_op(&op, net, found, old, op.len, val, now + gc->awl_expire);
+		if (store_batch(cx->store, &op, 1) != 0)
+			return -1;
+		if (op.rc == 1)
+			return 0;
+	}
+	return 0; /* changed by others ten times over: this pass goes uncounted */
 }
 
 static int store_failed(struct verdicts *out, const char *what)
 {
-	return check_retry(out, "greylist store: %s: %s", what, store_strerror(store_last_error()));
+	enum store_err e = store_last_error();
+
+	/* an outage, a full or read-only disk: logged once by the store */
+	out->logged_once = e == STORE_ERR_DOWN || e == STORE_ERR_NOSPACE || e == STORE_ERR_ROFS;
+	return check_retry(out, "greylist store: %s: %s", what, store_strerror(e));
 }
 
 static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
@@ -434,53 +481,175 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 	if (name[0] && name_in(&gc->skip_names, gc->builtin_pools, name))
 		return CHECK_DONE;
 	now = clock_now();
-	if (awl_listed(cx, gc, net)) {
-		count(cx, &n_awl);
-		if (awl_pass(cx, gc, net, now) < 0)
-			return store_failed(out, "auto-whitelist");
-		return CHECK_DONE;
-	}
 	grey_normalise_sender(sender, sizeof(sender),
 	                      (t->sender.flags & ADDR_NULL) ? "" : t->sender.full);
 	keylen = grey_key(key, sizeof(key), net, sender, rc->addr.full);
 	if (keylen == 0)
 		return CHECK_DONE; /* cannot happen with bounded addresses */
 
-	r = store_get(cx->store, GREY_NS, key, keylen, buf, sizeof(buf), &len, NULL);
-	if (r < 0 && store_last_error() != STORE_ERR_SPACE)
-		return store_failed(out, "lookup");
-	if (r == 1 && grey_rec_decode(buf, len, &g) == 0) {
-		if (g.flags & (GREY_PASSED | GREY_NOGREY)) {
-			g.passes++;
-			g.last = now;
-			count(cx, &n_passes);
-			if (put_rec(cx, key, keylen, &g, now + gc->expire) < 0 ||
-			    awl_pass(cx, gc, net, now) < 0)
-				return store_failed(out, "update");
-			return CHECK_DONE;
+	/* Read the awl and triplet records in one round trip, decide, and
+	 * write the decision with a compare-and-set (with the awl's, in one
+	 * more round trip): when another MX host changed the triplet
+	 * meanwhile, read and decide again. */
+	for (int attempt = 0, awl_done = 0;; attempt++) {
+		unsigned char awlbuf[AWL_REC_SIZE], awlnew[AWL_REC_SIZE], newbuf[GREY_REC_SIZE];
+		struct store_op op[2];
+		int nop = 0, gi, ai = -1, awl_found = 0, awl_rc = -1, pass = 0, nowrite = 0;
+		size_t awl_len = 0;
+		enum { D_PASSED, D_EARLY, D_PASS_NOW, D_NOGREY, D_NEW } d;
+		time_t expires;
+
+		memset(op, 0, sizeof(op));
+		if (gc->awl_count > 0) {
+			ai = nop++;
+			op[ai] = (struct store_op){ .type = STORE_OP_GET,
+				                    .ns = AWL_NS,
+				                    .key = net,
+				                    .keylen = strlen(net),
+				                    .buf = awlbuf,
+				                    .bufsize = sizeof(awlbuf) };
 		}
-		if (now < g.first + gc->delay) {
-			g.defers++;
-			g.last = now;
-			if (put_rec(cx, key, keylen, &g, g.first + gc->retry_window) < 0)
-				return store_failed(out, "update");
+		gi = nop++;
+		op[gi] = (struct store_op){ .type = STORE_OP_GET,
+			                    .ns = GREY_NS,
+			                    .key = key,
+			                    .keylen = keylen,
+			                    .buf = buf,
+			                    .bufsize = sizeof(buf) };
+		(void)store_batch(cx->store, op, (size_t)nop);
+		/* (op[] is used again for the writes: keep the awl read) */
+		if (ai >= 0) {
+			awl_rc = op[ai].rc == 1 || op[ai].rc == 0 ? op[ai].rc
+			         : op[ai].err == STORE_ERR_SPACE  ? 2 /* another size */
+			                                          : -1;
+			awl_len = op[ai].len;
+		}
+		if (awl_rc == 1) {
+			struct awl_rec a;
+
+			awl_found = 1;
+			if (awl_rec_decode(awlbuf, awl_len, &a) == 0 &&
+			    a.passes >= (uint32_t)gc->awl_count) {
+				count(cx, &n_awl);
+				if (awl_counts(cx, gc)) {
+					/* the record just read: one compare-and-set */
+					awl_next(awlbuf, awl_len, now, awlnew);
+					awl_cas_op(&op[0], net, 1, awlbuf, awl_len, awlnew,
+					           now + gc->awl_expire);
+					if (store_batch(cx->store, op, 1) != 0 ||
+					    (op[0].rc == 0 && awl_pass(cx, gc, net, now) < 0))
+						return store_failed(out, "auto-whitelist");
+				}
+				return CHECK_DONE;
+			}
+		}
+		r = op[gi].rc;
+		len = op[gi].len;
+		if (r < 0 && op[gi].err != STORE_ERR_SPACE)
+			return store_failed(out, "lookup");
+		if (r < 0)
+			nowrite = 1; /* a record of another size: replaced below */
+		if (r == 1 && grey_rec_decode(buf, len, &g) == 0) {
+			if (g.flags & (GREY_PASSED | GREY_NOGREY)) {
+				d = D_PASSED;
+				g.passes++;
+				g.last = now;
+				expires = now + gc->expire;
+			} else if (now < g.first + gc->delay) {
+				d = D_EARLY;
+				g.defers++;
+				g.last = now;
+				expires = g.first + gc->retry_window;
+			} else if (now <= g.first + gc->retry_window) {
+				d = D_PASS_NOW;
+				g.flags |= GREY_PASSED;
+				g.passes++;
+				g.last = now;
+				expires = now + gc->expire;
+			} else {
+				/* Too late: the retry window closed, start over. */
+				d = D_NEW;
+			}
+		} else if (r == 0 && gc->min_score > 0 &&
+		           c->score + t->score + rc->score < gc->min_score) {
+			/* Score-aware: decided once, not greylisted. */
+			d = D_NOGREY;
+			g = (struct grey_rec){
+				.flags = GREY_NOGREY, .passes = 1, .first = now, .last = now
+			};
+			expires = now + gc->expire;
+		} else {
+			d = D_NEW;
+		}
+		if (d == D_NEW) {
+			g = (struct grey_rec){ .defers = 1, .first = now, .last = now };
+			expires = now + gc->retry_window;
+		}
+		pass = d == D_PASSED || d == D_PASS_NOW;
+
+		if (!cx->dry_run) {
+			int n = 0, wrote, gwi = -1, wi = -1;
+
+			grey_rec_encode(&g, newbuf);
+			if (nowrite) {
+				if (store_put(cx->store, GREY_NS, key, keylen, newbuf,
+				              sizeof(newbuf), expires, STORE_NORMAL) < 0)
+					return store_failed(out, d == D_NEW ? "insert" : "update");
+			} else {
+				gwi = n;
+				op[n++] = (struct store_op){ .type = STORE_OP_CAS,
+					                     .ns = GREY_NS,
+					                     .key = key,
+					                     .keylen = keylen,
+					                     .expect = r == 1 ? buf : NULL,
+					                     .expectlen = r == 1 ? len : 0,
+					                     .val = newbuf,
+					                     .vallen = sizeof(newbuf),
+					                     .expires = expires };
+			}
+			if (pass && !awl_done && awl_counts(cx, gc) &&
+			    (awl_rc == 0 || awl_rc == 1)) {
+				wi = n;
+				awl_next(awl_found ? awlbuf : NULL, awl_found ? awl_len : 0, now,
+				         awlnew);
+				awl_cas_op(&op[n], net, awl_found, awlbuf, awl_found ? awl_len : 0,
+				           awlnew, now + gc->awl_expire);
+				n++;
+			}
+			(void)store_batch(cx->store, op, (size_t)n);
+			for (int i = 0; i < n; i++)
+				if (op[i].rc < 0)
+					return store_failed(
+					    out, d == D_NEW || d == D_NOGREY ? "insert" : "update");
+			wrote = gwi < 0 || op[gwi].rc == 1;
+			if (wi >= 0 && op[wi].rc == 1)
+				awl_done = 1;
+			if (!wrote) {
+				if (attempt < 10)
+					continue; /* changed by another host: decide again */
+				return check_retry(out, "greylist store: %s changed too often",
+				                   "the triplet");
+			}
+			/* another host changed the awl record meanwhile, or it has
+			 * another size: counted on its own */
+			if (((wi >= 0 && op[wi].rc == 0) || (pass && !awl_done && awl_rc == 2)) &&
+			    awl_pass(cx, gc, net, now) < 0)
+				return store_failed(out, "auto-whitelist");
+		}
+		switch (d) {
+		case D_PASSED:
+		case D_NOGREY: count(cx, &n_passes); return CHECK_DONE;
+		case D_EARLY:
 			defer(cx, out, mode, "greylist.early", "retried too early",
 			      g.first + gc->delay, now);
 			return CHECK_DONE;
-		}
-		if (now <= g.first + gc->retry_window) {
+		case D_PASS_NOW: {
 			char date[64];
 			struct tm tm;
 			time_t tnow = now;
 
-			g.flags |= GREY_PASSED;
-			g.passes++;
-			g.last = now;
 			count(cx, &n_passes);
 			passed(cx, (long long)(now - g.first));
-			if (put_rec(cx, key, keylen, &g, now + gc->expire) < 0 ||
-			    awl_pass(cx, gc, net, now) < 0)
-				return store_failed(out, "update");
 			gmtime_r(&tnow, &tm);
 			strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 			verdict_header_once(
@@ -489,24 +658,14 @@ static int greylist_rcpt(const struct check_ctx *cx, struct verdicts *out)
 			    c->our_name[0] ? c->our_name : cx->conf->hostname, date);
 			return CHECK_DONE;
 		}
-		/* Too late: the retry window closed, start over. */
-	} else if (r == 0 && gc->min_score > 0 && c->score + t->score + rc->score < gc->min_score) {
-		/* Score-aware: decided once, not greylisted. */
-		g = (struct grey_rec){
-			.flags = GREY_NOGREY, .passes = 1, .first = now, .last = now
-		};
-		count(cx, &n_passes);
-		if (put_rec(cx, key, keylen, &g, now + gc->expire) < 0)
-			return store_failed(out, "insert");
+		case D_NEW:
+			defer(cx, out, mode, "greylist.new",
+			      r == 1 ? "the retry window closed, starting over" : "first attempt",
+			      now + gc->delay, now);
+			return CHECK_DONE;
+		}
 		return CHECK_DONE;
 	}
-	g = (struct grey_rec){ .defers = 1, .first = now, .last = now };
-	if (put_rec(cx, key, keylen, &g, now + gc->retry_window) < 0)
-		return store_failed(out, "insert");
-	defer(cx, out, mode, "greylist.new",
-	      r == 1 ? "the retry window closed, starting over" : "first attempt", now + gc->delay,
-	      now);
-	return CHECK_DONE;
 }
 
 const struct check_module check_greylist = {

@@ -6,7 +6,7 @@
  *            -> the transaction   (whitelist.sender / whitelist.domain)
  *   RCPT     that recipient only, the opt-out (whitelist.recipient)
  * Entries are added with `portcullisctl whitelist add` and obeyed at the
- * next lookup, without a reload (lib/wlist.h: an in-memory copy refreshed
+ * next lookup, without a reload (lib/store/wlist.h: an in-memory copy refreshed
  * when the file changed).  It should be first in `checks`: an OK verdict
  * skips the checks after it in its scope.
  *

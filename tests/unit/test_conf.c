@@ -623,6 +623,11 @@ static const struct file_case file_cases[] = {
 	/* other errors found by conf_finish */
 	{ "bad log_target", "\nlog_target = file\n",
 	  "{F}:2: log_target: invalid value 'file' (syslog or stderr)", 1, NULL },
+	{ "bad store.backend", "store.backend = mysql\n",
+	  "{F}:1: store.backend: invalid value 'mysql' (tdb or redis)", 1, NULL },
+	{ "redis without an address", "store.backend = redis\nstore.redis =\n",
+	  "{F}:2: store.redis: empty, but store.backend is redis", 1, NULL },
+	{ "bad store.timeout_ms", "store.timeout_ms = 5\n", "{F}:1: store.timeout_ms", 0, NULL },
 	{ "bad log_facility", "log_facility = mial\n",
 	  "{F}:1: log_facility: unknown facility 'mial'", 1, NULL },
 	{ "bad socket", "score.tag = 1\nsocket = tcp:25\n", "{F}:2: socket: invalid 'tcp:25'", 0,

@@ -1,4 +1,4 @@
-/* tests/unit/test_grey.c - unit tests for lib/grey.c
+/* tests/unit/test_grey.c - unit tests for lib/store/grey.c
  *
  * Sender normalisation (lowercase, BATV, SRS, VERP-style numbers) with exact
  * expected keys, key building and splitting, record round trips, and every

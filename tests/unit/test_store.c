@@ -1,4 +1,4 @@
-/* tests/unit/test_store.c - the TDB store (lib/store.c)
+/* tests/unit/test_store.c - the TDB store (lib/store/store_tdb.c)
  *
  * cmocka cases: put/get/del, expiry with an injected clock, the record's
  * version byte and header (read back with plain TDB after closing), traverse,

@@ -1,5 +1,5 @@
-/* tests/unit/test_wlist.c - the admin whitelist (lib/wlist.c) and the dump
- * text format (lib/dump.c)
+/* tests/unit/test_wlist.c - the admin whitelist (lib/store/wlist.c) and the dump
+ * text format (lib/store/dump.c)
  *
  * cmocka cases: canonical values per kind (table), record encode/decode,
  * add/replace/del on a real store in a temporary directory, the lookups of

@@ -1,4 +1,4 @@
-/* lib/wlist.h - the admin whitelist: entries kept in the store, and the
+/* lib/store/wlist.h - the admin whitelist: entries kept in the store, and the
  * cheap lookups the whitelist check makes for every connection
  *
  * Store namespace "whitelist" (lib/store), written by portcullisctl and read
@@ -37,7 +37,7 @@
  * store fails, the last good copy is used (logged); without one, the
  * lookup returns -1 (the check then retries: on_error skip by default).
  *
- * See also: lib/checks/whitelist.c, portcullisctl(8), lib/store.h.
+ * See also: lib/checks/whitelist.c, portcullisctl(8), lib/store/store.h.
  */
 #ifndef PORTCULLIS_WLIST_H
 #define PORTCULLIS_WLIST_H

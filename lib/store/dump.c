@@ -1,4 +1,4 @@
-/* lib/dump.c - the text form of store records (see dump.h) */
+/* lib/store/dump.c - the text form of store records (see dump.h) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

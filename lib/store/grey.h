@@ -1,4 +1,4 @@
-/* lib/grey.h - greylist and auto-whitelist records: keys, sender
+/* lib/store/grey.h - greylist and auto-whitelist records: keys, sender
  * normalisation and the stored value format
  *
  * Shared by the greylist check (lib/checks/greylist.c) and portcullisctl,

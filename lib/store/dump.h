@@ -1,4 +1,4 @@
-/* lib/dump.h - the text form of store records: portcullisctl dump / load
+/* lib/store/dump.h - the text form of store records: portcullisctl dump / load
  *
  * One record per line, fields separated by one TAB:
  *

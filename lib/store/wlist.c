@@ -1,4 +1,4 @@
-/* lib/wlist.c - the admin whitelist (see wlist.h)
+/* lib/store/wlist.c - the admin whitelist (see wlist.h)
  *
  * Threading: one process-wide in-memory copy of the "whitelist" namespace.
  * A lookup reads the file's change counter (store_seqnum) and, when it

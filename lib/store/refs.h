@@ -1,4 +1,4 @@
-/* lib/refs.h - what is kept about a refused transaction, by reference id
+/* lib/store/refs.h - what is kept about a refused transaction, by reference id
  *
  * When a transaction ends with a reject or a defer (at RCPT or at end of
  * message), the engine stores a record under its reference id in the

@@ -1,4 +1,4 @@
-/* lib/grey.c - greylist and auto-whitelist records; see grey.h */
+/* lib/store/grey.c - greylist and auto-whitelist records; see grey.h */
 #include "grey.h"
 #include "store.h"
 #include "util.h"

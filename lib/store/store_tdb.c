@@ -1,7 +1,7 @@
-/* lib/store.c - the TDB backend of the store (see store.h)
+/* lib/store/store_tdb.c - the TDB backend of the store (see store.h)
  *
  * Threading: one struct ns_file per namespace, created on first use and never
- * freed before store_close().  The slot table is append-only: a slot is filled
+ * freed before stdb_close().  The slot table is append-only: a slot is filled
  * under st->mu and published by an atomic increment of st->nns, so lookups
  * scan it without locking.  Every TDB call on a file happens with that file's
  * mutex held (TDB contexts are not thread-safe).  Walks (traverse, count,
@@ -24,7 +24,7 @@
  * whose version byte is 0, so walks skip it) with the number of records.
  * Each process counts its inserts and deletes in memory and adds them to
  * the record under its chain lock now and then (count_flush), so
- * store_count() reads one record instead of walking the file.
+ * stdb_count() reads one record instead of walking the file.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +43,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "store_impl.h"
 #include "util.h"
 
 /* what was logged about failures (see fail_note) */
@@ -63,7 +64,7 @@ struct failstate {
 #define STORE_SAMPLES 1024
 
 struct ns_file {
-	struct store *st;
+	struct tstore *st;
 	char name[STORE_MAX_NS_NAME + 1];
 	char *path;
 	int hash_size;
@@ -95,7 +96,7 @@ struct ns_file {
 	unsigned nsample, nseen;
 };
 
-struct store {
+struct tstore {
 	char *dir;
 	int flags;
 	pthread_mutex_t mu; /* slot creation */
@@ -108,38 +109,13 @@ struct store {
 	struct failstate fs;
 };
 
-static __thread enum store_err last_err;
-
 static int count_flush(struct ns_file *f);
 static int low_space(struct ns_file *f);
 
 static int fail_with(enum store_err e)
 {
-	last_err = e;
+	store_set_error(e);
 	return -1;
-}
-
-enum store_err store_last_error(void)
-{
-	return last_err;
-}
-
-const char *store_strerror(enum store_err e)
-{
-	switch (e) {
-	case STORE_OK: return "no error";
-	case STORE_ERR_IO: return "I/O or locking error";
-	case STORE_ERR_CORRUPT: return "file corrupt (moved aside and recreated)";
-	case STORE_ERR_INVAL: return "invalid argument";
-	case STORE_ERR_SPACE: return "value larger than the buffer";
-	case STORE_ERR_VERSION: return "record of an unknown format version";
-	case STORE_ERR_FULL: return "too many namespaces";
-	case STORE_ERR_NOMEM: return "out of memory";
-	case STORE_ERR_NOSPACE: return "No space left on device";
-	case STORE_ERR_ROFS: return "Read-only file system";
-	case STORE_ERR_RDONLY: return "store opened read-only";
-	}
-	return "unknown error";
 }
 
 static time_t monotonic_sec(void)
@@ -216,50 +192,29 @@ static void tdb_note_reset(struct ns_file *f)
 	errno = 0;
 }
 
-static int ns_name_ok(const char *ns)
+static struct tstore *stdb_open_flags(const char *dir, int flags, char *err, size_t errsize)
 {
-	size_t i;
-
-	if (ns == NULL || ns[0] == '\0' || ns[0] == '.' || ns[0] == '-')
-		return 0;
-	for (i = 0; ns[i] != '\0'; i++) {
-		char c = ns[i];
-		if (i >= STORE_MAX_NS_NAME)
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-struct store *store_open(const char *dir, char *err, size_t errsize)
-{
-	return store_open_flags(dir, 0, err, errsize);
-}
-
-struct store *store_open_flags(const char *dir, int flags, char *err, size_t errsize)
-{
-	struct store *st;
+	struct tstore *st;
 	struct stat sb;
 
 	if (dir == NULL || dir[0] == '\0') {
 		snprintf(err, errsize, "store: no state directory given");
-		last_err = STORE_ERR_INVAL;
+		store_set_error(STORE_ERR_INVAL);
 		return NULL;
 	}
 	if (stat(dir, &sb) < 0) {
 		snprintf(err, errsize, "store: %s: %s", dir, strerror(errno));
-		last_err = STORE_ERR_IO;
+		store_set_error(STORE_ERR_IO);
 		return NULL;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
 		snprintf(err, errsize, "store: %s: not a directory", dir);
-		last_err = STORE_ERR_IO;
+		store_set_error(STORE_ERR_IO);
 		return NULL;
 	}
 	if ((flags & ~STORE_RDONLY) != 0) {
 		snprintf(err, errsize, "store: bad flags");
-		last_err = STORE_ERR_INVAL;
+		store_set_error(STORE_ERR_INVAL);
 		return NULL;
 	}
 	/* A read-only file system is not refused here: the daemon starts and
@@ -267,7 +222,7 @@ struct store *store_open_flags(const char *dir, int flags, char *err, size_t err
 	 * store reads it. */
 	if (access(dir, R_OK | X_OK | ((flags & STORE_RDONLY) ? 0 : W_OK)) < 0 && errno != EROFS) {
 		snprintf(err, errsize, "store: %s: %s", dir, strerror(errno));
-		last_err = STORE_ERR_IO;
+		store_set_error(STORE_ERR_IO);
 		return NULL;
 	}
 	st = xcalloc(1, sizeof(*st));
@@ -279,7 +234,7 @@ struct store *store_open_flags(const char *dir, int flags, char *err, size_t err
 	return st;
 }
 
-void store_close(struct store *st)
+static void stdb_close(struct tstore *st)
 {
 	int i, n;
 
@@ -301,20 +256,20 @@ void store_close(struct store *st)
 	free(st);
 }
 
-void store_set_clock(struct store *st, time_t (*now)(void *arg), void *arg)
+static void stdb_set_clock(struct tstore *st, time_t (*now)(void *arg), void *arg)
 {
 	st->now = now != NULL ? now : default_now;
 	st->now_arg = arg;
 }
 
 /* Find (or create) namespace ns's slot.  NULL with the error set. */
-static struct ns_file *ns_slot(struct store *st, const char *ns)
+static struct ns_file *ns_slot(struct tstore *st, const char *ns)
 {
 	int i, n;
 	struct ns_file *f;
 
-	if (st == NULL || !ns_name_ok(ns)) {
-		last_err = STORE_ERR_INVAL;
+	if (st == NULL || !store_ns_name_ok(ns)) {
+		store_set_error(STORE_ERR_INVAL);
 		return NULL;
 	}
 	n = __atomic_load_n(&st->nns, __ATOMIC_ACQUIRE);
@@ -330,7 +285,7 @@ static struct ns_file *ns_slot(struct store *st, const char *ns)
 		}
 	if (n >= STORE_MAX_NS) {
 		pthread_mutex_unlock(&st->mu);
-		last_err = STORE_ERR_FULL;
+		store_set_error(STORE_ERR_FULL);
 		return NULL;
 	}
 	f = &st->ns[n];
@@ -352,7 +307,7 @@ static struct ns_file *ns_slot(struct store *st, const char *ns)
 	return f;
 }
 
-int store_ns_hash_size(struct store *st, const char *ns, int hash_size)
+static int stdb_ns_hash_size(struct tstore *st, const char *ns, int hash_size)
 {
 	struct ns_file *f;
 	int rc = 0;
@@ -444,7 +399,7 @@ static int count_note(struct ns_file *f, int d)
 }
 
 /* Add this process's pending changes to f's count record (f->mu held):
- * done by store_count(), by each expiry step (the daemon's: ten times a
+ * done by stdb_count(), by each expiry step (the daemon's: ten times a
  * second) and at close, rather than by every write, which would all
  * contend for the count record's lock.  0 or -1. */
 static int count_flush(struct ns_file *f)
@@ -479,7 +434,7 @@ static int count_init(struct ns_file *f)
 	if (tdb_traverse_read(f->tdb, count_walk_fn, &n) < 0)
 		return -1;
 	if (f->rdonly)
-		return 0; /* store_count() walks again each time */
+		return 0; /* stdb_count() walks again each time */
 	return count_write(f, n);
 }
 
@@ -893,7 +848,7 @@ static void check_identity(struct ns_file *f)
 
 /* Lock the namespace's file and make sure it is open.  NULL with the error
  * set (and nothing locked) on failure. */
-static struct ns_file *ns_lock(struct store *st, const char *ns)
+static struct ns_file *ns_lock(struct tstore *st, const char *ns)
 {
 	struct ns_file *f = ns_slot(st, ns);
 
@@ -971,31 +926,6 @@ static int key_ok(const void *key, size_t keylen)
 	return key != NULL && keylen > 0 && keylen <= STORE_MAX_KEY && !is_count_key(key, keylen);
 }
 
-static void hdr_encode(unsigned char *h, time_t expires)
-{
-	uint64_t x = (uint64_t)(int64_t)expires;
-	int i;
-
-	h[0] = STORE_REC_VERSION;
-	h[1] = h[2] = h[3] = 0;
-	for (i = 0; i < 8; i++)
-		h[4 + i] = (unsigned char)(x >> (56 - 8 * i));
-}
-
-/* Decode a record header.  0 ok, -1 unknown version or short record. */
-static int hdr_decode(const unsigned char *d, size_t n, time_t *expires)
-{
-	uint64_t x = 0;
-	int i;
-
-	if (n < STORE_HDR_SIZE || d[0] != STORE_REC_VERSION)
-		return -1;
-	for (i = 0; i < 8; i++)
-		x = (x << 8) | d[4 + i];
-	*expires = (time_t)(int64_t)x;
-	return 0;
-}
-
 static int is_expired(time_t expires, time_t now)
 {
 	return expires != 0 && expires <= now;
@@ -1017,7 +947,7 @@ static int get_parser(TDB_DATA key, TDB_DATA data, void *arg)
 	size_t vlen;
 
 	(void)key;
-	if (hdr_decode(data.dptr, data.dsize, &exp) < 0)
+	if (store_hdr_decode(data.dptr, data.dsize, &exp) < 0)
 		return -2;
 	if (is_expired(exp, c->now))
 		return 0;
@@ -1058,11 +988,11 @@ static int get_once(struct ns_file *f, TDB_DATA k, struct get_ctx *c)
  * namespace as it now is (empty), not an error. */
 static int again(struct ns_file *f, int rc)
 {
-	return rc < 0 && last_err == STORE_ERR_CORRUPT && f->tdb != NULL && !f->rdonly;
+	return rc < 0 && store_last_error() == STORE_ERR_CORRUPT && f->tdb != NULL && !f->rdonly;
 }
 
-int store_get(struct store *st, const char *ns, const void *key, size_t keylen, void *buf,
-              size_t bufsize, size_t *len, time_t *expires)
+static int stdb_get(struct tstore *st, const char *ns, const void *key, size_t keylen, void *buf,
+                    size_t bufsize, size_t *len, time_t *expires)
 {
 	struct get_ctx c = { 0, buf, buf != NULL ? bufsize : 0, len, expires };
 	struct ns_file *f;
@@ -1135,8 +1065,8 @@ static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flag
 	return rc;
 }
 
-int store_put(struct store *st, const char *ns, const void *key, size_t keylen, const void *val,
-              size_t vallen, time_t expires, int flags)
+static int stdb_put(struct tstore *st, const char *ns, const void *key, size_t keylen,
+                    const void *val, size_t vallen, time_t expires, int flags)
 {
 	unsigned char small[512], *rec;
 	struct ns_file *f;
@@ -1149,7 +1079,7 @@ int store_put(struct store *st, const char *ns, const void *key, size_t keylen, 
 	if (st->flags & STORE_RDONLY)
 		return fail_with(STORE_ERR_RDONLY);
 	rec = STORE_HDR_SIZE + vallen <= sizeof(small) ? small : xmalloc(STORE_HDR_SIZE + vallen);
-	hdr_encode(rec, expires);
+	store_hdr_encode(rec, expires);
 	if (vallen > 0)
 		memcpy(rec + STORE_HDR_SIZE, val, vallen);
 	d.dptr = rec;
@@ -1168,7 +1098,7 @@ out:
 	return rc;
 }
 
-int store_del(struct store *st, const char *ns, const void *key, size_t keylen, int flags)
+static int stdb_del(struct tstore *st, const char *ns, const void *key, size_t keylen, int flags)
 {
 	struct ns_file *f;
 	TDB_DATA k = { (unsigned char *)(uintptr_t)key, keylen };
@@ -1187,7 +1117,7 @@ int store_del(struct store *st, const char *ns, const void *key, size_t keylen, 
 	return rc;
 }
 
-int store_seqnum(struct store *st, const char *ns, unsigned long *seq)
+static int stdb_seqnum(struct tstore *st, const char *ns, unsigned long *seq)
 {
 	struct ns_file *f;
 
@@ -1198,7 +1128,7 @@ int store_seqnum(struct store *st, const char *ns, unsigned long *seq)
 	return 0;
 }
 
-int store_ns_limit(struct store *st, const char *ns, long max_records)
+static int stdb_ns_limit(struct tstore *st, const char *ns, long max_records)
 {
 	struct ns_file *f;
 
@@ -1242,7 +1172,7 @@ struct walk {
  * each: a chain that becomes non-empty just after it was read is missed,
  * as a walk may miss any record added while it runs.  Also sets *nchains.
  * 1 maybe, 0 empty, -1 error. */
-static int chain_used(struct store *st, const char *ns, struct walk *w, unsigned chain,
+static int chain_used(struct tstore *st, const char *ns, struct walk *w, unsigned chain,
                       unsigned *nchains)
 {
 	if (chain < w->hfirst || chain >= w->hfirst + w->hn) {
@@ -1298,7 +1228,7 @@ static int walk_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, void *a
 	int expired;
 
 	(void)tdb;
-	if (hdr_decode(data.dptr, data.dsize, &exp) < 0)
+	if (store_hdr_decode(data.dptr, data.dsize, &exp) < 0)
 		return 0; /* unknown version, the count record: neither listed nor expired */
 	expired = is_expired(exp, w->now);
 	if (!expired && w->sample != NULL && exp != 0)
@@ -1357,7 +1287,7 @@ static int walk_chain(struct ns_file *f, unsigned chain, struct walk *w, unsigne
 				break;
 			}
 			d = tdb_fetch(f->tdb, k);
-			if (d.dptr != NULL && hdr_decode(d.dptr, d.dsize, &exp) == 0 &&
+			if (d.dptr != NULL && store_hdr_decode(d.dptr, d.dsize, &exp) == 0 &&
 			    is_expired(exp, w->now) && tdb_delete(f->tdb, k) == 0) {
 				w->recs[i].vallen = 1; /* mark: deleted */
 				deleted++;
@@ -1372,7 +1302,7 @@ static int walk_chain(struct ns_file *f, unsigned chain, struct walk *w, unsigne
 	return rc;
 }
 
-static int walk_chain_ns(struct store *st, const char *ns, unsigned chain, struct walk *w,
+static int walk_chain_ns(struct tstore *st, const char *ns, unsigned chain, struct walk *w,
                          unsigned *nchains)
 {
 	struct ns_file *f;
@@ -1385,7 +1315,7 @@ static int walk_chain_ns(struct store *st, const char *ns, unsigned chain, struc
 	return rc;
 }
 
-int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void *arg)
+static int stdb_traverse(struct tstore *st, const char *ns, store_traverse_fn fn, void *arg)
 {
 	struct walk w = { 0 };
 	unsigned chain, nchains = 1;
@@ -1436,7 +1366,7 @@ static long count_of(struct ns_file *f)
 	return n < 0 ? 0 : n;
 }
 
-long store_count(struct store *st, const char *ns)
+static long stdb_count(struct tstore *st, const char *ns)
 {
 	struct ns_file *f;
 	long n;
@@ -1481,8 +1411,8 @@ static void pass_start(struct ns_file *f, long count)
 	f->nsample = f->nseen = 0;
 }
 
-int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max_chains,
-                      unsigned *cursor)
+static int stdb_expire_step(struct tstore *st, const char *ns, time_t now, unsigned max_chains,
+                            unsigned *cursor)
 {
 	struct walk w = { 0 };
 	struct ns_file *f;
@@ -1541,3 +1471,206 @@ int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max
 	*cursor = (rc == 0 || chain >= nchains) ? 0 : chain;
 	return deleted;
 }
+
+/* Compare-and-set of one record (store_batch's CAS): under the key's chain
+ * lock, read the record, compare its live value with expect (NULL: there
+ * must be no live record) and write d only when they agree.  f->mu held.
+ * 1 written, 0 the value differs, -1 error. */
+static int cas_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, const void *expect,
+                    size_t expectlen, time_t now)
+{
+	int ok = 0, match = 0, existed = 0;
+	TDB_DATA cur;
+
+	if (f->ro_fallback)
+		return report(f, STORE_ERR_ROFS, "write to", NULL);
+	tdb_note_reset(f);
+	if (tdb_chainlock(f->tdb, k) != 0)
+		return tdb_fail(f, "write to");
+	cur = tdb_fetch(f->tdb, k);
+	if (cur.dptr == NULL && (tdb_error(f->tdb) != TDB_ERR_NOEXIST || f->tdb_broken)) {
+		tdb_chainunlock(f->tdb, k);
+		return tdb_fail(f, "read from");
+	}
+	if (cur.dptr != NULL) {
+		time_t exp;
+		int live =
+		    store_hdr_decode(cur.dptr, cur.dsize, &exp) == 0 && !is_expired(exp, now);
+
+		existed = 1;
+		if (expect == NULL)
+			match = !live;
+		else
+			match = live && cur.dsize - STORE_HDR_SIZE == expectlen &&
+			        (expectlen == 0 ||
+			         memcmp(cur.dptr + STORE_HDR_SIZE, expect, expectlen) == 0);
+		free(cur.dptr);
+	} else {
+		match = expect == NULL;
+	}
+	if (!match) {
+		tdb_chainunlock(f->tdb, k);
+		works(f, 0);
+		return 0;
+	}
+	ok = tdb_store(f->tdb, k, *d, TDB_REPLACE) == 0 && (existed || count_note(f, 1));
+	if (!ok && f->tdb_errno == 0)
+		f->tdb_errno = errno;
+	tdb_chainunlock(f->tdb, k);
+	if (!ok)
+		return tdb_fail(f, "write to");
+	works(f, 1);
+	return 1;
+}
+
+static int stdb_cas(struct tstore *st, struct store_op *op)
+{
+	unsigned char small[512], *rec;
+	struct ns_file *f;
+	TDB_DATA k = { (unsigned char *)(uintptr_t)op->key, op->keylen }, d;
+	time_t now = st->now(st->now_arg);
+	int rc;
+
+	rec = STORE_HDR_SIZE + op->vallen <= sizeof(small) ? small
+	                                                   : xmalloc(STORE_HDR_SIZE + op->vallen);
+	store_hdr_encode(rec, op->expires);
+	if (op->vallen > 0)
+		memcpy(rec + STORE_HDR_SIZE, op->val, op->vallen);
+	d.dptr = rec;
+	d.dsize = STORE_HDR_SIZE + op->vallen;
+	if ((f = ns_lock(st, op->ns)) == NULL) {
+		rc = -1;
+	} else {
+		rc = cas_once(f, k, &d, op->expect, op->expectlen, now);
+		if (again(f, rc))
+			rc = cas_once(f, k, &d, op->expect, op->expectlen, now);
+		pthread_mutex_unlock(&f->mu);
+	}
+	if (rec != small)
+		free(rec);
+	return rc;
+}
+
+/* --- the ops table ---------------------------------------------------------- */
+
+void *store_tdb_open(const char *dir, int flags, char *err, size_t errsize)
+{
+	return stdb_open_flags(dir, flags, err, errsize);
+}
+
+static void op_close(void *be)
+{
+	stdb_close(be);
+}
+
+static void op_set_clock(void *be, time_t (*now)(void *arg), void *arg)
+{
+	stdb_set_clock(be, now, arg);
+}
+
+static int op_ns_hash_size(void *be, const char *ns, int hash_size)
+{
+	return stdb_ns_hash_size(be, ns, hash_size);
+}
+
+static int op_get(void *be, const char *ns, const void *key, size_t keylen, void *buf,
+                  size_t bufsize, size_t *len, time_t *expires)
+{
+	return stdb_get(be, ns, key, keylen, buf, bufsize, len, expires);
+}
+
+static int op_put(void *be, const char *ns, const void *key, size_t keylen, const void *val,
+                  size_t vallen, time_t expires, int flags)
+{
+	return stdb_put(be, ns, key, keylen, val, vallen, expires, flags);
+}
+
+static int op_del(void *be, const char *ns, const void *key, size_t keylen, int flags)
+{
+	return stdb_del(be, ns, key, keylen, flags);
+}
+
+static int op_traverse(void *be, const char *ns, store_traverse_fn fn, void *arg)
+{
+	return stdb_traverse(be, ns, fn, arg);
+}
+
+static int op_expire_step(void *be, const char *ns, time_t now, unsigned max_chains,
+                          unsigned *cursor)
+{
+	return stdb_expire_step(be, ns, now, max_chains, cursor);
+}
+
+static int op_seqnum(void *be, const char *ns, unsigned long *seq)
+{
+	return stdb_seqnum(be, ns, seq);
+}
+
+static long op_count(void *be, const char *ns)
+{
+	return stdb_count(be, ns);
+}
+
+static int op_ns_limit(void *be, const char *ns, long max_records)
+{
+	return stdb_ns_limit(be, ns, max_records);
+}
+
+static int op_batch(void *be, struct store_op *ops, size_t n)
+{
+	struct tstore *st = be;
+	int failed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct store_op *op = &ops[i];
+
+		if (op->type == STORE_OP_GET)
+			op->rc = stdb_get(st, op->ns, op->key, op->keylen, op->buf, op->bufsize,
+			                  &op->len, &op->expires);
+		else if (st->flags & STORE_RDONLY)
+			op->rc = fail_with(STORE_ERR_RDONLY);
+		else
+			op->rc = stdb_cas(st, op);
+		op->err = op->rc < 0 ? store_last_error() : STORE_OK;
+		failed += op->rc < 0;
+	}
+	return failed;
+}
+
+static int op_ping(void *be, char *info, size_t infosize)
+{
+	struct tstore *st = be;
+
+	snprintf(info, infosize, "TDB files in %s", st->dir);
+	return 0;
+}
+
+static void op_stats(void *be, struct store_stats *out)
+{
+	(void)be;
+	memset(out, 0, sizeof(*out));
+}
+
+static const char *op_where(void *be)
+{
+	return ((struct tstore *)be)->dir;
+}
+
+const struct store_ops store_tdb_ops = {
+	.name = "tdb",
+	.close = op_close,
+	.set_clock = op_set_clock,
+	.ns_hash_size = op_ns_hash_size,
+	.get = op_get,
+	.put = op_put,
+	.del = op_del,
+	.traverse = op_traverse,
+	.expire_step = op_expire_step,
+	.seqnum = op_seqnum,
+	.count = op_count,
+	.ns_limit = op_ns_limit,
+	.batch = op_batch,
+	.ping = op_ping,
+	.stats = op_stats,
+	.where = op_where,
+};
