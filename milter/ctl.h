@@ -21,6 +21,9 @@ struct store *ctl_store_open(const struct conf *conf);
  * that only read (list, show, stats, dump, explain), so they work on a
  * read-only state_dir and never create or move a file. */
 struct store *ctl_store_open_flags(const struct conf *conf, int flags);
+/* Whether namespace ns has anything to read: its TDB file exists (read-only
+ * commands create no file); always true on Redis. */
+int ctl_ns_exists(const struct conf *conf, const char *ns);
 
 /* Close it, and give the files this tool created as root to the owner of
  * state_dir, so the daemon running as its own user can open them. */

@@ -25,15 +25,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static int ns_file_exists(const struct conf *conf, const char *ns)
-{
-	char path[1024];
-	struct stat sb;
-
-	snprintf(path, sizeof(path), "%s/%s.tdb", conf->core.state_dir, ns);
-	return stat(path, &sb) == 0;
-}
-
 struct keys {
 	char **v;
 	int n;
@@ -115,7 +106,7 @@ static int run(struct conf *conf, const char *ns, const char *prefix, const char
 	struct keys k = { .prefix = prefix, .now = (long long)clock_now(), .ns = ns };
 	int deleted = 0, rc = 0;
 
-	if (!ns_file_exists(conf, ns)) {
+	if (!ctl_ns_exists(conf, ns)) {
 		if (nwant) {
 			fprintf(stderr, "portcullisctl: %s: no entries\n", ns);
 			return 1;

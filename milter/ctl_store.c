@@ -114,8 +114,9 @@ void ctl_store_close(const struct conf *conf, struct store *st)
 		fix_owner(conf, known_ns[i]);
 }
 
-/* Does NS's file exist?  (Read-only commands do not create files.) */
-static int ns_exists(const struct conf *conf, const char *ns)
+/* Does NS's file exist?  (Read-only commands do not create files.)
+ * Always on Redis, where an absent namespace reads as empty. */
+int ctl_ns_exists(const struct conf *conf, const char *ns)
 {
 	char *path;
 	int rc;
@@ -383,7 +384,7 @@ static int greylist_list(struct conf *conf, struct store *st, int argc, char **a
 		return 2;
 	if (mode != 0 && !f.key && !f.net && !f.sender[0] && !f.rcpt[0])
 		return err2("greylist %s: needs KEY or --ip/--sender/--rcpt", argv[0]);
-	if (!ns_exists(conf, GREY_NS)) {
+	if (!ctl_ns_exists(conf, GREY_NS)) {
 		if (mode == 0)
 			return 0;
 		return err2("greylist %s: no greylist entries", argv[0]) - 1;
@@ -454,7 +455,7 @@ int cmd_awl(struct conf *conf, int argc, char **argv)
 		return err2("awl: usage: awl list | awl del NET");
 	if (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "del") != 0)
 		return err2("awl: unknown subcommand '%.40s' (list, del)", argv[1]);
-	if (!ns_exists(conf, AWL_NS)) {
+	if (!ctl_ns_exists(conf, AWL_NS)) {
 		if (strcmp(argv[1], "list") == 0)
 			return 0;
 		fprintf(stderr, "portcullisctl: awl del: %s: not found\n", argv[2]);
@@ -798,7 +799,7 @@ int cmd_whitelist(struct conf *conf, int argc, char **argv)
 		            sub, argv[0]);
 	if (comment && strlen(comment) > WLIST_COMMENT_MAX)
 		return err2("whitelist add: --comment longer than %d bytes", WLIST_COMMENT_MAX);
-	if (strcmp(sub, "list") == 0 && !ns_exists(conf, WLIST_NS))
+	if (strcmp(sub, "list") == 0 && !ctl_ns_exists(conf, WLIST_NS))
 		return 0;
 	if ((st = ctl_store_open_flags(conf, strcmp(sub, "list") == 0 ? STORE_RDONLY : 0)) == NULL)
 		return 2;
@@ -857,7 +858,7 @@ int cmd_expire(struct conf *conf, int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_SIZE(known_ns) - 1; i++) {
 		unsigned cursor = 0;
 		long n = 0;
-		if (!ns_exists(conf, known_ns[i])) {
+		if (!ctl_ns_exists(conf, known_ns[i])) {
 			printf("%-10s 0 expired\n", known_ns[i]);
 			continue;
 		}
@@ -891,13 +892,13 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv)
 		return 2;
 	for (size_t i = 0; i < ARRAY_SIZE(known_ns); i++) {
 		long n = 0;
-		if (ns_exists(conf, known_ns[i]) && (n = store_count(st, known_ns[i])) < 0) {
+		if (ctl_ns_exists(conf, known_ns[i]) && (n = store_count(st, known_ns[i])) < 0) {
 			rc = store_failed(known_ns[i]);
 			continue;
 		}
 		printf("entries.%s %ld\n", known_ns[i], n);
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(counters) && ns_exists(conf, "stats"); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(counters) && ctl_ns_exists(conf, "stats"); i++) {
 		char buf[64];
 		size_t len;
 		int g = store_get(st, "stats", counters[i], strlen(counters[i]), buf,
@@ -956,7 +957,7 @@ int cmd_dump(struct conf *conf, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (argv[i][0] == '-')
 			return err2("dump: unknown option %s", argv[i]);
-		if (!ns_exists(conf, argv[i]))
+		if (!ctl_ns_exists(conf, argv[i]))
 			return err2("dump: no namespace '%.40s' in %s", argv[i],
 			            conf->core.state_dir);
 	}
@@ -971,7 +972,7 @@ int cmd_dump(struct conf *conf, int argc, char **argv)
 		DIR *d = is_redis(conf) ? NULL : opendir(conf->core.state_dir);
 		struct dirent *de;
 		for (size_t i = 0; i < ARRAY_SIZE(known_ns) && rc == 0; i++)
-			if (ns_exists(conf, known_ns[i]))
+			if (ctl_ns_exists(conf, known_ns[i]))
 				rc = dump_ns(st, known_ns[i], stdout);
 		while (d && rc == 0 && (de = readdir(d)) != NULL) {
 			size_t n = strlen(de->d_name);
@@ -1136,7 +1137,7 @@ int cmd_explain(struct conf *conf, int argc, char **argv)
 	if (!ref_ok(ref))
 		return err2("explain: '%.40s' is not a reference id", ref);
 	text = xmalloc(REFS_VALUE_MAX + 1);
-	if (ns_exists(conf, REFS_NS)) {
+	if (ctl_ns_exists(conf, REFS_NS)) {
 		if ((st = ctl_store_open_flags(conf, STORE_RDONLY)) == NULL) {
 			free(text);
 			return 2;

@@ -274,7 +274,6 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 	struct conn *c;
 	struct reply r;
 	struct store *st = NULL;
-	char err[512];
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -316,12 +315,8 @@ static int cmd_check(struct conf *conf, int argc, char **argv)
 	}
 	/* The store read as the daemon reads it (whitelist, greylist), as a
 	 * dry run: checks must not change it, and no ref is kept. */
-	if ((st = store_open(conf->core.state_dir, err, sizeof(err))) == NULL)
-		fprintf(stderr, "portcullisctl: warning: %s: checks run without the store\n", err);
-	if (st) {
-		wlist_prepare(st);
-		grey_store_setup(st);
-	}
+	if ((st = ctl_store_open(conf)) == NULL) /* TDB or Redis, as the daemon's */
+		fprintf(stderr, "portcullisctl: warning: checks run without the store\n");
 	engine_set_store(st, 1);
 	c = engine_conn_new(conf);
 	engine_connect(c, name, ip, &r);

@@ -23,46 +23,7 @@
 t_need perl timeout
 t_init
 
-# client.pl SOCKET SCRIPT: a raw milter client.  SCRIPT lines: "send CMD
-# HEXDATA" (prints "CMD REPLYCODE HEXDATA" for each reply packet), "wait
-# FILE" (until FILE exists), "touch FILE".
-cat >"$T/client.pl" <<'EOF'
-use strict;
-use warnings;
-use IO::Socket::UNIX;
-my ($sock, $script) = @ARGV;
-$SIG{ALRM} = sub { print "TIMEOUT\n"; exit 3; };
-alarm 30;
-$| = 1;
-my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $sock)
-    or do { print "CONNECTFAIL $!\n"; exit 2; };
-binmode $s;
-sub readn {
-    my ($n) = @_; my $buf = "";
-    while (length($buf) < $n) {
-        my $r = sysread($s, $buf, $n - length($buf), length($buf));
-        if (!defined $r || $r == 0) { print "EOF\n"; exit 4; }
-    }
-    return $buf;
-}
-open(my $fh, "<", $script) or die "script: $!";
-while (my $line = <$fh>) {
-    chomp $line;
-    my ($op, $a, $b) = split / /, $line, 3;
-    if ($op eq "wait") { select(undef, undef, undef, 0.02) until -e $a; next; }
-    if ($op eq "touch") { open(my $t, ">", $a) or die; close $t; next; }
-    my $d = defined $b ? pack("H*", $b) : "";
-    print $s pack("N", length($d) + 1) . $a . $d;
-    while (1) {
-        my $len = unpack("N", readn(4));
-        my $all = readn($len);
-        my ($rc, $rd) = (substr($all, 0, 1), substr($all, 1));
-        print "$a $rc " . unpack("H*", $rd) . "\n";
-        last if $a ne "E" || $rc =~ /^[cartdy]$/;
-    }
-}
-print "DONE\n";
-EOF
+CLIENT=$top_srcdir/tests/rawclient.pl
 
 hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n'; }
 # The first lines of every session: negotiation (version 6, all actions,
@@ -110,9 +71,9 @@ touch $T/b.ready
 wait $T/b.go
 send M $(hex "<c@example.net>")00
 EOF
-perl "$T/client.pl" "$T/sock" "$T/a.script" >"$T/a.out" 2>&1 &
+perl "$CLIENT" "$T/sock" "$T/a.script" >"$T/a.out" 2>&1 &
 A=$!
-perl "$T/client.pl" "$T/sock" "$T/b.script" >"$T/b.out" 2>&1 &
+perl "$CLIENT" "$T/sock" "$T/b.script" >"$T/b.out" 2>&1 &
 B=$!
 t_wait_for '[ -e "$T/a.ready" ] && [ -e "$T/b.ready" ]' 10 || fail "the clients did not get going: $(cat "$T/a.out" "$T/b.out")"
 kill -TERM "$PID"
@@ -120,7 +81,7 @@ t_wait_for 'grep -q "stopping: waiting for 1 transaction" "$T/2.log"' 5 ||
 	t_err "in flight: no 'stopping: waiting for 1 transaction' after SIGTERM"
 # a new connection while the daemon stops: a temporary failure at connect
 printf '%s\n%s\n' "$OPTNEG" "$CONN" >"$T/c.script"
-perl "$T/client.pl" "$T/sock" "$T/c.script" >"$T/c.out" 2>&1
+perl "$CLIENT" "$T/sock" "$T/c.script" >"$T/c.out" 2>&1
 grep -q "^C t" "$T/c.out" || t_err "a new connection while stopping: want tempfail at connect: $(cat "$T/c.out")"
 touch "$T/b.go"
 wait "$B"
