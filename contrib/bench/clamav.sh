@@ -281,6 +281,15 @@ awk '
 		printf "  clamav-milter+clamd   %7.1f msg/s  %6d us CPU/msg\n", cm / cn, cu / cn
 		printf "  ratio portcullis/clamav-milter: msg/s %.2f, CPU/msg %.2f\n", (pm / pn) / (cm / cn), (pu / pn) / (cu / cn)
 	}' "$T/results"
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+echo "memory (VmRSS KiB): portcullis $(rss "$PC_PID") + helper $(rss "$HELPER_PID");" \
+	"clamav-milter $(rss "$CM_PID") + clamd $(rss "$CLAMD_PID")"
+if [ "${BENCH_PERF:-0}" = 1 ]; then
+	echo "helper's largest mappings (Rss KiB):"
+	awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6 ? $6 : "[anon]"} /^Rss:/ {r[name] += $2}
+		END {for (n in r) print r[n], n}' "/proc/$HELPER_PID/smaps" 2>/dev/null |
+		sort -rn | head -8 | sed 's/^/  /'
+fi
 [ "$KIND" != mixed ] || grep -q "verdict=reject" "$T/portcullis.log" ||
 	t_err "portcullis logged no rejection"
 t_done
