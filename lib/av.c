@@ -617,7 +617,9 @@ static void rm_tree(const char *path)
 }
 
 /* The private temporary folder of helper pid, removed when it is left
- * over (the helper was killed or crashed).  Milter side. */
+ * over (the helper was killed or crashed).  Only a folder of our own user
+ * (made 0700 by the helper) is removed: /dev/shm is writable by all, and
+ * a tree that another user can change must not be walked by us. */
 static void helper_tmp_clean(pid_t pid)
 {
 	char path[128];
@@ -637,7 +639,9 @@ static void helper_tmp_make(void)
 	if (statfs(SHM_DIR, &sf) < 0 || sf.f_type != TMPFS_MAGIC)
 		return;
 	snprintf(path, sizeof(path), "%s/%s%ld", SHM_DIR, SHM_PREFIX, (long)getpid());
-	rm_tree(path); /* a dead helper's, with our pid */
+	/* A dead helper's with our pid goes; anything else there (not ours,
+	 * not a folder) stays, and then mkdir fails: libclamav's default. */
+	helper_tmp_clean(getpid());
 	if (mkdir(path, 0700) < 0) {
 		log_msg(LOG_LVL_DEBUG, "av: %s: %s; temporary files in the default folder", path,
 		        strerror(errno));
