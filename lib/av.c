@@ -810,8 +810,8 @@ static cl_error_t scan_fd(int fd, const char **virname, unsigned long *scanned,
 	return rc;
 }
 
-/* One scan request: the answer goes to j->ans.  Frees j. */
-static void scan_job(struct job *j)
+/* One scan request: fills the answer *resp (not sent yet). */
+static void scan_job(const struct job *j, struct av_resp *resp)
 {
 	struct av_resp r = { .magic = AV_MAGIC, .status = AV_ERROR };
 	struct engine_ref *e = NULL;
@@ -864,10 +864,7 @@ static void scan_job(struct job *j)
 		}
 		engine_put(e);
 	}
-	answer(j->ans, &r);
-	close(j->ans);
-	close(j->fd);
-	free(j);
+	*resp = r;
 }
 
 /* The scan threads: a pool that grows when a request finds no idle thread
@@ -887,28 +884,39 @@ static void *pool_thread(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&h_lock);
+	h_idle++;
 	for (;;) {
 		struct jobq *q;
+		struct av_resp r;
 
-		while (q_head == NULL && !h_stop) {
-			h_idle++;
+		while (q_head == NULL && !h_stop)
 			pthread_cond_wait(&q_cond, &h_lock);
-			h_idle--;
-		}
 		if (q_head == NULL)
 			break; /* stopping, nothing queued */
 		q = q_head;
 		h_queued--;
+		h_idle--;
 		q_head = q->next;
 		if (q_head == NULL)
 			q_tail = NULL;
 		pthread_mutex_unlock(&h_lock);
-		scan_job(q->j);
+		scan_job(q->j, &r);
+		/* Idle again before the milter has the answer and can send
+		 * the next request: else that request would find no idle
+		 * thread and start one more. */
+		pthread_mutex_lock(&h_lock);
+		h_idle++;
+		pthread_mutex_unlock(&h_lock);
+		answer(q->j->ans, &r);
+		close(q->j->ans);
+		close(q->j->fd);
+		free(q->j);
 		free(q);
 		pthread_mutex_lock(&h_lock);
 		if (--h_active == 0 && h_stop)
 			pthread_cond_broadcast(&h_cond);
 	}
+	h_idle--;
 	h_threads--;
 	pthread_cond_broadcast(&h_cond);
 	pthread_mutex_unlock(&h_lock);
