@@ -42,6 +42,8 @@ CHECKS=${BENCH_CHECKS:-clamav}
 # BENCH_PC_TMPDIR: portcullis' clamav.tmpdir; "default" leaves it unset
 # (a private folder on /dev/shm); by default the same disk folder as clamd's
 PC_TMPDIR=${BENCH_PC_TMPDIR:-}
+# BENCH_RCPTS: recipients per message (default 1)
+export SMTPLOAD_RCPTS=${BENCH_RCPTS:-1}
 # BENCH_PERF=1: perf record -g of portcullis and its helper during the
 # first measured round, the report in $T/perf.txt (kept with BENCH_KEEP=1)
 . "$top/tests/lib.sh"

@@ -12,8 +12,9 @@
 #   clamav.sh    portcullis (COMPARE_CHECKS, default "access helo envelope
 #                attachments clamav") against clamav-milter + clamd through
 #                one private Postfix, for 4 KB, 6 KB MIME and 100 KB
-#                messages (clamav.sh fetches clamd and clamav-milter with
-#                apt-get download; skipped when that fails)
+#                messages, and 4 KB messages with 1, 10 and 100 recipients
+#                (clamav.sh fetches clamd and clamav-milter with apt-get
+#                download; skipped when that fails)
 # then prints the summary lines of each.  rspamd and postgrey are not driven
 # yet (reported as "not measured").  COMPARE_QUICK=1 runs fewer messages.
 # Nothing is asserted about speed; each script checks its answers and logs.
@@ -64,6 +65,17 @@ if [ "$(id -u)" = 0 ] && { command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/
 			  sed -n '/^mean over/,/^memory/p' "$OUT/clamav-$kind.txt" | sed 's/^/  /'; } >>"$summary"
 		else
 			echo "  $kind: clamav.sh failed or skipped: $(grep -E 'bench:|FAIL' "$OUT/clamav-$kind.txt" | tail -2)" >>"$summary"
+		fi
+	done
+	echo "== the same, 4 KB, as recipients grow (CPU per message)" >>"$summary"
+	for rc in 1 10 100; do
+		echo "compare: clamav-milter + clamd, 4k, $rc recipients (clamav.sh)"
+		if BENCH_KIND=4k BENCH_RCPTS=$rc BENCH_MESSAGES=$CL_N_BIG BENCH_CHECKS="$CHECKS" \
+			BENCH_PC_TMPDIR=default timeout 900 "$here/clamav.sh" >"$OUT/rcpt-$rc.txt" 2>&1; then
+			echo "  $rc recipients: $(grep 'ratio portcullis' "$OUT/rcpt-$rc.txt" | sed 's/^ *//')" >>"$summary"
+			grep -E '^  (portcullis|clamav-milter)\+' "$OUT/rcpt-$rc.txt" | sed 's/^/  /' >>"$summary"
+		else
+			echo "  $rc recipients: clamav.sh failed: $(grep -E 'bench:|FAIL' "$OUT/rcpt-$rc.txt" | tail -2)" >>"$summary"
 		fi
 	done
 else
