@@ -1,7 +1,8 @@
 /* lib/checks/body_rules.c - PCRE2 rules on the decoded text of the message,
  * like Postfix body_checks but after MIME decoding
  *
- * At end of DATA every text/... part (nested ones included; lib/mime.c) is
+ * At end of DATA every text/... part (nested ones included; lib/mime.c,
+ * whose parse of the message the attachments check shares) is
  * decoded (base64, quoted-printable) and converted to UTF-8, and each of
  * its lines (at most BODY_PART_MAX bytes per part) is matched against
  * body_rules.file (format in rules.h); the first line that matches a rule
