@@ -10,7 +10,9 @@
  *    that into a temporary failure): libclamav may have crashed on this
  *    very message, and scanning it again could crash the next helper too.
  *  - the helper (av_helper_main): one engine behind a reference count, a
- *    reload thread, one thread per request.  It exits when the milter
+ *    reload thread, a pool of scan threads (grown when a request finds
+ *    none idle, never shrunk), the message scanned from memory (the memfd
+ *    mapped), libclamav's temporary files on tmpfs by default.  It exits when the milter
  *    closes the control socket (also when the milter dies), after its
  *    scans have ended.
  *
@@ -26,6 +28,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,8 +39,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,8 +99,12 @@ static int same_helper(const struct av_settings *a, const struct av_settings *b)
 	return memcmp(&x, &y, sizeof(x)) == 0;
 }
 
+static void helper_tmp_clean(pid_t pid);
+
+/* A helper has ended (reaped): log how, remove what it left. */
 static void log_exit(pid_t pid, int status)
 {
+	helper_tmp_clean(pid);
 	if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
 		metrics_av_helper(1);
 	if (WIFSIGNALED(status))
@@ -175,6 +185,7 @@ static void retire_helper(void)
 
 		kill(cur_pid, SIGKILL);
 		waitpid(cur_pid, &status, 0);
+		helper_tmp_clean(cur_pid);
 	}
 	cur_pid = 0;
 }
@@ -385,6 +396,7 @@ void av_stop(void)
 	for (int i = 0; i < nretired; i++) {
 		kill(retired[i], SIGKILL);
 		waitpid(retired[i], NULL, 0);
+		helper_tmp_clean(retired[i]);
 	}
 	nretired = 0;
 	pthread_mutex_unlock(&av_lock);
@@ -516,7 +528,8 @@ static struct engine_ref *h_engine; /* the current engine, one reference */
 static int h_tried;                 /* the first load has been attempted */
 static char h_load_error[200];      /* why there is no engine */
 static int h_stop;
-static int h_active; /* scan threads running */
+static int h_active;  /* scans queued or running */
+static int h_threads; /* pool threads alive */
 static struct helper_conf {
 	const char *database, *tmpdir;
 	long long max_scansize, max_filesize;
@@ -577,6 +590,66 @@ static unsigned long long dir_signature(const char *dir, int *nfiles)
 	return h;
 }
 
+/* libclamav writes every decoded MIME part and unpacked archive member to
+ * a file in its temporary directory (two folders and about three files
+ * for a plain 4 KiB message).  On a disk file system that is much of the
+ * cost of a small message; so when clamav.tmpdir is empty the helper uses
+ * a private folder of its own on the tmpfs /dev/shm (also there under the
+ * systemd unit's PrivateDevices=yes), and $TMPDIR or /tmp only when that
+ * is not available.  The folder is named after the helper's pid, so that
+ * the milter can remove it when the helper was killed (helper_tmp_clean). */
+#define SHM_DIR    "/dev/shm"
+#define SHM_PREFIX "portcullis-av."
+
+static char h_tmpdir[128]; /* the private folder made, "" if none */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* Remove folder path and what is in it (never following links). */
+static void rm_tree(const char *path)
+{
+	nftw(path, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The private temporary folder of helper pid, removed when it is left
+ * over (the helper was killed or crashed).  Only a folder of our own user
+ * (made 0700 by the helper) is removed: /dev/shm is writable by all, and
+ * a tree that another user can change must not be walked by us. */
+static void helper_tmp_clean(pid_t pid)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s%ld", SHM_DIR, SHM_PREFIX, (long)pid);
+	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid())
+		rm_tree(path);
+}
+
+/* Make the helper's private folder on /dev/shm when it is a tmpfs. */
+static void helper_tmp_make(void)
+{
+	struct statfs sf;
+	char path[128];
+
+	if (statfs(SHM_DIR, &sf) < 0 || sf.f_type != TMPFS_MAGIC)
+		return;
+	snprintf(path, sizeof(path), "%s/%s%ld", SHM_DIR, SHM_PREFIX, (long)getpid());
+	/* A dead helper's with our pid goes; anything else there (not ours,
+	 * not a folder) stays, and then mkdir fails: libclamav's default. */
+	helper_tmp_clean(getpid());
+	if (mkdir(path, 0700) < 0) {
+		log_msg(LOG_LVL_DEBUG, "av: %s: %s; temporary files in the default folder", path,
+		        strerror(errno));
+		return;
+	}
+	bcopy_str(h_tmpdir, sizeof(h_tmpdir), path);
+}
+
 /* Compile a new engine from the database directory.  NULL + err. */
 static struct engine_ref *load_engine(unsigned long long sig, char *err, size_t errsize)
 {
@@ -596,6 +669,12 @@ static struct engine_ref *load_engine(unsigned long long sig, char *err, size_t 
 	cl_engine_set_num(e, CL_ENGINE_MAX_SCANTIME, hc.max_scantime);
 	if (hc.tmpdir[0] && cl_engine_set_str(e, CL_ENGINE_TMPDIR, hc.tmpdir) != CL_SUCCESS) {
 		snprintf(err, errsize, "clamav.tmpdir %s: not usable", hc.tmpdir);
+		cl_engine_free(e);
+		return NULL;
+	}
+	if (!hc.tmpdir[0] && h_tmpdir[0] &&
+	    cl_engine_set_str(e, CL_ENGINE_TMPDIR, h_tmpdir) != CL_SUCCESS) {
+		snprintf(err, errsize, "temporary folder %s: not usable", h_tmpdir);
 		cl_engine_free(e);
 		return NULL;
 	}
@@ -701,9 +780,39 @@ static void answer(int ans, const struct av_resp *r)
 		log_msg(LOG_LVL_WARN, "av: could not answer a scan: %s", strerror(errno));
 }
 
-static void *scan_thread(void *arg)
+/* Scan the message in file fd.  The message is a memfd: mapped, it is
+ * scanned in place from memory (cl_fmap_open_memory), which spares
+ * libclamav's own map of the descriptor and the pread() copies into it;
+ * a file that cannot be mapped (empty, or not a memfd) is scanned through
+ * its descriptor. */
+static cl_error_t scan_fd(int fd, const char **virname, unsigned long *scanned,
+                          const struct cl_engine *e, struct cl_scan_options *opt)
 {
-	struct job *j = arg;
+	struct stat st;
+	cl_fmap_t *map;
+	void *p;
+	cl_error_t rc;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (unsigned long long)st.st_size > SIZE_MAX)
+		return cl_scandesc(fd, NULL, virname, scanned, e, opt);
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return cl_scandesc(fd, NULL, virname, scanned, e, opt);
+	map = cl_fmap_open_memory(p, (size_t)st.st_size);
+	if (map == NULL) {
+		munmap(p, (size_t)st.st_size);
+		return cl_scandesc(fd, NULL, virname, scanned, e, opt);
+	}
+	rc = cl_scanmap_callback(map, NULL, virname, scanned, e, opt, NULL);
+	cl_fmap_close(map);
+	munmap(p, (size_t)st.st_size);
+	return rc;
+}
+
+/* One scan request: fills the answer *resp (not sent yet). */
+static void scan_job(const struct job *j, struct av_resp *resp)
+{
 	struct av_resp r = { .magic = AV_MAGIC, .status = AV_ERROR };
 	struct engine_ref *e = NULL;
 	struct cl_scan_options opt = { 0 };
@@ -740,7 +849,7 @@ static void *scan_thread(void *arg)
 			snprintf(r.reason, sizeof(r.reason), "lseek: %s", strerror(errno));
 			bcopy_str(r.word, sizeof(r.word), "error");
 		} else {
-			rc = cl_scandesc(j->fd, NULL, &virname, &scanned, e->e, &opt);
+			rc = scan_fd(j->fd, &virname, &scanned, e->e, &opt);
 			if (rc == CL_VIRUS) {
 				r.status = AV_VIRUS;
 				bcopy_str(r.name, sizeof(r.name), virname ? virname : "unknown");
@@ -755,12 +864,60 @@ static void *scan_thread(void *arg)
 		}
 		engine_put(e);
 	}
-	answer(j->ans, &r);
-	close(j->ans);
-	close(j->fd);
-	free(j);
+	*resp = r;
+}
+
+/* The scan threads: a pool that grows when a request finds no idle thread
+ * (as many concurrent scans as before, when each had its own thread) and
+ * keeps its threads, so a scan does not pay for a thread's creation,
+ * stack and exit.  Jobs wait in a FIFO under h_lock. */
+struct jobq {
+	struct job *j;
+	struct jobq *next;
+};
+static struct jobq *q_head, *q_tail;
+static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER; /* a job queued, or stop */
+static int h_idle;                                       /* pool threads waiting for a job */
+static int h_queued;                                     /* jobs in the queue */
+
+static void *pool_thread(void *arg)
+{
+	(void)arg;
 	pthread_mutex_lock(&h_lock);
-	h_active--;
+	h_idle++;
+	for (;;) {
+		struct jobq *q;
+		struct av_resp r;
+
+		while (q_head == NULL && !h_stop)
+			pthread_cond_wait(&q_cond, &h_lock);
+		if (q_head == NULL)
+			break; /* stopping, nothing queued */
+		q = q_head;
+		h_queued--;
+		h_idle--;
+		q_head = q->next;
+		if (q_head == NULL)
+			q_tail = NULL;
+		pthread_mutex_unlock(&h_lock);
+		scan_job(q->j, &r);
+		/* Idle again before the milter has the answer and can send
+		 * the next request: else that request would find no idle
+		 * thread and start one more. */
+		pthread_mutex_lock(&h_lock);
+		h_idle++;
+		pthread_mutex_unlock(&h_lock);
+		answer(q->j->ans, &r);
+		close(q->j->ans);
+		close(q->j->fd);
+		free(q->j);
+		free(q);
+		pthread_mutex_lock(&h_lock);
+		if (--h_active == 0 && h_stop)
+			pthread_cond_broadcast(&h_cond);
+	}
+	h_idle--;
+	h_threads--;
 	pthread_cond_broadcast(&h_cond);
 	pthread_mutex_unlock(&h_lock);
 	return NULL;
@@ -832,6 +989,8 @@ int av_helper_main(int argc, char **argv)
 		log_open("portcullis-av", "stderr", "mail");
 	log_set_debug(atoi(argv[12]));
 	signal(SIGPIPE, SIG_IGN);
+	if (!hc.tmpdir[0])
+		helper_tmp_make();
 	rc = cl_init(CL_INIT_DEFAULT);
 	if (rc != CL_SUCCESS) {
 		log_msg(LOG_LVL_ERR, "av: cl_init: %s", cl_strerror(rc));
@@ -844,32 +1003,50 @@ int av_helper_main(int argc, char **argv)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	for (;;) {
-		struct job *j = xmalloc(sizeof(*j));
-		pthread_t st;
-		int got = recv_req(HELPER_FD, j);
+		struct jobq *q = xcalloc(1, sizeof(*q));
+		int got, fail = 0;
 
+		q->j = xmalloc(sizeof(*q->j));
+		got = recv_req(HELPER_FD, q->j);
 		if (got <= 0) {
-			free(j);
+			free(q->j);
+			free(q);
 			if (got == 0)
 				break;
 			continue;
 		}
 		pthread_mutex_lock(&h_lock);
-		h_active++;
+		if (h_idle <= h_queued) {
+			/* no idle thread left for this job: one more */
+			pthread_t st;
+
+			if (pthread_create(&st, &attr, pool_thread, NULL) == 0)
+				h_threads++;
+			else
+				fail = h_threads == 0;
+		}
+		if (!fail) {
+			h_active++;
+			if (q_tail)
+				q_tail->next = q;
+			else
+				q_head = q;
+			q_tail = q;
+			h_queued++;
+			pthread_cond_signal(&q_cond);
+		}
 		pthread_mutex_unlock(&h_lock);
-		if (pthread_create(&st, &attr, scan_thread, j) != 0) {
+		if (fail) {
 			struct av_resp r = { .magic = AV_MAGIC,
 				             .status = AV_ERROR,
 				             .reason = "cannot start a scan thread",
 				             .word = "error" };
 
-			answer(j->ans, &r);
-			close(j->ans);
-			close(j->fd);
-			free(j);
-			pthread_mutex_lock(&h_lock);
-			h_active--;
-			pthread_mutex_unlock(&h_lock);
+			answer(q->j->ans, &r);
+			close(q->j->ans);
+			close(q->j->fd);
+			free(q->j);
+			free(q);
 		}
 	}
 	pthread_attr_destroy(&attr);
@@ -877,11 +1054,14 @@ int av_helper_main(int argc, char **argv)
 	pthread_mutex_lock(&h_lock);
 	h_stop = 1;
 	pthread_cond_broadcast(&h_cond);
-	while (h_active > 0)
+	pthread_cond_broadcast(&q_cond);
+	while (h_active > 0 || h_threads > 0)
 		pthread_cond_wait(&h_cond, &h_lock);
 	pthread_mutex_unlock(&h_lock);
 	pthread_join(rt, NULL);
 	engine_put(h_engine);
 	h_engine = NULL;
+	if (h_tmpdir[0])
+		rm_tree(h_tmpdir);
 	return 0;
 }

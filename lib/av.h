@@ -9,8 +9,8 @@
  *
  * One scan: the milter thread makes a socketpair for the answer and sends
  * one end plus the message's memfd to the helper in one record
- * (SCM_RIGHTS); a helper thread scans the file with the one shared engine
- * and writes the answer.  The milter thread waits at most
+ * (SCM_RIGHTS); a thread of the helper's pool maps the file and scans it
+ * from memory with the one shared engine and writes the answer.  The milter thread waits at most
  * av_settings.timeout_ms; past that, or when the helper died, the helper is
  * killed and the scan fails; the next scan starts a new helper.
  *

@@ -163,6 +163,7 @@ struct conn {
 	int nnotes;
 	struct txn *txn;
 	unsigned long ntxn;
+	unsigned long milter_nr; /* milter/ only: the SMFIP_NR_* flags negotiated */
 };
 
 /* Create a connection bound to snapshot conf (takes a new reference). */

@@ -29,6 +29,8 @@ void message_free(struct message *m)
 {
 	if (m == NULL)
 		return;
+	if (m->mime_free)
+		m->mime_free(m->mime);
 	if (m->map)
 		munmap(m->map, m->map_len);
 	if (m->fd >= 0)

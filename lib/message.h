@@ -31,6 +31,10 @@ struct message {
 	char error[128]; /* non-empty: the kept copy is unusable */
 	void *map;       /* message_data()'s mapping of fd, or NULL */
 	size_t map_len;
+	/* The MIME parse shared by the content checks (lib/mime.c,
+	 * mime_walk_message()), freed with the message by mime_free. */
+	void *mime;
+	void (*mime_free)(void *);
 };
 
 /* A new, empty message.  memory_size: bytes kept in memory before moving

@@ -7,11 +7,13 @@
  * name is matched the way the recipient's client would show it.
  */
 #include "mime.h"
+#include "message.h"
 #include "util.h"
 
 #include <gmime/gmime.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -100,23 +102,62 @@ static void walk(struct walk *w, GMimeObject *obj, int depth)
 	}
 }
 
-static int walk_stream(GMimeStream *stream, mime_visitor fn, void *arg, struct mime_info *info)
+static GMimeMessage *parse_stream(GMimeStream *stream)
 {
 	GMimeParserOptions *opts = g_mime_parser_options_new();
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
 	GMimeMessage *msg;
-	struct walk w = { fn, arg, info, 0 };
 
 	g_mime_parser_options_set_rfc2047_compliance_mode(opts, GMIME_RFC_COMPLIANCE_LOOSE);
 	g_mime_parser_options_set_parameter_compliance_mode(opts, GMIME_RFC_COMPLIANCE_LOOSE);
 	msg = g_mime_parser_construct_message(parser, opts);
 	g_object_unref(parser);
 	g_mime_parser_options_free(opts);
-	if (msg == NULL) /* e.g. empty: no parts a mail client would show */
-		return 0;
-	walk(&w, g_mime_message_get_mime_part(msg), 0);
-	g_object_unref(msg);
-	return 0;
+	return msg;
+}
+
+/* Walk a parsed message; msg NULL (e.g. empty: no parts a mail client
+ * would show) has no parts. */
+static void walk_msg(GMimeMessage *msg, mime_visitor fn, void *arg, struct mime_info *info)
+{
+	struct walk w = { fn, arg, info, 0 };
+
+	if (msg)
+		walk(&w, g_mime_message_get_mime_part(msg), 0);
+}
+
+/* A message's parse, kept in struct message. */
+struct mime_cache {
+	GMimeMessage *msg; /* NULL: no parts */
+	int too_complex;
+};
+
+static void cache_free(void *p)
+{
+	struct mime_cache *c = p;
+
+	if (c->msg)
+		g_object_unref(c->msg);
+	free(c);
+}
+
+static GByteArray *cut_lines(const unsigned char *data, size_t len);
+
+/* The parse of data (len bytes): NULL + *too_complex, or a message (NULL
+ * when GMime finds none). */
+static GMimeMessage *parse_mem(const void *data, size_t len, int *too_complex)
+{
+	GMimeStream *stream;
+	GMimeMessage *msg;
+
+	*too_complex = nesting_hint(data, len);
+	if (*too_complex)
+		return NULL;
+	pthread_once(&mime_once, mime_init);
+	stream = g_mime_stream_mem_new_with_byte_array(cut_lines(data, len));
+	msg = parse_stream(stream);
+	g_object_unref(stream);
+	return msg;
 }
 
 char *mime_part_text(const struct mime_part *p, size_t max, size_t *len)
@@ -189,19 +230,41 @@ static GByteArray *cut_lines(const unsigned char *data, size_t len)
 int mime_walk_mem(const void *data, size_t len, mime_visitor fn, void *arg, struct mime_info *info,
                   char *err, size_t errsize)
 {
-	GMimeStream *stream;
-	int rc;
+	GMimeMessage *msg;
 
-	memset(info, 0, sizeof(*info));
-	if (nesting_hint(data, len)) {
-		info->too_complex = 1;
-		return 0;
-	}
-	pthread_once(&mime_once, mime_init);
-	stream = g_mime_stream_mem_new_with_byte_array(cut_lines(data, len));
 	(void)err;
 	(void)errsize;
-	rc = walk_stream(stream, fn, arg, info);
-	g_object_unref(stream);
-	return rc;
+	memset(info, 0, sizeof(*info));
+	msg = parse_mem(data, len, &info->too_complex);
+	walk_msg(msg, fn, arg, info);
+	if (msg)
+		g_object_unref(msg);
+	return 0;
+}
+
+int mime_walk_message(struct message *m, mime_visitor fn, void *arg, struct mime_info *info,
+                      char *err, size_t errsize)
+{
+	struct mime_cache *c = m->mime;
+
+	memset(info, 0, sizeof(*info));
+	if (c == NULL || m->mime_free != cache_free) {
+		const unsigned char *data;
+		size_t len;
+
+		data = message_data(m, &len);
+		if (data == NULL) {
+			snprintf(err, errsize, "message not readable: %s", m->error);
+			return -1;
+		}
+		c = xcalloc(1, sizeof(*c));
+		c->msg = parse_mem(data, len, &c->too_complex);
+		if (m->mime_free)
+			m->mime_free(m->mime);
+		m->mime = c;
+		m->mime_free = cache_free;
+	}
+	info->too_complex = c->too_complex;
+	walk_msg(c->msg, fn, arg, info);
+	return 0;
 }

@@ -56,6 +56,15 @@ typedef int (*mime_visitor)(const struct mime_part *p, void *arg);
 int mime_walk_mem(const void *data, size_t len, mime_visitor fn, void *arg, struct mime_info *info,
                   char *err, size_t errsize);
 
+/* The same walk over message m (lib/message.h), whose parse is kept in m:
+ * the first content check that walks a message parses it, the others walk
+ * the same parse (one GMime parse per message, however many checks read
+ * it); the parse is freed with the message.  Returns as mime_walk_mem, and
+ * -1 with err when the message is not readable. */
+struct message;
+int mime_walk_message(struct message *m, mime_visitor fn, void *arg, struct mime_info *info,
+                      char *err, size_t errsize);
+
 /* The decoded text of a text/... part seen by a visitor: transfer encoding
  * (base64, quoted-printable) undone and converted from its charset to
  * UTF-8 (unknown charsets are kept as they are), at most max bytes.

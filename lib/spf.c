@@ -1011,3 +1011,75 @@ out:
 	dns_batch_free(e.b);
 	return out->result;
 }
+
+/* The answers kept for spf_eval_txn: a small ring, newest first found.
+ * Transactions in flight at once are few per ring slot; an answer pushed
+ * out early only costs one more evaluation. */
+#define MEMO_SLOTS 64
+
+static struct memo {
+	char ref[32];
+	struct ipaddr ip;
+	char helo[256];
+	char sender[ADDR_MAX + 32];
+	struct spf_outcome out;
+} memo[MEMO_SLOTS];
+static unsigned memo_next;
+static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The key's identity as spf_eval() checks it: "local@domain" or
+ * "postmaster@domain", the domain in lower case. */
+static void memo_sender(char *dst, size_t dstsize, const char *sender)
+{
+	const char *at = strrchr(sender, '@');
+	const char *dom = at ? at + 1 : sender;
+
+	if (at && at != sender)
+		snprintf(dst, dstsize, "%.*s@", (int)(at - sender), sender);
+	else
+		snprintf(dst, dstsize, "postmaster@");
+	bappend(dst, dstsize, "%s", dom);
+	at = strchr(dst, '@');
+	str_lower((char *)at, dstsize - (size_t)(at - dst), at);
+}
+
+enum spf_result spf_eval_txn(const char *txn_ref, struct dns *d, int timeout_ms,
+                             const struct ipaddr *ip, const char *helo, const char *sender,
+                             struct spf_outcome *out)
+{
+	char key[ADDR_MAX + 32];
+	const char *h = helo ? helo : "";
+
+	if (txn_ref == NULL || txn_ref[0] == '\0' || strlen(txn_ref) >= sizeof(memo[0].ref) ||
+	    strlen(h) >= sizeof(memo[0].helo) || strlen(sender) >= sizeof(key) - 16)
+		return spf_eval(d, timeout_ms, ip, helo, sender, out);
+	memo_sender(key, sizeof(key), sender);
+	pthread_mutex_lock(&memo_lock);
+	for (unsigned i = 1; i <= MEMO_SLOTS; i++) {
+		const struct memo *m = &memo[(memo_next - i) % MEMO_SLOTS];
+
+		if (strcmp(m->ref, txn_ref) == 0 && m->ip.family == ip->family &&
+		    memcmp(m->ip.a, ip->a, sizeof(ip->a)) == 0 && strcmp(m->helo, h) == 0 &&
+		    strcmp(m->sender, key) == 0) {
+			*out = m->out;
+			pthread_mutex_unlock(&memo_lock);
+			out->dns_queries = 0;
+			return out->result;
+		}
+	}
+	pthread_mutex_unlock(&memo_lock);
+	spf_eval(d, timeout_ms, ip, helo, sender, out);
+	if (out->result != SPF_TEMPERROR) {
+		struct memo *m;
+
+		pthread_mutex_lock(&memo_lock);
+		m = &memo[memo_next++ % MEMO_SLOTS];
+		bcopy_str(m->ref, sizeof(m->ref), txn_ref);
+		m->ip = *ip;
+		bcopy_str(m->helo, sizeof(m->helo), h);
+		bcopy_str(m->sender, sizeof(m->sender), key);
+		m->out = *out;
+		pthread_mutex_unlock(&memo_lock);
+	}
+	return out->result;
+}

@@ -63,6 +63,17 @@ struct spf_outcome {
 enum spf_result spf_eval(struct dns *d, int timeout_ms, const struct ipaddr *ip, const char *helo,
                          const char *sender, struct spf_outcome *out);
 
+/* spf_eval() for one transaction: txn_ref names it (its ref, unique per
+ * transaction).  The same question (client, HELO, identity) asked again in
+ * the same transaction is answered from the first evaluation, so that the
+ * spf check's result at MAIL serves greylisting's pool key at each RCPT
+ * instead of being computed again.  A temperror is not kept (a later
+ * question may have more time).  A NULL or empty txn_ref: plain
+ * spf_eval().  out->dns_queries is 0 for a kept answer.  Thread-safe. */
+enum spf_result spf_eval_txn(const char *txn_ref, struct dns *d, int timeout_ms,
+                             const struct ipaddr *ip, const char *helo, const char *sender,
+                             struct spf_outcome *out);
+
 /* "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror". */
 const char *spf_result_name(enum spf_result r);
 

@@ -50,6 +50,16 @@ static sfsistat answer(SMFICTX *ctx, const struct reply *r)
 	return SMFIS_TEMPFAIL;
 }
 
+/* A stage negotiated without a reply (SMFIP_NR_*): the MTA waits for none.
+ * The engine answers CONTINUE there (its verdicts wait for end of
+ * message); anything else would be a bug, logged, never sent. */
+static sfsistat no_reply(const struct reply *r, const char *stage)
+{
+	if (r->action != REPLY_CONTINUE)
+		log_msg(LOG_LVL_WARN, "internal: a reply at %s, where none is sent", stage);
+	return SMFIS_NOREPLY;
+}
+
 static const char *macro(SMFICTX *ctx, const char *name)
 {
 	return smfi_getsymval(ctx, (char *)name);
@@ -112,7 +122,12 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	want |= SMFIP_NOUNKNOWN | SMFIP_NODATA;
 	if (need & 1u << STAGE_BODY)
 		want |= SMFIP_SKIP;
+	/* No reply to each header and to end of headers: the engine never
+	 * refuses there (header-stage verdicts are held until end of
+	 * message), so the MTA need not wait for us after every header. */
+	want |= SMFIP_NR_HDR | SMFIP_NR_EOH;
 	*pf1 = f1 & want;
+	c->milter_nr = *pf1 & (SMFIP_NR_HDR | SMFIP_NR_EOH);
 	*pf2 = 0;
 	*pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST) {
@@ -208,6 +223,8 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	engine_header(c, name, value, &r);
+	if (c->milter_nr & SMFIP_NR_HDR)
+		return no_reply(&r, "header");
 	return answer(ctx, &r);
 }
 
@@ -219,6 +236,8 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	engine_eoh(c, &r);
+	if (c->milter_nr & SMFIP_NR_EOH)
+		return no_reply(&r, "end of headers");
 	return answer(ctx, &r);
 }
 

@@ -33,6 +33,19 @@ top_srcdir=$top
 : "${PORTCULLIS:=$top/build-bench-plain/milter/portcullis}"
 N=${BENCH_MESSAGES:-600}
 THREADS=${BENCH_THREADS:-4}
+# BENCH_KIND: mixed (the set above), 4k (plain text), 100k (plain text),
+# mime6k (a text part and a base64 attachment), all clean but for mixed
+KIND=${BENCH_KIND:-mixed}
+# BENCH_CHECKS: portcullis' checks (the issue's "defaults + attachments +
+# ClamAV": access helo envelope attachments clamav)
+CHECKS=${BENCH_CHECKS:-clamav}
+# BENCH_PC_TMPDIR: portcullis' clamav.tmpdir; "default" leaves it unset
+# (a private folder on /dev/shm); by default the same disk folder as clamd's
+PC_TMPDIR=${BENCH_PC_TMPDIR:-}
+# BENCH_RCPTS: recipients per message (default 1)
+export SMTPLOAD_RCPTS=${BENCH_RCPTS:-1}
+# BENCH_PERF=1: perf record -g of portcullis and its helper during the
+# first measured round, the report in $T/perf.txt (kept with BENCH_KEEP=1)
 . "$top/tests/lib.sh"
 . "$top/tests/e2e/postfix-lib.sh"
 PATH=$PATH:/usr/sbin:/sbin
@@ -53,9 +66,9 @@ CMILTER=$T/root/usr/sbin/clamav-milter
 
 # --- database and messages ---------------------------------------------------------
 mkdir -p "$T/db" "$T/msgs" "$T/tmp" "$T/pc"
-python3 - "$T" "$N" <<'EOF'
+python3 - "$T" "$N" "$KIND" <<'EOF'
 import base64, hashlib, io, os, random, sys, zipfile
-T, n = sys.argv[1], int(sys.argv[2])
+T, n, kind_of_set = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 eicar = "*H+H$!ELIF-TSET-SURIVITNA-DRADNATS-RACIE$}7)CC7)^P(45XZP\\4[PA@%P!O5X"[::-1].encode()
 testfile = b"portcullis bench test file " + os.urandom(8).hex().encode()
 open(T + "/db/bench.ndb", "w").write("Bench.Eicar:0:*:" + eicar.hex() + "\n")
@@ -83,9 +96,20 @@ def msg(i, parts):
         else:
             body += "\r\n" + data + "\r\n"
     return (h + body + "--%s--\r\n" % b).encode()
+def plain(i, size):
+    h = ("From: sender@example.net\r\nTo: rcpt@example.test\r\nSubject: bench %d\r\n"
+         "Message-Id: <%d.bench@example.net>\r\n\r\n" % (i, i))
+    return (h + text(size) + "\r\n").encode()
 for i in range(n):
     k = i % 10
-    if k == 0:
+    if kind_of_set == "4k":
+        m, kind = plain(i, 4000), "clean"
+    elif kind_of_set == "100k":
+        m, kind = plain(i, 100000), "clean"
+    elif kind_of_set == "mime6k":
+        m, kind = msg(i, [("text/plain", None, text(2500)), ("application/pdf", "report.pdf",
+                          b"%PDF-1.4\n" + text(2200).encode())]), "clean"
+    elif k == 0:
         m, kind = msg(i, [("text/plain", None, text(500)), ("application/octet-stream", "tool.com", eicar)]), "virus"
     elif k == 5:
         z = io.BytesIO(); zf = zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED)
@@ -143,10 +167,14 @@ state_dir = $T/pc
 log_target = stderr
 trusted_networks =
 hostname = mx.example.test
-checks = clamav
+checks = $CHECKS
 clamav.database = $T/db
-clamav.tmpdir = $T/tmp
 EOF
+case $PC_TMPDIR in
+default) ;;
+"") echo "clamav.tmpdir = $T/tmp" >>"$T/portcullis.conf" ;;
+*) echo "clamav.tmpdir = $PC_TMPDIR" >>"$T/portcullis.conf" ;;
+esac
 timeout 600 "$PORTCULLIS" -f -c "$T/portcullis.conf" 2>"$T/portcullis.log" &
 PC_WRAP=$!
 t_at_exit "kill $PC_WRAP 2>/dev/null"
@@ -224,9 +252,24 @@ echo "bench: $N messages (80% clean, 20% EICAR), $THREADS SMTP sessions, Postfix
 run "warm-up portcullis" "$P1" "$PC_PID" "$HELPER_PID" >/dev/null
 run "warm-up clamav-milter" "$P2" "$CM_PID" "$CLAMD_PID" >/dev/null
 : >"$T/results"
+perf_pid=
+if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+	perf record -q -g -F 1000 -p "$PC_PID,$HELPER_PID" -o "$T/perf.data" >/dev/null 2>&1 &
+	perf_pid=$!
+	sleep 1
+fi
 for order in 1 2 2 1; do
 	if [ "$order" = 1 ]; then
 		run "portcullis+clamav" "$P1" "$PC_PID" "$HELPER_PID"
+		if [ -n "$perf_pid" ]; then
+			kill -INT "$perf_pid"
+			wait "$perf_pid"
+			perf_pid=
+			perf report -i "$T/perf.data" --no-children --sort comm,dso,sym 2>/dev/null |
+				grep -v '^#' | grep '%' | grep -v -- '--' | head -40 >"$T/perf.txt"
+			echo "perf: top of the profile of portcullis + helper ($T/perf.txt):"
+			head -25 "$T/perf.txt"
+		fi
 	else
 		run "clamav-milter+clamd" "$P2" "$CM_PID" "$CLAMD_PID"
 	fi
@@ -240,5 +283,15 @@ awk '
 		printf "  clamav-milter+clamd   %7.1f msg/s  %6d us CPU/msg\n", cm / cn, cu / cn
 		printf "  ratio portcullis/clamav-milter: msg/s %.2f, CPU/msg %.2f\n", (pm / pn) / (cm / cn), (pu / pn) / (cu / cn)
 	}' "$T/results"
-grep -q "verdict=reject" "$T/portcullis.log" || t_err "portcullis logged no rejection"
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+echo "memory (VmRSS KiB): portcullis $(rss "$PC_PID") + helper $(rss "$HELPER_PID");" \
+	"clamav-milter $(rss "$CM_PID") + clamd $(rss "$CLAMD_PID")"
+if [ "${BENCH_PERF:-0}" = 1 ]; then
+	echo "helper's largest mappings (Rss KiB):"
+	awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6 ? $6 : "[anon]"} /^Rss:/ {r[name] += $2}
+		END {for (n in r) print r[n], n}' "/proc/$HELPER_PID/smaps" 2>/dev/null |
+		sort -rn | head -8 | sed 's/^/  /'
+fi
+[ "$KIND" != mixed ] || grep -q "verdict=reject" "$T/portcullis.log" ||
+	t_err "portcullis logged no rejection"
 t_done

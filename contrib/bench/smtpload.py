@@ -8,7 +8,8 @@
 # SMTP connection, and checks each answer: a .clean message must get 250,
 # a .virus message a 5xx.  Prints one line
 #   sent=N clean_ok=N virus_refused=N wrong=N secs=S msgs_per_s=R
-# and exits 1 when any answer was wrong.
+# and exits 1 when any answer was wrong.  SMTPLOAD_RCPTS (default 1): the
+# recipients of each message, rcpt@, rcpt2@ ... of example.test.
 import os
 import smtplib
 import sys
@@ -21,6 +22,8 @@ msgs = [(f, open(os.path.join(msgdir, f), "rb").read()) for f in files]
 lock = threading.Lock()
 counts = {"sent": 0, "clean_ok": 0, "virus_refused": 0, "wrong": 0}
 wrong = []
+nrcpts = int(os.environ.get("SMTPLOAD_RCPTS", "1"))
+rcpts = ["rcpt@example.test"] + ["rcpt%d@example.test" % i for i in range(2, nrcpts + 1)]
 
 
 def worker(k):
@@ -30,7 +33,7 @@ def worker(k):
         s.ehlo("load.example.net")
         for name, data in mine[i:i + per_conn]:
             try:
-                s.sendmail("load@example.net", ["rcpt@example.test"], data)
+                s.sendmail("load@example.net", rcpts, data)
                 code = 250
             except smtplib.SMTPDataError as e:
                 code = e.smtp_code

@@ -239,16 +239,11 @@ static int attachments_eom(const struct check_ctx *cx, struct verdicts *out)
 {
 	struct scan s = { cx->mconf, out, cx->txn->ref };
 	struct mime_info info;
-	const unsigned char *data;
-	size_t len;
 	char err[200];
 
 	if (cx->msg == NULL || cx->skip_whitelisted)
 		return CHECK_DONE; /* over content.max_size, or opted out */
-	data = message_data(cx->msg, &len);
-	if (data == NULL)
-		return check_retry(out, "message not readable: %s", cx->msg->error);
-	if (mime_walk_mem(data, len, visit, &s, &info, err, sizeof(err)) < 0)
+	if (mime_walk_message(cx->msg, visit, &s, &info, err, sizeof(err)) < 0)
 		return check_retry(out, "%s", err);
 	if ((info.too_complex || info.too_deep || info.too_many) && out->n == 0)
 		verdict_reject(out, s.ac->too_complex, "attachments.too_complex", "554", "5.6.0",

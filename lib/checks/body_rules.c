@@ -1,7 +1,8 @@
 /* lib/checks/body_rules.c - PCRE2 rules on the decoded text of the message,
  * like Postfix body_checks but after MIME decoding
  *
- * At end of DATA every text/... part (nested ones included; lib/mime.c) is
+ * At end of DATA every text/... part (nested ones included; lib/mime.c,
+ * whose parse of the message the attachments check shares) is
  * decoded (base64, quoted-printable) and converted to UTF-8, and each of
  * its lines (at most BODY_PART_MAX bytes per part) is matched against
  * body_rules.file (format in rules.h); the first line that matches a rule
@@ -95,16 +96,11 @@ static int body_rules_eom(const struct check_ctx *cx, struct verdicts *out)
 	const struct body_rules_conf *bc = cx->mconf;
 	struct walk w = { cx, out, bc->rules };
 	struct mime_info info;
-	const unsigned char *data;
-	size_t len;
 	char err[200];
 
 	if (bc->rules == NULL || cx->msg == NULL)
 		return CHECK_DONE;
-	data = message_data(cx->msg, &len);
-	if (data == NULL)
-		return check_retry(out, "message not readable: %s", cx->msg->error);
-	if (mime_walk_mem(data, len, visit, &w, &info, err, sizeof(err)) < 0)
+	if (mime_walk_message(cx->msg, visit, &w, &info, err, sizeof(err)) < 0)
 		return check_retry(out, "%s", err);
 	return CHECK_DONE;
 }

@@ -53,7 +53,8 @@ static const struct conf_param clamav_params[] = {
 	{ "clamav.database", "/var/lib/clamav", CONF_STR, F(database), 0, 0,
 	  "directory of the ClamAV signature database (as kept by freshclam)" },
 	{ "clamav.tmpdir", "", CONF_STR, F(tmpdir), 0, 0,
-	  "directory for libclamav's temporary files (tmpfs is faster); empty: $TMPDIR or /tmp" },
+	  "directory for libclamav's temporary files; empty: a private folder on the tmpfs "
+	  "/dev/shm, else $TMPDIR or /tmp" },
 	{ "clamav.max_scansize", "419430400", CONF_INT, F(max_scansize), 0, 4294967295.0,
 	  "bytes scanned per message, archives unpacked included (0: no limit)" },
 	{ "clamav.max_filesize", "104857600", CONF_INT, F(max_filesize), 0, 4294967295.0,

@@ -289,8 +289,9 @@ static void client_net(const struct check_ctx *cx, const struct greylist_conf *g
 	if (gc->pools && cx->conf->dns && !(t->sender.flags & ADDR_NULL) && t->sender.domain[0]) {
 		struct spf_outcome o;
 
-		if (spf_eval(cx->conf->dns, check_dns_timeout(cx), &c->client_ip, c->helo,
-		             t->sender.full, &o) == SPF_PASS &&
+		/* the spf check's answer of this transaction, when it ran */
+		if (spf_eval_txn(t->ref, cx->conf->dns, check_dns_timeout(cx), &c->client_ip,
+		                 c->helo_seen ? c->helo : "", t->sender.full, &o) == SPF_PASS &&
 		    o.domain[0]) {
 			snprintf(net, GREY_NET_MAX, "spf:%s", o.domain);
 			str_lower(net, GREY_NET_MAX, net);

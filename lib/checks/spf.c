@@ -312,8 +312,9 @@ static int spf_mail(const struct check_ctx *cx, struct verdicts *out)
 			 * an empty local part; %{h} is the HELO as given (7.3). */
 			snprintf(sender, sizeof(sender), "%s@%s",
 			         from->local[0] ? from->local : "postmaster", from->domain);
-			spf_eval(cx->conf->dns, timeout, &c->client_ip, c->helo_seen ? c->helo : "",
-			         sender, &mo);
+			/* kept for greylisting's pool key (lib/checks/greylist.c) */
+			spf_eval_txn(cx->txn->ref, cx->conf->dns, timeout, &c->client_ip,
+			             c->helo_seen ? c->helo : "", sender, &mo);
 			did_mail = 1;
 		}
 	}

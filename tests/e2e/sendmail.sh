@@ -42,7 +42,13 @@ sm_init
 echo "127.0.0.66 REJECT listed by the e2e test" >"$PC/client.cidr"
 echo "spam@example.net REJECT listed by the e2e test" >"$PC/sender"
 echo "blocked@example.test REJECT listed by the e2e test" >"$PC/recipient"
+# header_rules (a rule no test message matches) makes Sendmail send the
+# headers, negotiated without replies (SMFIP_NR_HDR, SMFIP_NR_EOH): the good
+# messages below are delivered through that path.
+echo "/^Subject: .*never-sent-by-this-test/ REJECT not expected" >"$PC/header.rules"
 sm_conf "$PC/portcullis.conf" "helo.non_fqdn = monitor" \
+	"checks = whitelist, access, helo, envelope, header_rules" \
+	"header_rules.file = $PC/header.rules" \
 	"access.client = cidr:$PC/client.cidr" "access.sender = texthash:$PC/sender" \
 	"access.recipient = texthash:$PC/recipient"
 t_start "$PC/portcullis.conf" "$T/portcullis.log"

@@ -496,6 +496,7 @@ sub readn {
 }
 sub readpkt { my $len = unpack("N", readn(4)); my $all = readn($len); return (substr($all, 0, 1), substr($all, 1)); }
 open(my $fh, "<", $plan) or die "plan: $!";
+my $pflags = 0; # the protocol flags the filter chose
 while (my $line = <$fh>) {
     chomp $line;
     my ($c, $hex) = split / /, $line, 2;
@@ -503,6 +504,15 @@ while (my $line = <$fh>) {
     sendpkt($c, $d);
     next if $c eq "A" || $c eq "D";
     last if $c eq "Q";
+    # like an MTA: no reply awaited where the filter asked for none
+    next if $c eq "L" && ($pflags & 0x80);     # SMFIP_NR_HDR
+    next if $c eq "N" && ($pflags & 0x40000);  # SMFIP_NR_EOH
+    if ($c eq "O") {
+        my ($rc, $rd) = readpkt();
+        $pflags = unpack("N", substr($rd, 8, 4)) if length($rd) >= 12;
+        print "$c $rc " . unpack("H*", $rd) . "\n";
+        next;
+    }
     while (1) {
         my ($rc, $rd) = readpkt();
         print "$c $rc " . unpack("H*", $rd) . "\n";
@@ -577,7 +587,10 @@ function t.raw(steps)
 	end
 	local res = {}
 	for c, rc, h in out:gmatch("(%u) (%S) (%x*)\n") do
-		if c ~= "O" then
+		if c == "O" and #h >= 24 then
+			-- the protocol flags the filter negotiated (SMFIP_*)
+			res.protocol = string.unpack(">I4", unhex(h), 9)
+		elseif c ~= "O" then
 			local data = unhex(h):gsub("%z$", "")
 			local last = res[#res]
 			if c == "E" and last and last.cmd == "E" and not last.final then

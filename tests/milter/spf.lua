@@ -200,6 +200,12 @@ t.main(function()
 				got[#got + 1] = k.code
 			end
 		end
+		-- spf reads headers; the MTA need not wait for a reply to each
+		-- (SMFIP_NR_HDR 0x80) nor to end of headers (SMFIP_NR_EOH 0x40000)
+		t.check(res.protocol and (res.protocol // 0x80) % 2 == 1 and
+			(res.protocol // 0x40000) % 2 == 1,
+			"headers and end of headers negotiated without replies (got " ..
+			string.format("0x%x", res.protocol or 0) .. ")")
 		local want = {
 			"m 3 authentication-results []", "m 2 Authentication-Results []",
 			"i 0 Received-SPF", "i 0 Authentication-Results", "c",

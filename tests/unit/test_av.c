@@ -12,7 +12,9 @@
  * is scanned by a new helper; new settings with an empty database: the
  * old helper goes on scanning, and without it AV_ERROR "no database",
  * never clean; the helper killed between scans is replaced
- * without a failed scan.  Prints scans per second for 1, 2 and 4 threads
+ * without a failed scan, and its private temporary folder on /dev/shm
+ * (clamav.tmpdir empty) is removed; a clean stop removes it too, and a
+ * configured clamav.tmpdir makes none.  Prints scans per second for 1, 2 and 4 threads
  * (information for the design note in av.h, not an assertion).
  */
 #include <setjmp.h>
@@ -29,7 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +77,23 @@ static int make_msg(int infected)
 	assert_int_equal(write(fd, msg, strlen(msg)), (ssize_t)strlen(msg));
 	free(msg);
 	return fd;
+}
+
+static int shm_is_tmpfs(void)
+{
+	struct statfs sf;
+
+	return statfs("/dev/shm", &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
+/* Whether the private folder of helper pid is there. */
+static int shm_folder_exists(pid_t pid)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/dev/shm/portcullis-av.%ld", (long)pid);
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 static void settings(struct av_settings *s, const char *db)
@@ -228,6 +249,9 @@ static void test_killed_between_scans(void **state)
 	assert_int_equal(av_scan(&s, fd, &r), AV_VIRUS);
 	old = av_helper_pid();
 	assert_true(old > 0);
+	/* clamav.tmpdir empty: the helper's private folder on /dev/shm */
+	if (shm_is_tmpfs())
+		assert_int_equal(shm_folder_exists(old), 1);
 	assert_int_equal(kill(old, SIGKILL), 0);
 	/* Dead, not dying: a killed multi-threaded process shows as a
 	 * zombie while its other threads still exit, with its descriptors
@@ -236,6 +260,37 @@ static void test_killed_between_scans(void **state)
 		usleep(10000);
 	assert_int_equal(av_scan(&s, fd, &r), AV_VIRUS);
 	assert_true(av_helper_pid() != old);
+	/* the killed helper's folder was removed by the milter side */
+	assert_int_equal(shm_folder_exists(old), 0);
+	if (shm_is_tmpfs())
+		assert_int_equal(shm_folder_exists(av_helper_pid()), 1);
+	close(fd);
+}
+
+/* The helper's folder goes with it on a clean stop, and a configured
+ * clamav.tmpdir makes none. */
+static void test_tmpdir(void **state)
+{
+	struct av_settings s;
+	struct av_result r;
+	pid_t pid;
+	int fd = make_msg(0);
+
+	(void)state;
+	av_stop(); /* a fresh helper (the one of an earlier test may have no database) */
+	settings(&s, dbdir);
+	assert_int_equal(av_scan(&s, fd, &r), AV_CLEAN);
+	pid = av_helper_pid();
+	if (shm_is_tmpfs())
+		assert_int_equal(shm_folder_exists(pid), 1);
+	av_stop();
+	assert_int_equal(shm_folder_exists(pid), 0);
+	snprintf(s.tmpdir, sizeof(s.tmpdir), "%s", tmpdir);
+	assert_int_equal(av_scan(&s, fd, &r), AV_CLEAN);
+	pid = av_helper_pid();
+	assert_true(pid > 0);
+	assert_int_equal(shm_folder_exists(pid), 0);
+	av_stop();
 	close(fd);
 }
 
@@ -421,6 +476,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_reload_under_load),
 		cmocka_unit_test(test_throughput),
 		cmocka_unit_test(test_no_database),
+		cmocka_unit_test(test_tmpdir),
 	};
 
 	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "message.h"
 #include "mime.h"
 #include "util.h"
 
@@ -79,6 +80,50 @@ static void test_names_decoded(void **state)
 	assert_string_equal(s.filename[2], "harmless.pdf");
 	assert_string_equal(s.name[2], SCHET);
 	assert_int_equal(s.depth[1], 1);
+}
+
+/* mime_walk_message: one parse per message, shared by every walk; the
+ * second walk sees the same parts (also a walk that stopped early), the
+ * bounds are reported again, the parse goes with the message. */
+static void test_shared_parse(void **state)
+{
+	static const char body[] =
+	    "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+	    "--b\r\nContent-Type: application/zip; name=a.zip\r\n\r\nx\r\n"
+	    "--b\r\nContent-Type: image/png\r\n"
+	    "Content-Disposition: attachment; filename=p.png\r\n\r\ny\r\n--b--\r\n";
+	struct message *m = message_new(1 << 20, 1 << 20);
+	struct seen a = { 0 }, b = { .stop_after = 1 }, c = { 0 };
+	struct mime_info info;
+	char err[200];
+	void *parse;
+
+	(void)state;
+	message_header(m, "MIME-Version", "1.0");
+	message_header(m, "Content-Type", "multipart/mixed; boundary=\"b\"");
+	message_body(m, (const unsigned char *)"\r\n", 2);
+	message_body(m, (const unsigned char *)body, strlen(body));
+	assert_int_equal(mime_walk_message(m, visit, &a, &info, err, sizeof(err)), 0);
+	assert_int_equal(a.n, 3);
+	assert_int_equal(info.parts, 3);
+	parse = m->mime;
+	assert_non_null(parse);
+	assert_int_equal(mime_walk_message(m, visit, &b, &info, err, sizeof(err)), 0);
+	assert_ptr_equal(m->mime, parse); /* not parsed again */
+	assert_int_equal(b.n, 1);
+	assert_int_equal(info.parts, 1);
+	assert_int_equal(mime_walk_message(m, visit, &c, &info, err, sizeof(err)), 0);
+	assert_ptr_equal(m->mime, parse);
+	assert_int_equal(c.n, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(a.type[i], c.type[i]);
+		assert_string_equal(a.name[i], c.name[i]);
+		assert_string_equal(a.filename[i], c.filename[i]);
+	}
+	assert_string_equal(a.type[1], "application/zip");
+	assert_string_equal(a.name[1], "a.zip");
+	assert_string_equal(a.filename[2], "p.png");
+	message_free(m); /* frees the parse (ASan: no leak) */
 }
 
 static void test_nested_message(void **state)
@@ -198,7 +243,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names_decoded), cmocka_unit_test(test_nested_message),
 		cmocka_unit_test(test_no_mime),       cmocka_unit_test(test_bounds),
-		cmocka_unit_test(test_builtin_list),
+		cmocka_unit_test(test_builtin_list),  cmocka_unit_test(test_shared_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
