@@ -10,6 +10,7 @@
 #include "milter.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -17,8 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
@@ -274,6 +278,70 @@ static struct smfiDesc desc = {
 	.xxfi_close = cb_close,
 	.xxfi_negotiate = cb_negotiate,
 };
+
+/* Descriptor exhaustion.  libmilter's listener thread calls accept() and,
+ * when it fails with EMFILE or ENFILE, tries again at once without a word
+ * (libmilter/listener.c): the MTA's connections wait in the listen queue
+ * until its milter_connect_timeout, and the loop spins on one core.  This
+ * accept() takes libmilter's calls (the dynamic linker finds the
+ * executable's definition before the C library's; our own code uses
+ * accept4()) and hands them to the next one; a failure for lack of
+ * descriptors is logged once, with the limit, and the call then waits
+ * 50 ms so the retry loop does not spin; the first success afterwards logs
+ * that the daemon accepts again. */
+typedef int (*accept_fn)(int, __SOCKADDR_ARG, socklen_t *__restrict);
+static _Atomic(accept_fn) real_accept;
+static atomic_long accept_failures; /* since the last success */
+static atomic_llong accept_failing_since;
+
+int accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
+{
+	accept_fn fn = atomic_load(&real_accept);
+	int rc, e;
+
+	if (fn == NULL) {
+		fn = (accept_fn)dlsym(RTLD_NEXT, "accept");
+		if (fn == NULL) {
+			errno = ENOSYS;
+			return -1;
+		}
+		atomic_store(&real_accept, fn);
+	}
+	rc = fn(fd, addr, len);
+	e = errno;
+	if (rc >= 0) {
+		long n = atomic_exchange(&accept_failures, 0);
+
+		if (n > 0)
+			log_msg(LOG_LVL_INFO,
+			        "accepting MTA connections again after %lld ms (%ld accept() calls "
+			        "failed for lack of descriptors)",
+			        now_ms() - atomic_load(&accept_failing_since), n);
+		return rc;
+	}
+	if (e == EMFILE || e == ENFILE) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		if (atomic_fetch_add(&accept_failures, 1) == 0) {
+			struct rlimit rl;
+			char lim[32] = "?";
+
+			atomic_store(&accept_failing_since, now_ms());
+			if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+				snprintf(lim, sizeof(lim), "%llu", (unsigned long long)rl.rlim_cur);
+			log_msg(
+			    LOG_LVL_ERR,
+			    "cannot accept MTA connections: %s (%s); open descriptors limit %s: "
+			    "they wait until some close (one per MTA connection: raise "
+			    "LimitNOFILE / ulimit -n, see portcullis(8))",
+			    e == EMFILE ? "no descriptor left" : "the system's file table is full",
+			    strerror(e), lim);
+		}
+		nanosleep(&ts, NULL);
+	}
+	errno = e;
+	return rc;
+}
 
 const char *milter_socket_path(const char *spec)
 {
