@@ -47,6 +47,9 @@ const struct conf_param core_params[] = {
 	{ "ref_keep", "7d", CONF_TIME, CORE(ref_keep), 0, 366 * 86400,
 	  "how long the details of a refused transaction are kept for portcullisctl explain "
 	  "(0: not kept)" },
+	{ "ref_max", "50000", CONF_INT, CORE(ref_max), 0, 100000000,
+	  "at most about this many refused transactions are kept (refs.tdb); beyond, the oldest "
+	  "go first (0: no cap)" },
 	{ "hostname", "", CONF_STR, CORE(hostname), 0, 0,
 	  "this host's name for headers and HELO checks; empty: gethostname()" },
 	{ "contact", "", CONF_STR, CORE(contact), 0, 0,

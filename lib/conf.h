@@ -74,6 +74,7 @@ struct core_conf {
 	char *pidfile;
 	char *state_dir;
 	long ref_keep;
+	long ref_max;
 	char *hostname;
 	char *contact;
 	char *log_target;

@@ -54,9 +54,13 @@ static void run_flush(struct store *st)
 		f[i].fn(f[i].arg, st);
 }
 
+/* One step over each namespace.  A failing namespace does not stop the
+ * others; the store has logged the failure (once per event, not at every
+ * step: this runs ten times a second). */
 static long expire_all(struct store *st, unsigned *cursor, unsigned max_chains)
 {
 	long total = 0;
+	int failed = 0;
 
 	for (size_t i = 0; i < NNS; i++) {
 		int n;
@@ -65,14 +69,14 @@ static long expire_all(struct store *st, unsigned *cursor, unsigned max_chains)
 			n = store_expire_step(st, maint_ns[i], clock_now(),
 			                      max_chains ? max_chains : 4096, &cursor[i]);
 			if (n < 0) {
-				log_msg(LOG_LVL_WARN, "expiry of %s: %s", maint_ns[i],
-				        store_strerror(store_last_error()));
-				return -1;
+				cursor[i] = 0;
+				failed = 1;
+				break;
 			}
 			total += n;
 		} while (max_chains == 0 && cursor[i] != 0);
 	}
-	return total;
+	return failed ? -1 : total;
 }
 
 long maint_expire(struct store *st, unsigned max_chains)

@@ -375,8 +375,8 @@ static void render_store(struct out *o, long interval)
 			store_counted_us = 1;
 	}
 	family(o, "portcullis_store_entries", "gauge",
-	       "Live records per store namespace (recounted at most every "
-	       "metrics.store_interval).");
+	       "Records per store namespace, expired ones until the background expiry "
+	       "removes them (read at most every metrics.store_interval).");
 	for (int i = 0; i < store_nns; i++) {
 		if (store_n[i] < 0)
 			continue; /* the count failed; the store logged why */

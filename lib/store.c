@@ -7,10 +7,26 @@
  * mutex held (TDB contexts are not thread-safe).  Walks (traverse, count,
  * expiry) take the mutex for one hash chain at a time.
  *
- * Errors: -1 with a thread-local typed error.  Corruption (a file that is
- * not a TDB at open, or TDB_ERR_CORRUPT during use) is logged, the file is
- * renamed aside and an empty one created, so the caller keeps working.
+ * Errors: -1 with a thread-local typed error.  Damage (a file that cannot
+ * be opened as a TDB, TDB_ERR_CORRUPT, or a read past the end of a file that
+ * shrank or whose chains point outside it) is logged in one line, the file
+ * is renamed aside (the newest STORE_KEEP_ASIDE copies are kept) and an
+ * empty one created, so the caller keeps working.  Other failures (no space,
+ * read-only file system) are logged once when they start and once when the
+ * file works again, not at every call.  TDB's own messages go to the debug
+ * log; the one line quotes the message that explains the failure.
+ *
+ * Files are opened with TDB_NOMMAP: a file truncated under a mapping would
+ * kill the process with SIGBUS at the next access; with pread/pwrite the
+ * access fails with a short read instead and the file is recovered.
+ *
+ * Record count: each file holds one extra record (count_key, with a header
+ * whose version byte is 0, so walks skip it) with the number of records.
+ * Each process counts its inserts and deletes in memory and adds them to
+ * the record under its chain lock now and then (count_flush), so
+ * store_count() reads one record instead of walking the file.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -20,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <tdb.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,24 +45,73 @@
 #include "store.h"
 #include "util.h"
 
+/* what was logged about failures (see fail_note) */
+struct failstate {
+	int failing;         /* failing now */
+	enum store_err cur;  /* with this error */
+	enum store_err last; /* the error last logged, at logged_at */
+	time_t logged_at;
+	int announced; /* this failure was logged: log its end too */
+};
+
+/* sizeof(struct tdb_header) in TDB's file format; the head of hash chain h
+ * is the 32-bit offset at TDB_HEADER_SIZE + 4 * (h + 1) */
+#define TDB_HEADER_SIZE 168
+#define HEADS_BLOCK     4096 /* chain heads read at once by walks */
+
+/* expiry times sampled per pass of a capped namespace (store_ns_limit) */
+#define STORE_SAMPLES 1024
+
 struct ns_file {
+	struct store *st;
 	char name[STORE_MAX_NS_NAME + 1];
 	char *path;
 	int hash_size;
-	pthread_mutex_t mu;      /* serialises every use of tdb */
-	struct tdb_context *tdb; /* NULL until the first successful open */
+	int rdonly;                        /* the store was opened with STORE_RDONLY */
+	pthread_mutex_t mu;                /* serialises every use of tdb */
+	struct tdb_context *tdb;           /* NULL until the first successful open */
+	struct tdb_logging_context logctx; /* log_private = this file */
+	/* What TDB logged during the current call (f->mu held): the errno at
+	 * the message, whether it shows a damaged file, the message. */
+	int tdb_errno;
+	int tdb_broken;
+	char tdb_msg[200];
+	/* the open file: identity and largest size seen (a TDB file never
+	 * shrinks: a smaller one was truncated under us) */
+	dev_t dev;
+	ino_t ino;
+	off_t size_seen;
+	time_t checked;        /* monotonic second of the last identity check */
+	struct failstate fail; /* failures of this file (f->mu) */
+	int ro_fallback;       /* opened read-only because the file system is */
+	/* records added minus deleted by this process and not yet added to
+	 * the count record (count_flush) */
+	long count_delta;
+	/* record cap (store_ns_limit): expiry passes sample the expiry times
+	 * and, over the cap, delete the records expiring before evict_before */
+	long limit;
+	time_t evict_before;
+	time_t sample[STORE_SAMPLES];
+	unsigned nsample, nseen;
 };
 
 struct store {
 	char *dir;
+	int flags;
 	pthread_mutex_t mu; /* slot creation */
 	int nns;            /* published slots; atomic */
 	struct ns_file ns[STORE_MAX_NS];
 	time_t (*now)(void *arg);
 	void *now_arg;
+	/* a full or read-only file system: logged once for all files */
+	pthread_mutex_t fs_mu;
+	struct failstate fs;
 };
 
 static __thread enum store_err last_err;
+
+static int count_flush(struct ns_file *f);
+static int low_space(struct ns_file *f);
 
 static int fail_with(enum store_err e)
 {
@@ -69,8 +135,24 @@ const char *store_strerror(enum store_err e)
 	case STORE_ERR_VERSION: return "record of an unknown format version";
 	case STORE_ERR_FULL: return "too many namespaces";
 	case STORE_ERR_NOMEM: return "out of memory";
+	case STORE_ERR_NOSPACE: return "No space left on device";
+	case STORE_ERR_ROFS: return "Read-only file system";
+	case STORE_ERR_RDONLY: return "store opened read-only";
 	}
 	return "unknown error";
+}
+
+static time_t monotonic_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static time_t default_now(void *arg)
@@ -79,33 +161,60 @@ static time_t default_now(void *arg)
 	return clock_now(); /* time(NULL), or the tests' clock */
 }
 
-/* TDB's injected logger: one line per message through lib/log. */
+/* Does TDB's message say the file is damaged (as opposed to a failing
+ * system call on a sound file)? */
+static int msg_broken(const char *m)
+{
+	static const char *const pat[] = {
+		"beyond eof",   "bad magic", "Bad magic", "tdb_read failed", " wrap",
+		"does not fit", "corrupt",   "Corrupt",   "too large",       "bad hash",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(pat); i++)
+		if (strstr(m, pat[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+/* TDB's injected logger.  Errors are kept in the file's slot (the caller
+ * logs one line per event, quoting them); everything goes to the debug
+ * log. */
 static void tdb_logger(struct tdb_context *tdb, enum tdb_debug_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void tdb_logger(struct tdb_context *tdb, enum tdb_debug_level level, const char *fmt, ...)
 {
+	int saved = errno;
+	struct ns_file *f = tdb != NULL ? tdb_get_logging_private(tdb) : NULL;
 	char buf[512];
 	va_list ap;
 	size_t n;
-	enum log_level lvl;
 
-	(void)tdb;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	n = strlen(buf);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	switch (level) {
-	case TDB_DEBUG_FATAL:
-	case TDB_DEBUG_ERROR: lvl = LOG_LVL_ERR; break;
-	case TDB_DEBUG_WARNING: lvl = LOG_LVL_WARN; break;
-	default: lvl = LOG_LVL_DEBUG; break;
+	if (f != NULL && level <= TDB_DEBUG_ERROR) {
+		if (saved != 0)
+			f->tdb_errno = saved;
+		if (msg_broken(buf))
+			f->tdb_broken = 1;
+		if (f->tdb_msg[0] == '\0' || msg_broken(buf))
+			bcopy_str(f->tdb_msg, sizeof(f->tdb_msg), buf);
 	}
-	log_msg(lvl, "store: tdb: %s", buf);
+	log_msg(LOG_LVL_DEBUG, "store: tdb: %s", buf);
+	errno = saved;
 }
 
-static const struct tdb_logging_context log_ctx = { tdb_logger, NULL };
+/* Forget what TDB logged before a new call on f. */
+static void tdb_note_reset(struct ns_file *f)
+{
+	f->tdb_errno = 0;
+	f->tdb_broken = 0;
+	f->tdb_msg[0] = '\0';
+	errno = 0;
+}
 
 static int ns_name_ok(const char *ns)
 {
@@ -125,6 +234,11 @@ static int ns_name_ok(const char *ns)
 
 struct store *store_open(const char *dir, char *err, size_t errsize)
 {
+	return store_open_flags(dir, 0, err, errsize);
+}
+
+struct store *store_open_flags(const char *dir, int flags, char *err, size_t errsize)
+{
 	struct store *st;
 	struct stat sb;
 
@@ -143,14 +257,24 @@ struct store *store_open(const char *dir, char *err, size_t errsize)
 		last_err = STORE_ERR_IO;
 		return NULL;
 	}
-	if (access(dir, R_OK | W_OK | X_OK) < 0) {
+	if ((flags & ~STORE_RDONLY) != 0) {
+		snprintf(err, errsize, "store: bad flags");
+		last_err = STORE_ERR_INVAL;
+		return NULL;
+	}
+	/* A read-only file system is not refused here: the daemon starts and
+	 * each write fails (the checks' on_error decides), and a read-only
+	 * store reads it. */
+	if (access(dir, R_OK | X_OK | ((flags & STORE_RDONLY) ? 0 : W_OK)) < 0 && errno != EROFS) {
 		snprintf(err, errsize, "store: %s: %s", dir, strerror(errno));
 		last_err = STORE_ERR_IO;
 		return NULL;
 	}
 	st = xcalloc(1, sizeof(*st));
 	st->dir = xstrdup(dir);
+	st->flags = flags;
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->fs_mu, NULL);
 	st->now = default_now;
 	return st;
 }
@@ -164,12 +288,15 @@ void store_close(struct store *st)
 	n = __atomic_load_n(&st->nns, __ATOMIC_ACQUIRE);
 	for (i = 0; i < n; i++) {
 		struct ns_file *f = &st->ns[i];
-		if (f->tdb != NULL)
+		if (f->tdb != NULL) {
+			(void)count_flush(f);
 			tdb_close(f->tdb);
+		}
 		pthread_mutex_destroy(&f->mu);
 		free(f->path);
 	}
 	pthread_mutex_destroy(&st->mu);
+	pthread_mutex_destroy(&st->fs_mu);
 	free(st->dir);
 	free(st);
 }
@@ -209,8 +336,16 @@ static struct ns_file *ns_slot(struct store *st, const char *ns)
 	f = &st->ns[n];
 	bcopy_str(f->name, sizeof(f->name), ns);
 	f->path = xasprintf("%s/%s.tdb", st->dir, ns);
+	f->st = st;
 	f->hash_size = STORE_HASH_DEFAULT;
+	f->rdonly = (st->flags & STORE_RDONLY) != 0;
 	f->tdb = NULL;
+	f->logctx.log_fn = tdb_logger;
+	f->logctx.log_private = f;
+	memset(&f->fail, 0, sizeof(f->fail));
+	f->limit = 0;
+	f->evict_before = 0;
+	f->nsample = f->nseen = 0;
 	pthread_mutex_init(&f->mu, NULL);
 	__atomic_store_n(&st->nns, n + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&st->mu);
@@ -235,8 +370,200 @@ int store_ns_hash_size(struct store *st, const char *ns, int hash_size)
 	return rc;
 }
 
-/* Rename f's file to PATH.corrupt-TIMESTAMP.  0 or -1. */
-static int move_aside(struct ns_file *f)
+/* --- the record count ---------------------------------------------------- */
+
+/* The key of the count record: a NUL first byte, which no text key has. */
+static const unsigned char count_key_bytes[] = { 0, 'p', 'c', ':', 'c', 'o', 'u', 'n', 't' };
+static const TDB_DATA count_key = { (unsigned char *)(uintptr_t)count_key_bytes,
+	                            sizeof(count_key_bytes) };
+
+static int is_count_key(const void *key, size_t keylen)
+{
+	return keylen == sizeof(count_key_bytes) && memcmp(key, count_key_bytes, keylen) == 0;
+}
+
+/* tdb_parse_record() parser for the count record. */
+static int count_parser(TDB_DATA key, TDB_DATA data, void *arg)
+{
+	uint64_t x = 0;
+
+	(void)key;
+	if (data.dsize != STORE_HDR_SIZE + 8 || data.dptr[0] != 0)
+		return -2;
+	for (int i = 0; i < 8; i++)
+		x = (x << 8) | data.dptr[STORE_HDR_SIZE + i];
+	*(long *)arg = (long)(int64_t)x;
+	return 0;
+}
+
+/* The count record of f into *n.  1 found, 0 absent, -1 TDB error (left in
+ * the context).  f->mu held. */
+static int count_read(struct ns_file *f, long *n)
+{
+	int rc = tdb_parse_record(f->tdb, count_key, count_parser, n);
+
+	if (rc == 0)
+		return 1;
+	if (rc == -2)
+		return 0; /* not ours: rewritten by count_write */
+	return tdb_error(f->tdb) == TDB_ERR_NOEXIST ? 0 : -1;
+}
+
+static int count_write(struct ns_file *f, long n)
+{
+	unsigned char rec[STORE_HDR_SIZE + 8] = { 0 };
+	TDB_DATA d = { rec, sizeof(rec) };
+	uint64_t x = (uint64_t)(int64_t)(n < 0 ? 0 : n);
+
+	for (int i = 0; i < 8; i++)
+		rec[STORE_HDR_SIZE + i] = (unsigned char)(x >> (56 - 8 * i));
+	return tdb_store(f->tdb, count_key, d, TDB_REPLACE);
+}
+
+/* Add delta to f's count under the count record's chain lock (another
+ * process may be adding too).  0 or -1 (TDB error in the context). */
+static int count_add(struct ns_file *f, long delta)
+{
+	long n = 0;
+	int rc;
+
+	if (delta == 0)
+		return 0;
+	if (tdb_chainlock(f->tdb, count_key) < 0)
+		return -1;
+	rc = count_read(f, &n) < 0 ? -1 : count_write(f, n + delta);
+	tdb_chainunlock(f->tdb, count_key);
+	return rc;
+}
+
+/* Note a record added (1) or deleted (-1) by this process.  Returns 1. */
+static int count_note(struct ns_file *f, int d)
+{
+	f->count_delta += d;
+	return 1;
+}
+
+/* Add this process's pending changes to f's count record (f->mu held):
+ * done by store_count(), by each expiry step (the daemon's: ten times a
+ * second) and at close, rather than by every write, which would all
+ * contend for the count record's lock.  0 or -1. */
+static int count_flush(struct ns_file *f)
+{
+	if (f->count_delta == 0 || f->tdb == NULL || f->rdonly || f->ro_fallback)
+		return 0;
+	tdb_note_reset(f);
+	if (count_add(f, f->count_delta) < 0)
+		return -1;
+	f->count_delta = 0;
+	return 0;
+}
+
+static int count_walk_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, void *arg)
+{
+	(void)tdb;
+	(void)data;
+	if (!is_count_key(key.dptr, key.dsize))
+		(*(long *)arg)++;
+	return 0;
+}
+
+/* A file without a count record (made by an older version): count it once,
+ * walking the whole file.  f->mu held.  0 or -1. */
+static int count_init(struct ns_file *f)
+{
+	long n = 0;
+
+	if (count_read(f, &n) != 0)
+		return 0;
+	n = 0;
+	if (tdb_traverse_read(f->tdb, count_walk_fn, &n) < 0)
+		return -1;
+	if (f->rdonly)
+		return 0; /* store_count() walks again each time */
+	return count_write(f, n);
+}
+
+/* --- opening, damage and recovery ------------------------------------------ */
+
+/* Failure logging, one line per event: the first failure with an error
+ * is logged, repeats are not; a write that works after a logged failure
+ * logs "works again".  The same error is logged again at most once a
+ * minute, so a file that alternates (a full disk: updates in place work,
+ * growing fails) costs two lines a minute at most.  Full and read-only
+ * file systems are an event of the store (all files at once), other
+ * failures of the file. */
+static int fail_note(struct failstate *s, enum store_err e)
+{
+	time_t now = monotonic_sec();
+	int log = 0;
+
+	if ((!s->failing || s->cur != e) &&
+	    (s->last != e || s->logged_at == 0 || now - s->logged_at >= 60)) {
+		log = 1;
+		s->last = e;
+		s->logged_at = now;
+		s->announced = 1;
+	}
+	s->failing = 1;
+	s->cur = e;
+	return log;
+}
+
+static int fail_clear(struct failstate *s)
+{
+	int log = s->failing && s->announced;
+
+	s->failing = 0;
+	s->announced = 0;
+	return log;
+}
+
+/* Delete all but the newest STORE_KEEP_ASIDE copies of f's file moved
+ * aside: each is a full copy and they would fill state_dir. */
+static void prune_aside(struct ns_file *f)
+{
+	char *dir = xstrdup(f->path), *base, **names = NULL;
+	size_t n = 0, cap = 0, plen;
+	DIR *d;
+	struct dirent *e;
+
+	base = strrchr(dir, '/');
+	*base++ = '\0';
+	plen = strlen(base);
+	if ((d = opendir(dir)) == NULL) {
+		free(dir);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, base, plen) != 0 ||
+		    strncmp(e->d_name + plen, ".corrupt-", 9) != 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			names = xrealloc(names, cap * sizeof(*names));
+		}
+		names[n++] = xstrdup(e->d_name);
+	}
+	closedir(d);
+	/* the names sort by time: NAME.corrupt-YYYYMMDDTHHMMSS[-NN] */
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (i + STORE_KEEP_ASIDE < n) {
+			char *p = xasprintf("%s/%s", dir, names[i]);
+			if (unlink(p) == 0)
+				log_msg(LOG_LVL_INFO, "store: removed %s (keeping the newest %d)",
+				        p, STORE_KEEP_ASIDE);
+			free(p);
+		}
+		free(names[i]);
+	}
+	free(names);
+	free(dir);
+}
+
+/* Rename f's file to PATH.corrupt-TIMESTAMP, with one log line saying why
+ * (why: TDB's message or ours).  0 or -1. */
+static int move_aside(struct ns_file *f, const char *why)
 {
 	char stamp[32], *aside = NULL;
 	time_t t = time(NULL);
@@ -249,28 +576,128 @@ static int move_aside(struct ns_file *f)
 		struct stat sb;
 		free(aside);
 		aside = i == 0 ? xasprintf("%s.corrupt-%s", f->path, stamp)
-		               : xasprintf("%s.corrupt-%s-%d", f->path, stamp, i);
+		               : xasprintf("%s.corrupt-%s-%02d", f->path, stamp, i);
 		if (lstat(aside, &sb) < 0 && errno == ENOENT)
 			break;
 	}
 	if (rename(f->path, aside) == 0) {
-		log_msg(LOG_LVL_ERR, "store: %s is corrupt: moved aside to %s, starting empty",
-		        f->path, aside);
+		log_msg(LOG_LVL_ERR, "store: %s is damaged (%s): moved aside to %s, starting empty",
+		        f->path, why, aside);
 		rc = 0;
 	} else {
-		log_msg(LOG_LVL_ERR, "store: %s is corrupt and cannot be moved aside: %s", f->path,
-		        strerror(errno));
+		int e = errno;
+		if (fail_note(&f->fail, STORE_ERR_CORRUPT))
+			log_msg(LOG_LVL_ERR,
+			        "store: %s is damaged (%s) and cannot be moved aside: %s", f->path,
+			        why, strerror(e));
 	}
 	free(aside);
+	if (rc == 0)
+		prune_aside(f);
 	return rc;
 }
 
 static struct tdb_context *tdb_open_file(struct ns_file *f, int create)
 {
 	/* TDB_SEQNUM: every write bumps a counter in the file's header, so a
-	 * reader can tell cheaply that a namespace changed (store_seqnum) */
-	return tdb_open_ex(f->path, f->hash_size, TDB_INCOMPATIBLE_HASH | TDB_SEQNUM,
-	                   O_RDWR | (create ? O_CREAT : 0), 0660, &log_ctx, NULL);
+	 * reader can tell cheaply that a namespace changed (store_seqnum).
+	 * TDB_NOMMAP: see the top of this file. */
+	return tdb_open_ex(f->path, f->hash_size, TDB_INCOMPATIBLE_HASH | TDB_SEQNUM | TDB_NOMMAP,
+	                   f->rdonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0), 0660, &f->logctx,
+	                   NULL);
+}
+
+/* Create f's file (O_CREAT).  A creation that fails half-way (a full file
+ * system) leaves a file too short to be a TDB: it is removed, or the next
+ * access would take it for a damaged file and move it aside. */
+static struct tdb_context *create_file(struct ns_file *f)
+{
+	struct tdb_context *t = tdb_open_file(f, 1);
+	int e = errno;
+	struct stat sb;
+
+	if (t == NULL && lstat(f->path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    sb.st_size < TDB_HEADER_SIZE + 4 * ((off_t)f->hash_size + 1))
+		(void)unlink(f->path);
+	errno = e;
+	return t;
+}
+
+/* Remember which file is open (to notice a replaced or truncated one). */
+static void note_identity(struct ns_file *f)
+{
+	struct stat sb;
+
+	f->checked = monotonic_sec();
+	if (fstat(tdb_fd(f->tdb), &sb) == 0) {
+		f->dev = sb.st_dev;
+		f->ino = sb.st_ino;
+		f->size_seen = sb.st_size;
+	}
+}
+
+/* The errors of open that mean "there is a file, but it is not a usable
+ * TDB" (as opposed to permissions, a full disk, no descriptors...). */
+static int open_err_broken(int e)
+{
+	return e == EIO || e == EINVAL || e == EFAULT || e == ENOTSUP;
+}
+
+static enum store_err errno_err(int e)
+{
+	switch (e) {
+	case ENOSPC:
+	case EDQUOT:
+	case EFBIG: return STORE_ERR_NOSPACE;
+	case EROFS: return STORE_ERR_ROFS;
+	case ENOMEM: return STORE_ERR_NOMEM;
+	default: return STORE_ERR_IO;
+	}
+}
+
+/* Log that f fails with e (see fail_note). */
+static int report(struct ns_file *f, enum store_err e, const char *what, const char *detail)
+{
+	int fs = e == STORE_ERR_NOSPACE || e == STORE_ERR_ROFS, log;
+
+	if (fs) {
+		pthread_mutex_lock(&f->st->fs_mu);
+		log = fail_note(&f->st->fs, e);
+		pthread_mutex_unlock(&f->st->fs_mu);
+	} else {
+		log = fail_note(&f->fail, e);
+	}
+	if (log)
+		log_msg(LOG_LVL_ERR, "store: %s %s: %s%s%s%s", what, f->path, store_strerror(e),
+		        detail && detail[0] ? " (" : "", detail ? detail : "",
+		        detail && detail[0] ? ")" : "");
+	return fail_with(e);
+}
+
+/* f worked (wrote: a write; a read says nothing about a full or read-only
+ * file system). */
+static void works(struct ns_file *f, int wrote)
+{
+	if (fail_clear(&f->fail))
+		log_msg(LOG_LVL_WARN, "store: %s works again", f->path);
+	if (wrote && __atomic_load_n(&f->st->fs.failing, __ATOMIC_RELAXED)) {
+		int log;
+		pthread_mutex_lock(&f->st->fs_mu);
+		log = fail_clear(&f->st->fs);
+		pthread_mutex_unlock(&f->st->fs_mu);
+		if (log)
+			log_msg(LOG_LVL_WARN,
+			        "store: %s works again (the file system takes writes)", f->path);
+	}
+}
+
+/* Close f's file (after damage, or when it was replaced). */
+static void ns_drop(struct ns_file *f)
+{
+	if (f->tdb != NULL)
+		tdb_close(f->tdb);
+	f->tdb = NULL;
+	f->count_delta = 0;
 }
 
 /* Open f's file if it is not open yet; f->mu held.  0 or -1.
@@ -278,45 +705,190 @@ static struct tdb_context *tdb_open_file(struct ns_file *f, int create)
  * Never open an existing file with O_CREAT first: tdb_open_ex() silently
  * reinitialises a file whose header is not a TDB header when O_CREAT is
  * given, which would destroy it without a trace.  So open without it; EIO
- * then means "exists but is not a (usable) TDB", and the file is moved aside
- * before an empty one is created. */
+ * or EINVAL then mean "exists but is not a (usable) TDB" (garbage, a
+ * truncated file whose hash table does not fit, another hash function), and
+ * the file is moved aside before an empty one is created. */
 static int ns_ensure_open(struct ns_file *f)
 {
 	struct stat sb;
-	int e;
+	int e, created = 0;
+	enum store_err err;
 
 	if (f->tdb != NULL)
 		return 0;
-	errno = 0;
+	tdb_note_reset(f);
 	/* a new file: O_CREAT at once (TDB's open lock makes a concurrent
 	 * creator in another process safe); this also avoids TDB's warning */
 	if (lstat(f->path, &sb) < 0 && errno == ENOENT)
 		e = ENOENT;
 	else if ((f->tdb = tdb_open_file(f, 0)) != NULL)
-		return 0;
+		goto opened;
 	else
 		e = errno;
-	if (e == ENOENT) {
-		errno = 0;
-		f->tdb = tdb_open_file(f, 1);
-		if (f->tdb != NULL)
-			return 0;
-		e = errno;
-	} else if (e == EIO && lstat(f->path, &sb) == 0 && S_ISREG(sb.st_mode)) {
-		/* An empty file is a TDB that was never initialised; anything
-		 * else that fails the header check is corrupt.  Other errors
-		 * (permissions, a directory in the way, no descriptors) are not
-		 * corruption and must not cost the data. */
-		if (sb.st_size == 0 || move_aside(f) == 0) {
-			errno = 0;
-			f->tdb = tdb_open_file(f, 1);
-			if (f->tdb != NULL)
+	if (e == EROFS && !f->rdonly) {
+		/* a read-only file system: read the file, fail the writes
+		 * (check_identity tries read-write again once a second) */
+		tdb_note_reset(f);
+		f->rdonly = 1;
+		f->tdb = tdb_open_file(f, 0);
+		f->rdonly = 0;
+		if (f->tdb != NULL) {
+			f->ro_fallback = 1;
+			(void)report(f, STORE_ERR_ROFS, "cannot write to", NULL);
+			note_identity(f);
+			if (count_init(f) == 0)
 				return 0;
+			ns_drop(f);
+		}
+		e = EROFS;
+	}
+	if (e == ENOENT && !f->rdonly) {
+		tdb_note_reset(f);
+		f->tdb = create_file(f);
+		if (f->tdb != NULL) {
+			created = 1;
+			goto opened;
+		}
+		e = errno;
+		if (e == EROFS) {
+			f->ro_fallback = 1;
+			(void)report(f, STORE_ERR_ROFS, "cannot create", NULL);
+		}
+	}
+	if ((e == ENOENT && f->rdonly) || (e == EROFS && f->ro_fallback && f->tdb == NULL)) {
+		/* nothing there: an empty namespace, kept in memory */
+		f->tdb = tdb_open_ex("ns", 7, TDB_INTERNAL, O_RDWR, 0, &f->logctx, NULL);
+		if (f->tdb == NULL)
+			return fail_with(STORE_ERR_NOMEM);
+		(void)count_write(f, 0);
+		f->checked = monotonic_sec();
+		return 0;
+	}
+	if (e == ENOENT || e == EROFS) {
+		/* the error is reported below */
+	} else if (open_err_broken(e) && !f->rdonly && lstat(f->path, &sb) == 0 &&
+	           S_ISREG(sb.st_mode)) {
+		/* An empty file is a TDB that was never initialised; anything
+		 * else that fails the header check is damaged.  Other errors
+		 * (permissions, a directory in the way, no descriptors) are not
+		 * damage and must not cost the data. */
+		char why[sizeof(f->tdb_msg)];
+		bcopy_str(why, sizeof(why), f->tdb_msg[0] ? f->tdb_msg : strerror(e));
+		if (sb.st_size == 0 || move_aside(f, why) == 0) {
+			tdb_note_reset(f);
+			f->tdb = create_file(f);
+			if (f->tdb != NULL) {
+				created = 1;
+				goto opened;
+			}
 			e = errno;
 		}
 	}
-	log_msg(LOG_LVL_ERR, "store: cannot open %s: %s", f->path, strerror(e ? e : EIO));
-	return fail_with(STORE_ERR_IO);
+	return report(f, e == EACCES || e == EPERM ? STORE_ERR_IO : errno_err(e ? e : EIO),
+	              "cannot open", e && errno_err(e) == STORE_ERR_IO ? strerror(e) : NULL);
+
+opened:
+	note_identity(f);
+	if (created ? count_write(f, 0) == 0 : count_init(f) == 0)
+		return 0;
+	if (!created && !f->rdonly && (tdb_error(f->tdb) == TDB_ERR_CORRUPT || f->tdb_broken)) {
+		/* it opened, but its records cannot be read */
+		char why[sizeof(f->tdb_msg) + 16];
+		snprintf(why, sizeof(why), "count: %s",
+		         f->tdb_msg[0] ? f->tdb_msg : tdb_errorstr(f->tdb));
+		ns_drop(f);
+		if (move_aside(f, why) < 0)
+			return fail_with(STORE_ERR_CORRUPT);
+		tdb_note_reset(f);
+		if ((f->tdb = create_file(f)) == NULL) {
+			e = errno;
+			return report(f, errno_err(e ? e : EIO), "cannot create", NULL);
+		}
+		created = 1;
+		goto opened;
+	}
+	e = f->tdb_errno;
+	err = e ? errno_err(e) : low_space(f) ? STORE_ERR_NOSPACE : STORE_ERR_IO;
+	ns_drop(f);
+	return report(f, err, "cannot count the records of",
+	              err == STORE_ERR_IO ? f->tdb_msg : NULL);
+}
+
+/* Does the file still start with a TDB header of the hash size opened?
+ * (TDB's layout: the text "TDB file\n" in 32 bytes, the version, the hash
+ * size at byte 36, in the byte order of the file.) */
+static int header_ok(struct ns_file *f)
+{
+	unsigned char h[40];
+	uint32_t hs, want = (uint32_t)tdb_hash_size(f->tdb), swapped;
+
+	if (pread(tdb_fd(f->tdb), h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return 0;
+	memcpy(&hs, h + 36, 4);
+	swapped = __builtin_bswap32(hs);
+	return memcmp(h, "TDB file\n", 9) == 0 && (hs == want || swapped == want);
+}
+
+/* At most once a second: is the open file still the one at f->path, and
+ * not shorter than before?  Another process may have moved it aside (and
+ * made a new one), someone may have deleted or truncated it.  f->mu held. */
+static void check_identity(struct ns_file *f)
+{
+	struct stat sb, fb;
+	time_t now = monotonic_sec();
+
+	if (f->tdb == NULL || f->checked == now)
+		return;
+	f->checked = now;
+	if (f->ro_fallback) {
+		char *dir = xstrdup(f->path);
+		*strrchr(dir, '/') = '\0';
+		if (access(dir, W_OK) == 0) {
+			/* writable again: reopen read-write */
+			ns_drop(f);
+			f->ro_fallback = 0;
+		}
+		free(dir);
+		return;
+	}
+	if (tdb_fd(f->tdb) < 0)
+		return;
+	if (stat(f->path, &sb) < 0 || sb.st_dev != f->dev || sb.st_ino != f->ino) {
+		log_msg(LOG_LVL_WARN, "store: %s was replaced or removed: reopening it", f->path);
+		ns_drop(f);
+		return;
+	}
+	if (fstat(tdb_fd(f->tdb), &fb) < 0)
+		return;
+	if (fb.st_size >= f->size_seen && header_ok(f)) {
+		f->size_seen = fb.st_size;
+		return;
+	}
+	if (fb.st_size >= f->size_seen) {
+		/* TDB reads its header only at open: an overwritten one would
+		 * go unnoticed until the next start */
+		ns_drop(f);
+		if (!f->rdonly)
+			(void)move_aside(f, "header overwritten");
+		return;
+	}
+	/* Truncated under us.  Open it again; what no longer opens, or no
+	 * longer passes tdb_check(), is moved aside. */
+	ns_drop(f);
+	tdb_note_reset(f);
+	if ((f->tdb = tdb_open_file(f, 0)) != NULL && tdb_check(f->tdb, NULL, NULL) == 0) {
+		log_msg(LOG_LVL_WARN, "store: %s shrank from %lld to %lld bytes but is sound",
+		        f->path, (long long)f->size_seen, (long long)fb.st_size);
+		note_identity(f);
+		return;
+	}
+	ns_drop(f);
+	if (!f->rdonly) {
+		char why[96];
+		snprintf(why, sizeof(why), "truncated from %lld to %lld bytes",
+		         (long long)f->size_seen, (long long)fb.st_size);
+		(void)move_aside(f, why);
+	}
 }
 
 /* Lock the namespace's file and make sure it is open.  NULL with the error
@@ -328,36 +900,75 @@ static struct ns_file *ns_lock(struct store *st, const char *ns)
 	if (f == NULL)
 		return NULL;
 	pthread_mutex_lock(&f->mu);
+	check_identity(f);
 	if (ns_ensure_open(f) < 0) {
 		pthread_mutex_unlock(&f->mu);
 		return NULL;
 	}
+	tdb_note_reset(f);
 	return f;
 }
 
-/* Map the last TDB error of f to a store error; on corruption replace the
- * file by an empty one.  f->mu held.  Always returns -1. */
+/* TDB grows a file with posix_fallocate(), which reports ENOSPC in its
+ * return value only: TDB then fails without a message or an error of its
+ * own (the context keeps the "Record does not exist" of the lookup
+ * before).  Is the file system too full for TDB's next step (a quarter
+ * of the file, or more)? */
+static int low_space(struct ns_file *f)
+{
+	struct statvfs vs;
+	struct stat sb;
+
+	if (tdb_fd(f->tdb) < 0 || fstatvfs(tdb_fd(f->tdb), &vs) < 0 ||
+	    fstat(tdb_fd(f->tdb), &sb) < 0)
+		return 0;
+	return (unsigned long long)vs.f_bavail * vs.f_frsize <
+	       (unsigned long long)sb.st_size / 4 + 1024 * 1024;
+}
+
+/* Map the last TDB error of f to a store error; a damaged file is replaced
+ * by an empty one.  f->mu held.  Always returns -1. */
 static int tdb_fail(struct ns_file *f, const char *what)
 {
 	enum TDB_ERROR te = tdb_error(f->tdb);
+	enum store_err e;
 
-	log_msg(LOG_LVL_ERR, "store: %s %s: %s", what, f->path, tdb_errorstr(f->tdb));
-	switch (te) {
-	case TDB_ERR_CORRUPT:
-		tdb_close(f->tdb);
-		f->tdb = NULL;
-		if (move_aside(f) == 0)
+	if (te == TDB_ERR_CORRUPT || f->tdb_broken) {
+		char why[sizeof(f->tdb_msg) + 32];
+		snprintf(why, sizeof(why), "%s: %s", what,
+		         f->tdb_msg[0] ? f->tdb_msg : tdb_errorstr(f->tdb));
+		ns_drop(f);
+		if (f->rdonly) {
+			log_msg(LOG_LVL_ERR, "store: %s is damaged (%s)", f->path, why);
+			return fail_with(STORE_ERR_CORRUPT);
+		}
+		if (move_aside(f, why) == 0)
 			(void)ns_ensure_open(f);
+		memset(&f->fail, 0, sizeof(f->fail));
 		return fail_with(STORE_ERR_CORRUPT);
-	case TDB_ERR_OOM: return fail_with(STORE_ERR_NOMEM);
-	case TDB_ERR_EINVAL: return fail_with(STORE_ERR_INVAL);
-	default: return fail_with(STORE_ERR_IO);
 	}
+	if (f->tdb_errno != 0)
+		e = errno_err(f->tdb_errno);
+	else if (f->tdb_msg[0] == '\0' && (te == TDB_ERR_NOEXIST || te == TDB_SUCCESS) &&
+	         low_space(f))
+		e = STORE_ERR_NOSPACE; /* a failed posix_fallocate(): see low_space() */
+	else if (te == TDB_ERR_RDONLY)
+		e = f->rdonly ? STORE_ERR_RDONLY : STORE_ERR_ROFS;
+	else if (te == TDB_ERR_OOM)
+		e = STORE_ERR_NOMEM;
+	else if (te == TDB_ERR_EINVAL)
+		return fail_with(STORE_ERR_INVAL);
+	else
+		e = STORE_ERR_IO;
+	return report(f, e, what,
+	              e == STORE_ERR_IO || e == STORE_ERR_NOMEM
+	                  ? (f->tdb_msg[0] ? f->tdb_msg : tdb_errorstr(f->tdb))
+	                  : NULL);
 }
 
 static int key_ok(const void *key, size_t keylen)
 {
-	return key != NULL && keylen > 0 && keylen <= STORE_MAX_KEY;
+	return key != NULL && keylen > 0 && keylen <= STORE_MAX_KEY && !is_count_key(key, keylen);
 }
 
 static void hdr_encode(unsigned char *h, time_t expires)
@@ -422,6 +1033,34 @@ static int get_parser(TDB_DATA key, TDB_DATA data, void *arg)
 	return 1;
 }
 
+static int get_once(struct ns_file *f, TDB_DATA k, struct get_ctx *c)
+{
+	int rc = tdb_parse_record(f->tdb, k, get_parser, c);
+
+	if (rc == -1) {
+		/* TDB says "not found" for a chain it could not follow: what
+		 * it logged tells the two apart */
+		if (tdb_error(f->tdb) == TDB_ERR_NOEXIST && !f->tdb_broken)
+			rc = 0;
+		else
+			return tdb_fail(f, "read from");
+	} else if (rc == -2) {
+		return fail_with(STORE_ERR_VERSION);
+	} else if (rc == -3) {
+		return fail_with(STORE_ERR_SPACE);
+	}
+	works(f, 0);
+	return rc;
+}
+
+/* After f was found damaged and replaced by an empty file, an operation is
+ * done again once on the new file: the caller gets the answer of the
+ * namespace as it now is (empty), not an error. */
+static int again(struct ns_file *f, int rc)
+{
+	return rc < 0 && last_err == STORE_ERR_CORRUPT && f->tdb != NULL && !f->rdonly;
+}
+
 int store_get(struct store *st, const char *ns, const void *key, size_t keylen, void *buf,
               size_t bufsize, size_t *len, time_t *expires)
 {
@@ -435,35 +1074,65 @@ int store_get(struct store *st, const char *ns, const void *key, size_t keylen, 
 	c.now = st->now(st->now_arg);
 	if ((f = ns_lock(st, ns)) == NULL)
 		return -1;
-	rc = tdb_parse_record(f->tdb, k, get_parser, &c);
-	if (rc == -1) {
-		if (tdb_error(f->tdb) == TDB_ERR_NOEXIST)
-			rc = 0;
-		else
-			rc = tdb_fail(f, "read");
-	} else if (rc == -2) {
-		rc = fail_with(STORE_ERR_VERSION);
-	} else if (rc == -3) {
-		rc = fail_with(STORE_ERR_SPACE);
+	rc = get_once(f, k, &c);
+	if (again(f, rc)) {
+		tdb_note_reset(f);
+		rc = get_once(f, k, &c);
 	}
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
 
-/* STORE_DURABLE: a TDB transaction around one write; f->mu held.  0 or -1
- * with the TDB error left in the context.  The commit fsyncs. */
-static int durable_begin(struct ns_file *f)
+/* One write (put when d.dptr != NULL, else delete) under the key's chain
+ * lock, with the count record updated; STORE_DURABLE: inside a TDB
+ * transaction, whose commit fsyncs.  f->mu held.  put: 0 or -1; delete:
+ * 1 deleted, 0 absent, -1. */
+static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flags)
 {
-	return tdb_transaction_start(f->tdb);
-}
+	int durable = (flags & STORE_DURABLE) != 0, ok = 0, existed, rc = 0;
+	long delta_before = f->count_delta;
 
-static int durable_end(struct ns_file *f, int ok)
-{
-	if (!ok) {
-		(void)tdb_transaction_cancel(f->tdb);
-		return -1;
+	if (f->ro_fallback)
+		return report(f, STORE_ERR_ROFS, d != NULL ? "write to" : "delete in", NULL);
+	tdb_note_reset(f);
+	if (durable && tdb_transaction_start(f->tdb) < 0)
+		return tdb_fail(f, "transaction start on");
+	if (tdb_chainlock(f->tdb, k) == 0) {
+		existed = tdb_exists(f->tdb, k);
+		if (f->tdb_broken) {
+			ok = 0;
+		} else if (d != NULL) {
+			ok = tdb_store(f->tdb, k, *d, TDB_REPLACE) == 0 &&
+			     (existed || count_note(f, 1));
+		} else if (!existed) {
+			ok = 1;
+		} else {
+			ok = tdb_delete(f->tdb, k) == 0 && count_note(f, -1);
+			rc = 1;
+		}
+		/* TDB does not always log or set its error when the file cannot
+		 * grow (posix_fallocate: ENOSPC, with the error of the earlier
+		 * lookup, "Record does not exist", left in the context) */
+		if (!ok && f->tdb_errno == 0)
+			f->tdb_errno = errno;
+		tdb_chainunlock(f->tdb, k);
 	}
-	return tdb_transaction_commit(f->tdb);
+	if (durable) {
+		/* a durable write takes its count (and the pending ones) into
+		 * the same transaction: it survives kill -9 with the record */
+		if (ok && f->count_delta != 0 && count_add(f, f->count_delta) < 0)
+			ok = 0;
+		if (!ok)
+			(void)tdb_transaction_cancel(f->tdb);
+		else if (tdb_transaction_commit(f->tdb) < 0)
+			ok = 0;
+		/* rolled back: the record and its count are not there */
+		f->count_delta = ok ? 0 : delta_before;
+	}
+	if (!ok)
+		return tdb_fail(f, d != NULL ? "write to" : "delete in");
+	works(f, 1);
+	return rc;
 }
 
 int store_put(struct store *st, const char *ns, const void *key, size_t keylen, const void *val,
@@ -477,6 +1146,8 @@ int store_put(struct store *st, const char *ns, const void *key, size_t keylen, 
 	if (!key_ok(key, keylen) || vallen > STORE_MAX_VALUE || (vallen > 0 && val == NULL) ||
 	    (flags & ~STORE_DURABLE) != 0)
 		return fail_with(STORE_ERR_INVAL);
+	if (st->flags & STORE_RDONLY)
+		return fail_with(STORE_ERR_RDONLY);
 	rec = STORE_HDR_SIZE + vallen <= sizeof(small) ? small : xmalloc(STORE_HDR_SIZE + vallen);
 	hdr_encode(rec, expires);
 	if (vallen > 0)
@@ -487,17 +1158,9 @@ int store_put(struct store *st, const char *ns, const void *key, size_t keylen, 
 		rc = -1;
 		goto out;
 	}
-	if (flags & STORE_DURABLE) {
-		if (durable_begin(f) < 0) {
-			rc = tdb_fail(f, "transaction start on");
-		} else {
-			int ok = tdb_store(f->tdb, k, d, TDB_REPLACE) == 0;
-			if (durable_end(f, ok) < 0)
-				rc = tdb_fail(f, "durable write to");
-		}
-	} else if (tdb_store(f->tdb, k, d, TDB_REPLACE) < 0) {
-		rc = tdb_fail(f, "write to");
-	}
+	rc = write_once(f, k, &d, flags);
+	if (again(f, rc))
+		rc = write_once(f, k, &d, flags);
 	pthread_mutex_unlock(&f->mu);
 out:
 	if (rec != small)
@@ -509,29 +1172,17 @@ int store_del(struct store *st, const char *ns, const void *key, size_t keylen, 
 {
 	struct ns_file *f;
 	TDB_DATA k = { (unsigned char *)(uintptr_t)key, keylen };
-	int rc = 1;
+	int rc;
 
 	if (!key_ok(key, keylen) || (flags & ~STORE_DURABLE) != 0)
 		return fail_with(STORE_ERR_INVAL);
+	if (st->flags & STORE_RDONLY)
+		return fail_with(STORE_ERR_RDONLY);
 	if ((f = ns_lock(st, ns)) == NULL)
 		return -1;
-	if (flags & STORE_DURABLE) {
-		if (durable_begin(f) < 0) {
-			rc = tdb_fail(f, "transaction start on");
-		} else {
-			int r = tdb_delete(f->tdb, k);
-			int absent = r < 0 && tdb_error(f->tdb) == TDB_ERR_NOEXIST;
-			if (durable_end(f, r == 0) < 0 && !absent)
-				rc = tdb_fail(f, "durable delete in");
-			else if (absent)
-				rc = 0;
-		}
-	} else if (tdb_delete(f->tdb, k) < 0) {
-		if (tdb_error(f->tdb) == TDB_ERR_NOEXIST)
-			rc = 0;
-		else
-			rc = tdb_fail(f, "delete in");
-	}
+	rc = write_once(f, k, NULL, flags);
+	if (again(f, rc))
+		rc = write_once(f, k, NULL, flags);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -543,6 +1194,22 @@ int store_seqnum(struct store *st, const char *ns, unsigned long *seq)
 	if ((f = ns_lock(st, ns)) == NULL)
 		return -1;
 	*seq = (unsigned long)(unsigned)tdb_get_seqnum(f->tdb);
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+int store_ns_limit(struct store *st, const char *ns, long max_records)
+{
+	struct ns_file *f;
+
+	if (max_records < 0)
+		return fail_with(STORE_ERR_INVAL);
+	if ((f = ns_slot(st, ns)) == NULL)
+		return -1;
+	pthread_mutex_lock(&f->mu);
+	f->limit = max_records;
+	if (max_records == 0)
+		f->evict_before = 0;
 	pthread_mutex_unlock(&f->mu);
 	return 0;
 }
@@ -561,10 +1228,67 @@ struct walk {
 	time_t now;
 	int want_expired; /* collect expired records (expiry) or live ones */
 	int copy_val;
-	long nlive;
+	struct ns_file *sample; /* expiry of a capped file: sample expiry times */
 	struct rec *recs;
 	size_t n, cap;
+	/* the heads of chains [hfirst, hfirst + hn), read without a lock */
+	unsigned hfirst, hn;
+	uint32_t heads[HEADS_BLOCK];
 };
+
+/* Could chain `chain` of ns hold records?  The heads of the hash chains are
+ * read a block at a time without any lock (as tdb_traverse itself scans
+ * them), so that the empty chains of a big, sparse file cost no fcntl lock
+ * each: a chain that becomes non-empty just after it was read is missed,
+ * as a walk may miss any record added while it runs.  Also sets *nchains.
+ * 1 maybe, 0 empty, -1 error. */
+static int chain_used(struct store *st, const char *ns, struct walk *w, unsigned chain,
+                      unsigned *nchains)
+{
+	if (chain < w->hfirst || chain >= w->hfirst + w->hn) {
+		struct ns_file *f = ns_lock(st, ns);
+		unsigned n;
+		ssize_t want;
+
+		if (f == NULL)
+			return -1;
+		*nchains = (unsigned)tdb_hash_size(f->tdb);
+		n = chain < *nchains ? *nchains - chain : 0;
+		if (n > HEADS_BLOCK)
+			n = HEADS_BLOCK;
+		w->hfirst = chain;
+		w->hn = n;
+		want = (ssize_t)(n * sizeof(uint32_t));
+		/* TDB's layout: the header, the free list head, then the
+		 * chains (TDB_HASH_TOP); a file of another layout (or an
+		 * in-memory one) is walked chain by chain */
+		if (n > 0 &&
+		    (tdb_fd(f->tdb) < 0 || pread(tdb_fd(f->tdb), w->heads, (size_t)want,
+		                                 TDB_HEADER_SIZE + 4 * ((off_t)chain + 1)) != want))
+			memset(w->heads, 0xff, (size_t)want);
+		pthread_mutex_unlock(&f->mu);
+		if (n == 0)
+			return 1; /* past the end: walk_chain says so */
+	}
+	return w->heads[chain - w->hfirst] != 0;
+}
+
+/* Reservoir sampling of the expiry times of f's live records during an
+ * expiry pass (f->mu held). */
+static void sample_expiry(struct ns_file *f, time_t exp)
+{
+	unsigned j;
+
+	f->nseen++;
+	if (f->nsample < STORE_SAMPLES) {
+		f->sample[f->nsample++] = exp;
+		return;
+	}
+	/* a multiplicative hash of the running index: cheap and good enough */
+	j = (unsigned)(((uint64_t)f->nseen * 2654435761u) % f->nseen);
+	if (j < STORE_SAMPLES)
+		f->sample[j] = exp;
+}
 
 static int walk_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, void *arg)
 {
@@ -575,11 +1299,11 @@ static int walk_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, void *a
 
 	(void)tdb;
 	if (hdr_decode(data.dptr, data.dsize, &exp) < 0)
-		return 0; /* unknown version: neither listed nor expired */
+		return 0; /* unknown version, the count record: neither listed nor expired */
 	expired = is_expired(exp, w->now);
-	if (!expired)
-		w->nlive++;
-	if (expired != w->want_expired || (!w->copy_val && !w->want_expired))
+	if (!expired && w->sample != NULL && exp != 0)
+		sample_expiry(w->sample, exp);
+	if (expired != w->want_expired)
 		return 0;
 	if (w->n == w->cap) {
 		w->cap = w->cap ? w->cap * 2 : 16;
@@ -610,21 +1334,18 @@ static void walk_reset(struct walk *w)
 
 /* Walk chain `chain` of f into w, holding f->mu only for this chain.
  * Returns 1 if the chain was walked, 0 past the last chain, -1 on error. */
-static int walk_chain(struct store *st, const char *ns, unsigned chain, struct walk *w,
-                      unsigned *nchains)
+static int walk_chain(struct ns_file *f, unsigned chain, struct walk *w, unsigned *nchains)
 {
-	struct ns_file *f;
 	int rc = 1;
 
-	if ((f = ns_lock(st, ns)) == NULL)
-		return -1;
 	*nchains = (unsigned)tdb_hash_size(f->tdb);
 	if (chain >= *nchains) {
 		rc = 0;
-	} else if (tdb_traverse_chain(f->tdb, chain, walk_fn, w) < 0) {
+	} else if (tdb_traverse_chain(f->tdb, chain, walk_fn, w) < 0 || f->tdb_broken) {
 		rc = tdb_fail(f, "walk of");
 	} else if (w->want_expired) {
 		size_t i;
+		long deleted = 0;
 		/* Delete under the key's chain lock after checking again: another
 		 * process may have renewed the record since it was copied. */
 		for (i = 0; i < w->n; i++) {
@@ -637,14 +1358,29 @@ static int walk_chain(struct store *st, const char *ns, unsigned chain, struct w
 			}
 			d = tdb_fetch(f->tdb, k);
 			if (d.dptr != NULL && hdr_decode(d.dptr, d.dsize, &exp) == 0 &&
-			    is_expired(exp, w->now) && tdb_delete(f->tdb, k) == 0)
+			    is_expired(exp, w->now) && tdb_delete(f->tdb, k) == 0) {
 				w->recs[i].vallen = 1; /* mark: deleted */
-			else
+				deleted++;
+			} else {
 				w->recs[i].vallen = 0;
+			}
 			free(d.dptr);
 			tdb_chainunlock(f->tdb, k);
 		}
+		f->count_delta -= deleted;
 	}
+	return rc;
+}
+
+static int walk_chain_ns(struct store *st, const char *ns, unsigned chain, struct walk *w,
+                         unsigned *nchains)
+{
+	struct ns_file *f;
+	int rc;
+
+	if ((f = ns_lock(st, ns)) == NULL)
+		return -1;
+	rc = walk_chain(f, chain, w, nchains);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -661,7 +1397,10 @@ int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void 
 	w.copy_val = 1;
 	for (chain = 0; chain < nchains && !stop; chain++) {
 		size_t i;
-		rc = walk_chain(st, ns, chain, &w, &nchains);
+		if ((rc = chain_used(st, ns, &w, chain, &nchains)) == 0)
+			continue;
+		if (rc > 0)
+			rc = walk_chain_ns(st, ns, chain, &w, &nchains);
 		if (rc < 0) {
 			walk_reset(&w);
 			free(w.recs);
@@ -679,35 +1418,116 @@ int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void 
 	return count;
 }
 
+/* f's record count; f->mu held.  -1 on error. */
+static long count_of(struct ns_file *f)
+{
+	long n = 0;
+	int r = count_flush(f) < 0 ? -1 : count_read(f, &n);
+
+	if (r == 0) {
+		/* a file of an older version opened read-only */
+		n = 0;
+		r = tdb_traverse_read(f->tdb, count_walk_fn, &n) < 0 ? -1 : 1;
+	}
+	if (r < 0 || f->tdb_broken) {
+		(void)tdb_fail(f, "count of");
+		return -1;
+	}
+	return n < 0 ? 0 : n;
+}
+
 long store_count(struct store *st, const char *ns)
 {
-	struct walk w = { 0 };
-	unsigned chain, nchains = 1;
+	struct ns_file *f;
+	long n;
 
 	if (st == NULL)
 		return fail_with(STORE_ERR_INVAL);
-	w.now = st->now(st->now_arg);
-	for (chain = 0; chain < nchains; chain++)
-		if (walk_chain(st, ns, chain, &w, &nchains) < 0)
-			return -1;
-	return w.nlive;
+	if ((f = ns_lock(st, ns)) == NULL)
+		return -1;
+	n = count_of(f);
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+static int cmp_time(const void *a, const void *b)
+{
+	time_t x = *(const time_t *)a, y = *(const time_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* At the start of an expiry pass over f (f->mu held): when f holds more
+ * records than its cap, choose the expiry time before which this pass
+ * deletes records (oldest first), from the previous pass's sample, so that
+ * about 90% of the cap remains. */
+static void pass_start(struct ns_file *f, long count)
+{
+	f->evict_before = 0;
+	if (f->limit > 0 && count > f->limit && f->nsample > 0) {
+		double frac = (double)(count - f->limit * 9 / 10) / (double)count;
+		unsigned i;
+
+		qsort(f->sample, f->nsample, sizeof(f->sample[0]), cmp_time);
+		i = (unsigned)(frac * f->nsample);
+		if (i >= f->nsample)
+			i = f->nsample - 1;
+		f->evict_before = f->sample[i] + 1;
+		log_msg(LOG_LVL_WARN,
+		        "store: %s holds %ld records, over its cap of %ld: removing those "
+		        "expiring before %lld",
+		        f->path, count, f->limit, (long long)f->evict_before);
+	}
+	f->nsample = f->nseen = 0;
 }
 
 int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max_chains,
                       unsigned *cursor)
 {
 	struct walk w = { 0 };
-	unsigned chain, nchains = 1, done;
+	struct ns_file *f;
+	unsigned chain, nchains = 1, done, scanned;
 	int deleted = 0, rc = 0;
+	long count = 0;
 
 	if (st == NULL || cursor == NULL || max_chains == 0)
 		return fail_with(STORE_ERR_INVAL);
-	w.now = now;
+	if (st->flags & STORE_RDONLY)
+		return fail_with(STORE_ERR_RDONLY);
+	if ((f = ns_lock(st, ns)) == NULL)
+		return -1;
+	/* nothing stored: nothing to walk (the count is one record); a
+	 * read-only file system: nothing can be deleted */
+	if (f->ro_fallback || (count = count_of(f)) <= 0) {
+		if (f->ro_fallback)
+			count = 0;
+		*cursor = 0;
+		pthread_mutex_unlock(&f->mu);
+		return count < 0 ? -1 : 0;
+	}
+	if (*cursor == 0)
+		pass_start(f, count);
+	w.now = f->evict_before > now ? f->evict_before : now;
 	w.want_expired = 1;
+	w.sample = f->limit > 0 ? f : NULL;
+	pthread_mutex_unlock(&f->mu);
 	chain = *cursor;
-	for (done = 0; done < max_chains; done++, chain++) {
+	/* max_chains chains walked; empty ones are skipped without a lock,
+	 * up to 256 times as many */
+	for (done = 0, scanned = 0; done < max_chains && scanned < 256 * max_chains;
+	     chain++, scanned++) {
 		size_t i;
-		rc = walk_chain(st, ns, chain, &w, &nchains);
+		if ((rc = chain_used(st, ns, &w, chain, &nchains)) == 0) {
+			rc = chain + 1 < nchains;
+			if (!rc) {
+				chain++;
+				break;
+			}
+			continue;
+		}
+		if (rc > 0)
+			rc = walk_chain_ns(st, ns, chain, &w, &nchains);
+		done++;
 		for (i = 0; i < w.n; i++)
 			deleted += w.recs[i].vallen == 1;
 		walk_reset(&w);

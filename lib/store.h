@@ -12,15 +12,26 @@
  * bytes, the absolute expiry time as a big-endian 64-bit count of seconds,
  * 0 = never) followed by the caller's value bytes.  An expired record reads
  * as absent; store_expire_step() removes expired records a few hash chains
- * at a time so that background expiry never holds a file for long.
+ * at a time so that background expiry never holds a file for long.  Walks
+ * read the chain heads in blocks without a lock and lock only the chains
+ * that hold records.
  *
  * Errors: functions return -1 and set a typed error for the calling thread,
- * read with store_last_error() / store_strerror().  A file that cannot be
- * opened because its contents are not a TDB, or that TDB reports as corrupt
- * during use, is logged, renamed to NAME.tdb.corrupt-YYYYMMDDTHHMMSS and
- * recreated empty; the caller keeps working with a fresh namespace.  (TDB
- * reports a broken chain met by a lookup as "not found", so a lookup never
- * yields a false hit; writes and walks detect the corruption.)
+ * read with store_last_error() / store_strerror().  A damaged file -- one
+ * that cannot be opened as a TDB (garbage, a bad header, a hash table that
+ * does not fit because the file was truncated), that TDB reports corrupt,
+ * whose chains point past its end, that shrank under the process or whose
+ * header was overwritten (both checked once a second) -- is
+ * logged in one line, renamed to NAME.tdb.corrupt-YYYYMMDDTHHMMSS (the
+ * newest STORE_KEEP_ASIDE such copies of a namespace are kept, older ones
+ * deleted) and recreated empty; the call that met the damage is done again
+ * on the new file, so the caller gets the empty namespace's answer, never a
+ * false hit.  A full or read-only file system makes writes fail with
+ * STORE_ERR_NOSPACE / STORE_ERR_ROFS, logged once when it starts and once
+ * when the file works again; nothing is cached, so the first write after
+ * space came back succeeds.  On a read-only file system the files are
+ * opened read-only (lookups work) and read-write again once it is not.  No mmap is used (TDB_NOMMAP): a file truncated
+ * under the process cannot kill it with SIGBUS.
  *
  * Open the store after any fork(): TDB's fcntl locks belong to a process.
  *
@@ -43,6 +54,9 @@ enum store_err {
 	STORE_ERR_VERSION, /* record written in an unknown format version */
 	STORE_ERR_FULL,    /* too many namespaces */
 	STORE_ERR_NOMEM,
+	STORE_ERR_NOSPACE, /* no space left on the file system (or quota) */
+	STORE_ERR_ROFS,    /* the file system is read-only */
+	STORE_ERR_RDONLY,  /* a write to a store opened with STORE_RDONLY */
 };
 
 #define STORE_REC_VERSION  1      /* format version byte written in each record */
@@ -52,6 +66,10 @@ enum store_err {
 #define STORE_MAX_VALUE    (1024 * 1024)
 #define STORE_MAX_NS       32
 #define STORE_MAX_NS_NAME  32
+#define STORE_KEEP_ASIDE   3 /* damaged copies kept per namespace */
+
+/* store_open_flags() flags */
+#define STORE_RDONLY 1 /* open files read-only, create nothing, refuse writes */
 
 /* store_put() flags */
 #define STORE_NORMAL 0
@@ -62,6 +80,12 @@ enum store_err {
  * Namespace files are opened lazily.  On error returns NULL and writes a
  * message into err (errsize bytes). */
 struct store *store_open(const char *dir, char *err, size_t errsize);
+
+/* The same with flags: STORE_RDONLY opens every file O_RDONLY (works on a
+ * read-only file system and with read permission only), creates no file (a
+ * missing namespace reads as empty), never moves a file aside, and fails
+ * store_put / store_del / store_expire_step with STORE_ERR_RDONLY. */
+struct store *store_open_flags(const char *dir, int flags, char *err, size_t errsize);
 
 /* Close every file and free the store.  NULL is a no-op. */
 void store_close(struct store *st);
@@ -105,10 +129,12 @@ typedef int (*store_traverse_fn)(const void *key, size_t keylen, const void *val
  * fn, or -1 on error. */
 int store_traverse(struct store *st, const char *ns, store_traverse_fn fn, void *arg);
 
-/* Delete expired records in at most max_chains hash chains of ns, starting
+/* Delete expired records (and, over a cap, the oldest: store_ns_limit) in
+ * at most max_chains hash chains of ns, starting
  * at chain *cursor, and advance *cursor; it returns to 0 when a whole pass
- * over the file is complete.  Start with *cursor = 0.  Returns the number of
- * records deleted or -1. */
+ * over the file is complete.  Start with *cursor = 0.  An empty namespace
+ * costs one read of its count and no walk.  Returns the number of records
+ * deleted or -1. */
 int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max_chains,
                       unsigned *cursor);
 
@@ -119,8 +145,22 @@ int store_expire_step(struct store *st, const char *ns, time_t now, unsigned max
  * compare for inequality, and reload after any error.  Returns 0 or -1. */
 int store_seqnum(struct store *st, const char *ns, unsigned long *seq);
 
-/* Number of live records in ns (a chain-by-chain walk, O(n)), or -1. */
+/* Number of records in ns, or -1: O(1), read from a count record kept in
+ * the file.  Each process adds its own inserts and deletes to it at
+ * store_count(), at each store_expire_step() (the daemon's: ten times a
+ * second) and at store_close(), so another process may see the count up
+ * to that much behind, and a process killed with SIGKILL loses its last
+ * changes to the count.  Expired records count until the background
+ * expiry removes them.  (A file made by an older version is counted once,
+ * by a walk, when first opened.) */
 long store_count(struct store *st, const char *ns);
+
+/* Cap ns at about max_records (0: no cap).  When an expiry pass starts
+ * with more records than that, it deletes those that expire first until
+ * about 90% of the cap remains (oldest first when all records are kept
+ * equally long, as refs are): the file may exceed the cap by what arrives
+ * during two passes over it.  Returns 0 or -1. */
+int store_ns_limit(struct store *st, const char *ns, long max_records);
 
 /* The error of the calling thread's last failed store call, and a text. */
 enum store_err store_last_error(void);

@@ -16,6 +16,11 @@ struct store;
  * error message. */
 struct store *ctl_store_open(const struct conf *conf);
 
+/* The same with store_open_flags() flags: STORE_RDONLY for the commands
+ * that only read (list, show, stats, dump, explain), so they work on a
+ * read-only state_dir and never create or move a file. */
+struct store *ctl_store_open_flags(const struct conf *conf, int flags);
+
 /* Close it, and give the files this tool created as root to the owner of
  * state_dir, so the daemon running as its own user can open them. */
 void ctl_store_close(const struct conf *conf, struct store *st);

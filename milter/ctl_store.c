@@ -62,8 +62,13 @@ static int store_failed(const char *what)
 
 struct store *ctl_store_open(const struct conf *conf)
 {
+	return ctl_store_open_flags(conf, 0);
+}
+
+struct store *ctl_store_open_flags(const struct conf *conf, int flags)
+{
 	char err[512];
-	struct store *st = store_open(conf->core.state_dir, err, sizeof(err));
+	struct store *st = store_open_flags(conf->core.state_dir, flags, err, sizeof(err));
 
 	if (st == NULL) {
 		err2("%s", err);
@@ -84,7 +89,8 @@ static void fix_owner(const struct conf *conf, const char *ns)
 	if (geteuid() != 0 || stat(conf->core.state_dir, &d) < 0 || d.st_uid == 0)
 		return;
 	path = xasprintf("%s/%s.tdb", conf->core.state_dir, ns);
-	if (stat(path, &f) == 0 && f.st_uid == 0 && chown(path, d.st_uid, d.st_gid) < 0)
+	if (stat(path, &f) == 0 && f.st_uid == 0 && chown(path, d.st_uid, d.st_gid) < 0 &&
+	    errno != EROFS)
 		fprintf(stderr, "portcullisctl: warning: chown %s: %s\n", path, strerror(errno));
 	free(path);
 }
@@ -416,7 +422,7 @@ int cmd_greylist(struct conf *conf, int argc, char **argv)
 		mode = 2;
 	else
 		return err2("greylist: unknown subcommand '%.40s' (list, show, del)", argv[1]);
-	if ((st = ctl_store_open(conf)) == NULL)
+	if ((st = ctl_store_open_flags(conf, mode == 2 ? 0 : STORE_RDONLY)) == NULL)
 		return 2;
 	rc = greylist_list(conf, st, argc - 1, argv + 1, mode);
 	ctl_store_close(conf, st);
@@ -440,7 +446,8 @@ int cmd_awl(struct conf *conf, int argc, char **argv)
 		fprintf(stderr, "portcullisctl: awl del: %s: not found\n", argv[2]);
 		return 1;
 	}
-	if ((st = ctl_store_open(conf)) == NULL)
+	if ((st = ctl_store_open_flags(conf, strcmp(argv[1], "list") == 0 ? STORE_RDONLY : 0)) ==
+	    NULL)
 		return 2;
 	if (load_ns(st, AWL_NS, &r) < 0) {
 		ctl_store_close(conf, st);
@@ -779,7 +786,7 @@ int cmd_whitelist(struct conf *conf, int argc, char **argv)
 		return err2("whitelist add: --comment longer than %d bytes", WLIST_COMMENT_MAX);
 	if (strcmp(sub, "list") == 0 && !ns_exists(conf, WLIST_NS))
 		return 0;
-	if ((st = ctl_store_open(conf)) == NULL)
+	if ((st = ctl_store_open_flags(conf, strcmp(sub, "list") == 0 ? STORE_RDONLY : 0)) == NULL)
 		return 2;
 	if (strcmp(sub, "add") == 0 && ref) {
 		rc = wl_from_ref(conf, st, ref, comment, expires_in);
@@ -866,7 +873,7 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return err2("stats takes no arguments");
-	if ((st = ctl_store_open(conf)) == NULL)
+	if ((st = ctl_store_open_flags(conf, STORE_RDONLY)) == NULL)
 		return 2;
 	for (size_t i = 0; i < ARRAY_SIZE(known_ns); i++) {
 		long n = 0;
@@ -939,7 +946,7 @@ int cmd_dump(struct conf *conf, int argc, char **argv)
 			return err2("dump: no namespace '%.40s' in %s", argv[i],
 			            conf->core.state_dir);
 	}
-	if ((st = ctl_store_open(conf)) == NULL)
+	if ((st = ctl_store_open_flags(conf, STORE_RDONLY)) == NULL)
 		return 2;
 	fputs(DUMP_HEADER, stdout);
 	if (argc > 1) {
@@ -1116,7 +1123,7 @@ int cmd_explain(struct conf *conf, int argc, char **argv)
 		return err2("explain: '%.40s' is not a reference id", ref);
 	text = xmalloc(REFS_VALUE_MAX + 1);
 	if (ns_exists(conf, REFS_NS)) {
-		if ((st = ctl_store_open(conf)) == NULL) {
+		if ((st = ctl_store_open_flags(conf, STORE_RDONLY)) == NULL) {
 			free(text);
 			return 2;
 		}

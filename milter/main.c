@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "milter.h"
+#include "refs.h"
 #include "store.h"
 #include "util.h"
 #include "wlist.h"
@@ -53,6 +54,9 @@ static void usage(FILE *fp)
 	        "  -V       print the version and exit\n",
 	        DEFAULT_CONF);
 }
+
+/* The store, for the reload thread (the refs cap). */
+static struct store *the_store;
 
 static void *reload_thread(void *arg)
 {
@@ -87,6 +91,8 @@ static void *reload_thread(void *arg)
 		log_set_debug(c->core.debug);
 		if (clamav_start(c, err, sizeof(err)) < 0)
 			log_msg(LOG_LVL_ERR, "reload: %s", err);
+		if (the_store != NULL)
+			store_ns_limit(the_store, REFS_NS, c->core.ref_max);
 		conf_install(c);
 		metrics_reload(1);
 		log_msg(LOG_LVL_INFO, "configuration reloaded from %s",
@@ -183,7 +189,7 @@ static void daemon_ready(int ready_fd, int keep_stderr)
 static int serve(struct conf *c, int foreground)
 {
 	char err[1024], sock_path[1024] = "";
-	int ready_fd = -1, pidfile_written = 0, rc;
+	int ready_fd = -1, pidfile_written = 0, rofs = 0, rc;
 	struct store *store = NULL;
 	struct metrics_http *mh = NULL;
 	struct stat st;
@@ -213,7 +219,9 @@ static int serve(struct conf *c, int foreground)
 	}
 	if (c->core.user[0] && drop_privileges(c->core.user, err, sizeof(err)) < 0)
 		goto fail;
-	if (access(c->core.state_dir, W_OK | X_OK) < 0) {
+	/* A read-only file system is no reason not to start: lookups work
+	 * and the checks that must write follow their on_error. */
+	if (access(c->core.state_dir, W_OK | X_OK) < 0 && (errno != EROFS || (rofs = 1) == 0)) {
 		snprintf(err, sizeof(err), "state_dir %s: %s", c->core.state_dir, strerror(errno));
 		goto fail;
 	}
@@ -221,6 +229,11 @@ static int serve(struct conf *c, int foreground)
 		snprintf(err, sizeof(err), "log_target/log_facility: cannot open");
 		goto fail;
 	}
+	if (rofs)
+		log_msg(LOG_LVL_WARN,
+		        "state_dir %s is on a read-only file system: the checks that write to "
+		        "the store follow their on_error",
+		        c->core.state_dir);
 	log_set_debug(c->core.debug);
 	/* The store: after the fork (TDB locks belong to a process) and the
 	 * privilege drop (files owned by the user that runs). */
@@ -228,6 +241,8 @@ static int serve(struct conf *c, int foreground)
 		goto fail;
 	grey_store_setup(store);
 	wlist_prepare(store);
+	store_ns_limit(store, REFS_NS, c->core.ref_max);
+	the_store = store;
 	engine_set_store(store, 0);
 	metrics_set_store(store, maint_ns, MAINT_NNS);
 	if (getuid() == 0)
@@ -265,6 +280,7 @@ static int serve(struct conf *c, int foreground)
 	maint_stop();
 	metrics_set_store(NULL, NULL, 0);
 	engine_set_store(NULL, 0);
+	the_store = NULL;
 	store_close(store);
 	av_stop();
 	log_msg(LOG_LVL_INFO, "portcullis stopped");
@@ -282,6 +298,7 @@ fail:
 	maint_stop();
 	metrics_set_store(NULL, NULL, 0);
 	engine_set_store(NULL, 0);
+	the_store = NULL;
 	store_close(store);
 	if (pidfile_written)
 		unlink(c->core.pidfile);

@@ -12,6 +12,10 @@
  *                                              visible (written by another process)
  *   test_store --check DIR FILE                every key listed in FILE is present
  *   test_store --bench DIR N                   mixed workload, prints ops/s
+ *   test_store --fill DIR PAD                  write until the file system is
+ *                                              full, remove PAD, write again
+ *   test_store --rofs DIR                      read and write on a read-only
+ *                                              file system
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <tdb.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +98,20 @@ static time_t fake_clock(void *arg)
 {
 	(void)arg;
 	return fake_now;
+}
+
+/* A whole expiry pass over ns at now; the records deleted. */
+static int maint_expire_all(struct store *st, const char *ns, time_t now)
+{
+	unsigned cur = 0;
+	int total = 0, r;
+
+	do {
+		r = store_expire_step(st, ns, now, 1000, &cur);
+		assert_true(r >= 0);
+		total += r;
+	} while (cur != 0);
+	return total;
 }
 
 static void test_put_get_del(void **state)
@@ -174,6 +193,13 @@ static void test_expiry(void **state)
 	fake_now = 1000100; /* expiry time is the first second it is gone */
 	assert_int_equal(store_get(st, "greylist", "k", 1, buf, sizeof(buf), &len, &exp), 0);
 	assert_int_equal(store_get(st, "greylist", "never", 5, buf, sizeof(buf), &len, &exp), 1);
+	/* the count is of records in the file: expired ones until expiry */
+	assert_int_equal(store_count(st, "greylist"), 2);
+	{
+		unsigned cur = 0;
+		assert_int_equal(store_expire_step(st, "greylist", fake_now, 1u << 20, &cur), 1);
+		assert_int_equal(cur, 0);
+	}
 	assert_int_equal(store_count(st, "greylist"), 1);
 	/* renewing an expired record brings it back */
 	assert_int_equal(store_put(st, "greylist", "k", 1, "w", 1, 1000200, 0), 0);
@@ -219,7 +245,7 @@ static void test_version_byte(void **state)
 	assert_int_equal(store_last_error(), STORE_ERR_VERSION);
 	assert_int_equal(store_traverse(st, "whitelist", NULL, NULL), 1);
 	n = store_count(st, "whitelist");
-	assert_int_equal(n, 1);
+	assert_int_equal(n, 2); /* records in the file, of any version */
 	/* expiry leaves unknown versions alone */
 	do
 		assert_true(store_expire_step(st, "whitelist", (time_t)1 << 40, 1000, &cur) >= 0);
@@ -290,13 +316,15 @@ static void test_traverse_count(void **state)
 	assert_int_equal(s.n, 150);
 	for (i = 0; i < 200; i++)
 		assert_int_equal(s.bits[i], i % 4 == 0 ? 0 : 1);
-	assert_int_equal(store_count(st, "greylist"), 150);
+	assert_int_equal(store_count(st, "greylist"), 200); /* expired ones too */
 	memset(&s, 0, sizeof(s));
 	s.stop_after = 7;
 	assert_int_equal(store_traverse(st, "greylist", collect, &s), 7);
 	assert_int_equal(store_traverse(st, "nothing", NULL, NULL), 0);
 	assert_int_equal(store_count(st, "nothing"), 0);
 	assert_int_equal(store_traverse(st, "greylist", delete_each, st), 150);
+	assert_int_equal(store_count(st, "greylist"), 50);
+	assert_int_equal(maint_expire_all(st, "greylist", fake_now), 50);
 	assert_int_equal(store_count(st, "greylist"), 0);
 	store_close(st);
 }
@@ -484,19 +512,438 @@ static void test_corrupt_records(void **state)
 	close(fd);
 
 	st = open_store();
-	/* lookups on a broken chain read as absent (TDB reports "not found"),
-	 * never as a hit: a greylist then defers, a whitelist does not match */
+	/* the first lookup meets the damage (TDB says "not found", but its
+	 * log says why): the file is moved aside once and the lookup answered
+	 * from the new, empty file -- absent, never a false hit, no error */
 	for (i = 0; i < 100; i++) {
 		n = snprintf(k, sizeof(k), "key%d", i);
-		assert_true(store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL) <= 0);
+		if (store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL) != 0)
+			fail_msg("%s: %s", k, store_strerror(store_last_error()));
 	}
-	assert_int_equal(store_count(st, "greylist"), -1);
-	assert_int_equal(store_last_error(), STORE_ERR_CORRUPT);
 	assert_int_equal(count_aside(), 1);
 	assert_int_equal(store_count(st, "greylist"), 0);
 	assert_int_equal(store_put(st, "greylist", "z", 1, "v", 1, 0, 0), 0);
 	assert_int_equal(store_get(st, "greylist", "z", 1, buf, sizeof(buf), &len, NULL), 1);
 	assert_int_equal(store_count(st, "greylist"), 1);
+	store_close(st);
+}
+
+/* --- damage of every kind, with the store open or not ------------------- */
+
+/* Capture the log (stderr) of a block of store calls: log_begin() before,
+ * log_end() returns the number of error lines written since. */
+static int saved_fd = -1;
+static char logpath[512];
+
+static void log_begin(void)
+{
+	int fd;
+
+	snprintf(logpath, sizeof(logpath), "%s/../test_store-log.%d", tmpdir, (int)getpid());
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved_fd = dup(2);
+	dup2(fd, 2);
+	close(fd);
+	log_open("test_store", "stderr", NULL);
+}
+
+static int log_end(void)
+{
+	char line[1024];
+	FILE *fp;
+	int n = 0;
+
+	fflush(stderr);
+	dup2(saved_fd, 2);
+	close(saved_fd);
+	log_open("test_store", getenv("TEST_LOG") ? getenv("TEST_LOG") : "none", NULL);
+	fp = fopen(logpath, "r");
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (strstr(line, "error: ") != NULL)
+			n++;
+		if (getenv("TEST_LOG") != NULL)
+			fputs(line, stderr);
+	}
+	fclose(fp);
+	unlink(logpath);
+	return n;
+}
+
+static void pwrite_at(const char *path, off_t off, const void *data, size_t n)
+{
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, data, n, off), (ssize_t)n);
+	close(fd);
+}
+
+enum damage {
+	D_TRUNC_HALF,  /* truncate -s 50%: the hash table no longer fits */
+	D_TRUNC_TAIL,  /* a few records cut off the end */
+	D_GARBAGE_HDR, /* the first 64 bytes overwritten */
+	D_BAD_MAGIC,   /* the magic text of the header */
+	D_HASH_SIZE,   /* the header's hash size changed */
+	D_CHAINS_OOB,  /* every chain head points past the end of the file */
+	D_MIDDLE,      /* records in the middle overwritten */
+	D_COUNT
+};
+
+static const char *const damage_name[D_COUNT] = {
+	"truncated to half", "tail cut",        "garbage header",     "bad magic",
+	"hash size",         "chains past EOF", "middle overwritten",
+};
+
+/* TDB's layout (tdb_private.h): a 168-byte header (magic text 32 bytes,
+ * version, hash_size at 36, ...), the free list head at 168, the head of
+ * chain h at 168 + 4 * (h + 1). */
+#define TDB_HDR      168
+#define TDB_HASH_OFF 36
+#define NDAMAGE_HASH 1021
+#define NDAMAGE_RECS 400
+
+static void damage_file(const char *path, enum damage d)
+{
+	struct stat sb;
+	unsigned char buf[4 * (NDAMAGE_HASH + 1)];
+
+	assert_int_equal(stat(path, &sb), 0);
+	switch (d) {
+	case D_TRUNC_HALF: assert_int_equal(truncate(path, TDB_HDR + 4 * 100), 0); break;
+	case D_TRUNC_TAIL: assert_int_equal(truncate(path, sb.st_size - 3000), 0); break;
+	case D_GARBAGE_HDR:
+		memset(buf, 0x5a, 64);
+		pwrite_at(path, 0, buf, 64);
+		break;
+	case D_BAD_MAGIC: pwrite_at(path, 0, "NOT A TDB FILE AT ALL, SORRY!!\n", 32); break;
+	case D_HASH_SIZE: {
+		uint32_t h = 1048573; /* what the issue saw: "does not fit" */
+		pwrite_at(path, TDB_HASH_OFF, &h, 4);
+		break;
+	}
+	case D_CHAINS_OOB:
+		for (int i = 0; i < NDAMAGE_HASH + 1; i++) {
+			uint32_t off = (uint32_t)sb.st_size + 4096 * (uint32_t)(i + 1);
+			memcpy(buf + 4 * i, &off, 4);
+		}
+		pwrite_at(path, TDB_HDR + 4, buf + 4, 4 * NDAMAGE_HASH);
+		break;
+	case D_MIDDLE: {
+		size_t n = (size_t)(sb.st_size - (TDB_HDR + 4 * (NDAMAGE_HASH + 1))) / 2;
+		unsigned char *junk = xmalloc(n);
+		memset(junk, 0xa5, n);
+		pwrite_at(path, TDB_HDR + 4 * (NDAMAGE_HASH + 1) + (off_t)n / 2, junk, n);
+		free(junk);
+		break;
+	}
+	case D_COUNT: break;
+	}
+}
+
+static void fill_damage(struct store *st)
+{
+	char k[32];
+
+	assert_int_equal(store_ns_hash_size(st, "greylist", NDAMAGE_HASH), 0);
+	for (int i = 0; i < NDAMAGE_RECS; i++) {
+		int n = snprintf(k, sizeof(k), "key%d", i);
+		assert_int_equal(store_put(st, "greylist", k, n, k, n, 0, 0), 0);
+	}
+}
+
+/* After the damage: every lookup is a miss or a true hit, never an error
+ * (the call that meets the damage is answered from the new file); the file
+ * was moved aside exactly once, with one error line; it takes writes. */
+static void check_recovered(struct store *st, enum damage d, int nlog)
+{
+	char k[32], buf[64];
+	size_t len;
+	int hits = 0;
+
+	for (int i = 0; i < NDAMAGE_RECS; i++) {
+		int n = snprintf(k, sizeof(k), "key%d", i), r;
+		r = store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL);
+		if (r < 0)
+			fail_msg("%s: get %s: %s", damage_name[d], k,
+			         store_strerror(store_last_error()));
+		if (r == 1) {
+			assert_int_equal(len, (size_t)n);
+			assert_memory_equal(buf, k, len);
+			hits++;
+		}
+	}
+	assert_int_equal(store_put(st, "greylist", "new", 3, "v", 1, 0, 0), 0);
+	assert_int_equal(store_get(st, "greylist", "new", 3, buf, sizeof(buf), &len, NULL), 1);
+	assert_true(store_traverse(st, "greylist", NULL, NULL) >= 1);
+	if (count_aside() != 1)
+		fail_msg("%s: %d copies moved aside (hits %d)", damage_name[d], count_aside(),
+		         hits);
+	if (nlog + log_end() != 1)
+		fail_msg("%s: not one error line", damage_name[d]);
+}
+
+/* The damage done while the store is closed: found at open. */
+static void test_damage_closed(void **state)
+{
+	char path[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	for (enum damage d = 0; d < D_COUNT; d++) {
+		struct store *st = open_store();
+		fill_damage(st);
+		store_close(st);
+		damage_file(path, d);
+		log_begin();
+		st = open_store();
+		assert_int_equal(store_ns_hash_size(st, "greylist", NDAMAGE_HASH), 0);
+		check_recovered(st, d, 0);
+		store_close(st);
+		rm_tmpdir();
+		assert_int_equal(mkdir(tmpdir, 0700), 0);
+	}
+}
+
+/* The damage done while the store has the file open (another process
+ * truncates or overwrites it under the daemon): no SIGBUS, found by the
+ * next calls that read the damaged part or by the size check (once a
+ * second), one move aside. */
+static void test_damage_open(void **state)
+{
+	char path[512], k[32], buf[64];
+	size_t len;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	for (enum damage d = 0; d < D_COUNT; d++) {
+		struct store *st = open_store();
+		fill_damage(st);
+		damage_file(path, d);
+		log_begin();
+		/* TDB reads the header only at open: damage there is found by
+		 * the store's check of the header (once a second); meanwhile
+		 * the file works as opened.  Cut-off records are found by the
+		 * lookups that need them or by the size check. */
+		if (d == D_GARBAGE_HDR || d == D_BAD_MAGIC || d == D_HASH_SIZE) {
+			for (int i = 0; i < 20; i++) {
+				int n = snprintf(k, sizeof(k), "key%d", i);
+				assert_true(store_get(st, "greylist", k, n, buf, sizeof(buf), &len,
+				                      NULL) >= 0);
+			}
+			sleep(1);
+		} else if (d == D_TRUNC_TAIL) {
+			sleep(1);
+		}
+		check_recovered(st, d, 0);
+		store_close(st);
+		rm_tmpdir();
+		assert_int_equal(mkdir(tmpdir, 0700), 0);
+	}
+}
+
+/* Copies moved aside are bounded: the newest STORE_KEEP_ASIDE stay. */
+static void test_keep_aside(void **state)
+{
+	char path[512], garbage[4096];
+	struct store *st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	memset(garbage, 'g', sizeof(garbage));
+	for (int i = 0; i < STORE_KEEP_ASIDE + 3; i++) {
+		write_file(path, garbage, sizeof(garbage));
+		log_begin();
+		st = open_store();
+		assert_int_equal(store_put(st, "greylist", "a", 1, "v", 1, 0, 0), 0);
+		store_close(st);
+		(void)log_end();
+		assert_int_equal(count_aside(),
+		                 i + 1 < STORE_KEEP_ASIDE ? i + 1 : STORE_KEEP_ASIDE);
+	}
+}
+
+/* The record count: kept by puts (new keys only), deletes and expiry, by
+ * another process too, and read without a walk. */
+static void test_count_record(void **state)
+{
+	struct store *st = open_store();
+	char k[32];
+	pid_t pid;
+	int status;
+	unsigned cur = 0;
+
+	(void)state;
+	fake_now = 1000;
+	store_set_clock(st, fake_clock, NULL);
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(k, sizeof(k), "k%d", i);
+		assert_int_equal(store_put(st, "greylist", k, n, "v", 1, i < 30 ? 1500 : 0, 0), 0);
+	}
+	/* replacing does not count; a durable put does */
+	assert_int_equal(store_put(st, "greylist", "k1", 2, "w", 1, 1500, 0), 0);
+	assert_int_equal(store_put(st, "greylist", "d", 1, "w", 1, 0, STORE_DURABLE), 0);
+	assert_int_equal(store_count(st, "greylist"), 101);
+	assert_int_equal(store_del(st, "greylist", "k99", 3, 0), 1);
+	assert_int_equal(store_del(st, "greylist", "k99", 3, 0), 0);
+	assert_int_equal(store_del(st, "greylist", "d", 1, STORE_DURABLE), 1);
+	assert_int_equal(store_count(st, "greylist"), 99);
+	store_close(st);
+	/* another process adds 50 and deletes 10 */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *c = open_store();
+		for (int i = 100; i < 150; i++) {
+			int n = snprintf(k, sizeof(k), "k%d", i);
+			if (store_put(c, "greylist", k, n, "v", 1, 0, 0) < 0)
+				_exit(1);
+		}
+		for (int i = 40; i < 50; i++) {
+			int n = snprintf(k, sizeof(k), "k%d", i);
+			if (store_del(c, "greylist", k, n, 0) != 1)
+				_exit(2);
+		}
+		store_close(c);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	st = open_store();
+	assert_int_equal(store_count(st, "greylist"), 139);
+	/* expiry takes the 30 expired ones off the count */
+	do
+		assert_true(store_expire_step(st, "greylist", 2000, 100000, &cur) >= 0);
+	while (cur != 0);
+	assert_int_equal(store_count(st, "greylist"), 109);
+	assert_int_equal(store_traverse(st, "greylist", NULL, NULL), 109);
+	/* the count record is not a key anyone can use */
+	assert_int_equal(store_put(st, "greylist", "\0pc:count", 9, "x", 1, 0, 0), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_INVAL);
+	store_close(st);
+}
+
+/* A file of an older version (no count record) is counted once at open. */
+static void test_count_legacy(void **state)
+{
+	char path[512];
+	struct tdb_context *tdb;
+	unsigned char rec[STORE_HDR_SIZE + 1] = { STORE_REC_VERSION };
+	struct store *st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/awl.tdb", tmpdir);
+	tdb = tdb_open(path, 31, TDB_INCOMPATIBLE_HASH, O_RDWR | O_CREAT, 0600);
+	assert_non_null(tdb);
+	for (int i = 0; i < 25; i++) {
+		char k[16];
+		TDB_DATA kd = { (unsigned char *)k, (size_t)snprintf(k, sizeof(k), "n%d", i) };
+		TDB_DATA d = { rec, sizeof(rec) };
+		assert_int_equal(tdb_store(tdb, kd, d, TDB_REPLACE), 0);
+	}
+	tdb_close(tdb);
+	st = store_open_flags(tmpdir, STORE_RDONLY, NULL, 0);
+	assert_non_null(st);
+	assert_int_equal(store_count(st, "awl"), 25);
+	store_close(st);
+	st = open_store();
+	assert_int_equal(store_count(st, "awl"), 25);
+	assert_int_equal(store_put(st, "awl", "x", 1, "v", 1, 0, 0), 0);
+	assert_int_equal(store_count(st, "awl"), 26);
+	store_close(st);
+}
+
+/* An empty namespace costs one read of its count: no walk (the cursor
+ * does not move through the 131071 chains of a default file); in a
+ * non-empty one, a step walks at most max_chains non-empty chains. */
+static void test_expire_empty(void **state)
+{
+	struct store *st = open_store();
+	unsigned cur = 0;
+
+	(void)state;
+	assert_int_equal(store_expire_step(st, "refs", 1000, 1, &cur), 0);
+	assert_int_equal(cur, 0);
+	assert_int_equal(store_put(st, "refs", "r", 1, "v", 1, 500, 0), 0);
+	assert_int_equal(store_expire_step(st, "refs", 1000, 1, &cur), 0);
+	assert_true(cur > 0); /* a record: the walk goes on */
+	store_close(st);
+}
+
+/* A capped namespace: passes over the cap delete the records that expire
+ * first, down to about 90% of the cap. */
+static void test_limit(void **state)
+{
+	struct store *st = open_store();
+	char k[32], buf[16];
+	size_t len;
+	unsigned cur = 0;
+	long n;
+	int oldest_kept = -1;
+
+	(void)state;
+	fake_now = 1000;
+	store_set_clock(st, fake_clock, NULL);
+	assert_int_equal(store_ns_hash_size(st, "refs", 61), 0);
+	assert_int_equal(store_ns_limit(st, "refs", 200), 0);
+	for (int i = 0; i < 1000; i++) {
+		int kn = snprintf(k, sizeof(k), "r%d", i);
+		assert_int_equal(store_put(st, "refs", k, kn, "v", 1, 100000 + i, 0), 0);
+	}
+	/* the first pass samples, the second evicts */
+	for (int pass = 0; pass < 2; pass++)
+		do
+			assert_true(store_expire_step(st, "refs", 1000, 16, &cur) >= 0);
+		while (cur != 0);
+	n = store_count(st, "refs");
+	assert_true(n <= 200 && n >= 150);
+	for (int i = 0; i < 1000; i++) {
+		int kn = snprintf(k, sizeof(k), "r%d", i);
+		int r = store_get(st, "refs", k, kn, buf, sizeof(buf), &len, NULL);
+		assert_true(r >= 0);
+		if (r == 1 && oldest_kept < 0)
+			oldest_kept = i;
+		if (oldest_kept >= 0)
+			assert_int_equal(r, 1); /* all newer ones are kept */
+	}
+	assert_int_equal(1000 - oldest_kept, n);
+	/* under the cap: nothing more goes */
+	do
+		assert_true(store_expire_step(st, "refs", 1000, 16, &cur) >= 0);
+	while (cur != 0);
+	assert_int_equal(store_count(st, "refs"), n);
+	store_close(st);
+}
+
+/* STORE_RDONLY: reads work, nothing is created or written, a missing
+ * namespace is empty. */
+static void test_rdonly(void **state)
+{
+	struct store *st = open_store();
+	char buf[16], path[512];
+	size_t len;
+	struct stat sb;
+	unsigned cur = 0;
+
+	(void)state;
+	assert_int_equal(store_put(st, "greylist", "a", 1, "v", 1, 0, 0), 0);
+	store_close(st);
+	st = store_open_flags(tmpdir, STORE_RDONLY, NULL, 0);
+	assert_non_null(st);
+	assert_int_equal(store_get(st, "greylist", "a", 1, buf, sizeof(buf), &len, NULL), 1);
+	assert_int_equal(store_count(st, "greylist"), 1);
+	assert_int_equal(store_traverse(st, "greylist", NULL, NULL), 1);
+	assert_int_equal(store_put(st, "greylist", "b", 1, "v", 1, 0, 0), -1);
+	assert_int_equal(store_last_error(), STORE_ERR_RDONLY);
+	assert_int_equal(store_del(st, "greylist", "a", 1, 0), -1);
+	assert_int_equal(store_expire_step(st, "greylist", 1, 10, &cur), -1);
+	assert_int_equal(store_get(st, "awl", "a", 1, buf, sizeof(buf), &len, NULL), 0);
+	assert_int_equal(store_count(st, "awl"), 0);
+	assert_int_equal(store_traverse(st, "awl", NULL, NULL), 0);
+	snprintf(path, sizeof(path), "%s/awl.tdb", tmpdir);
+	assert_int_equal(stat(path, &sb), -1); /* not created */
 	store_close(st);
 }
 
@@ -645,7 +1092,10 @@ static int mode_check(const char *dir, const char *file)
 		}
 	}
 	fclose(fp);
-	printf("present %ld missing %ld total %ld\n", ok, missing, store_count(st, "whitelist"));
+	/* total: the records in the file, walked (the count record may
+	 * miss the last writes of a process killed with SIGKILL) */
+	printf("present %ld missing %ld total %d count %ld\n", ok, missing,
+	       store_traverse(st, "whitelist", NULL, NULL), store_count(st, "whitelist"));
 	store_close(st);
 	return missing == 0 && ok > 0 ? 0 : 1;
 }
@@ -690,6 +1140,84 @@ static int mode_bench(const char *dir, long n)
 	return errors != 0;
 }
 
+/* --fill DIR PAD: write refs records until the file system is full, then
+ * remove PAD and write again at once (the space is back). */
+static int mode_fill(const char *dir, const char *pad)
+{
+	struct store *st;
+	char k[32], v[300];
+	long i, n = -1;
+	int fails = 0;
+
+	log_open("test_store", "stderr", NULL);
+	st = open_dir(dir);
+	memset(v, 'v', sizeof(v));
+	for (i = 0; i < 1000000; i++) {
+		int kn = snprintf(k, sizeof(k), "r%ld", i);
+		if (store_put(st, "refs", k, kn, v, sizeof(v), 0, 0) < 0) {
+			n = i;
+			break;
+		}
+	}
+	if (n < 0) {
+		printf("never full\n");
+		return 1;
+	}
+	printf("full after %ld: %s\n", n, store_strerror(store_last_error()));
+	/* more failing writes: no more log lines */
+	for (i = 0; i < 20; i++) {
+		int kn = snprintf(k, sizeof(k), "x%ld", i);
+		fails += store_put(st, "refs", k, kn, v, sizeof(v), 0, 0) < 0;
+	}
+	printf("then %d of 20 failed\n", fails);
+	/* a namespace whose file cannot even be created: an error each
+	 * time, never a half-made file taken for a damaged one */
+	fails = 0;
+	for (i = 0; i < 5; i++)
+		fails +=
+		    store_put(st, "greylist", "g", 1, v, sizeof(v), 0, 0) < 0 &&
+		    (store_last_error() == STORE_ERR_NOSPACE || store_last_error() == STORE_ERR_IO);
+	printf("new file: %d of 5 failed\n", fails);
+	if (unlink(pad) < 0)
+		return 2;
+	for (i = 0; i < 20; i++) {
+		int kn = snprintf(k, sizeof(k), "y%ld", i);
+		if (store_put(st, "refs", k, kn, v, sizeof(v), 0, 0) < 0) {
+			printf("still failing after the space came back: %s\n",
+			       store_strerror(store_last_error()));
+			return 1;
+		}
+	}
+	if (store_put(st, "greylist", "g", 1, v, sizeof(v), 0, 0) < 0) {
+		printf("new file still failing: %s\n", store_strerror(store_last_error()));
+		return 1;
+	}
+	printf("recovered; count %ld\n", store_count(st, "refs"));
+	store_close(st);
+	return 0;
+}
+
+/* --rofs DIR: on a read-only file system, the daemon's way (read-write
+ * store): lookups work, a write fails and says why. */
+static int mode_rofs(const char *dir)
+{
+	struct store *st;
+	char buf[64];
+	size_t len;
+	int r;
+
+	log_open("test_store", "stderr", NULL);
+	st = open_dir(dir);
+	r = store_get(st, "whitelist", "k0", 2, buf, sizeof(buf), &len, NULL);
+	printf("get %d\n", r);
+	r = store_put(st, "whitelist", "new", 3, "v", 1, 0, 0);
+	printf("put %d: %s\n", r, r < 0 ? store_strerror(store_last_error()) : "ok");
+	r = store_put(st, "whitelist", "new2", 4, "v", 1, 0, 0);
+	printf("put %d: %s\n", r, r < 0 ? store_strerror(store_last_error()) : "ok");
+	store_close(st);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -701,11 +1229,20 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_aside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_count_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_count_legacy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rdonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_ns, setup, teardown),
 	};
 
-	log_open("test_store", "none", NULL);
+	log_open("test_store", getenv("TEST_LOG") ? getenv("TEST_LOG") : "none", NULL);
+	log_set_debug(getenv("TEST_LOG") != NULL);
 	if (argc == 5 && strcmp(argv[1], "--writer") == 0)
 		return mode_writer(argv[2], atol(argv[3]), argv[4]);
 	if (argc == 5 && strcmp(argv[1], "--reader") == 0)
@@ -714,6 +1251,10 @@ int main(int argc, char **argv)
 		return mode_check(argv[2], argv[3]);
 	if (argc == 4 && strcmp(argv[1], "--bench") == 0)
 		return mode_bench(argv[2], atol(argv[3]));
+	if (argc == 4 && strcmp(argv[1], "--fill") == 0)
+		return mode_fill(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "--rofs") == 0)
+		return mode_rofs(argv[2]);
 	if (argc != 1) {
 		fprintf(stderr, "usage: test_store [--writer DIR N normal|durable | --reader DIR N "
 		                "SECS | --check DIR FILE | --bench DIR N]\n");
