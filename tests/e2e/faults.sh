@@ -150,7 +150,7 @@ supervise()
 		t_wait_exit "$_pid" 10 || kill -KILL "$_pid" 2>/dev/null
 	fi
 }
-supervise &
+supervise 2>>"$T/sup.log" &
 SUP=$!
 T_PIDS="$T_PIDS $SUP"
 t_at_exit 'touch "$T/sup.stop"; t_wait_exit "$SUP" 15; _p=$(cat "$T/pc.pid" 2>/dev/null); t_alive "$_p" && kill -KILL "$_p"'
