@@ -340,6 +340,7 @@ with open(smaillog, errors="replace") as f:
         if re.search(r"said: 5\d\d|status=bounced", line):
             wrong += 1
 queued = set()
+where = {}
 # Only what is missing is looked for, in the queue files themselves (the
 # header lines are plain text in Postfix's records).
 if look_in_queues and sent - delivered - bounced_seqs:
@@ -354,9 +355,15 @@ if look_in_queues and sent - delivered - bounced_seqs:
                         continue
                     if m and int(m.group(1)) in sent:
                         queued.add(int(m.group(1)))
+                        where[int(m.group(1))] = os.path.relpath(os.path.join(root, name), os.path.dirname(qdir))
 lost = len(sent - delivered - queued - bounced_seqs)
 print("sent=%d delivered=%d duplicates=%d bounced=%d queued=%d lost=%d deferred=%d greylisted=%d wrong5xx=%d"
       % (len(sent), len(delivered), dups, len(bounced_seqs), len(queued), lost, deferred, grey, wrong))
+# what is not delivered, and where (for the failure message)
+for seq in sorted(sent - delivered)[:5]:
+    qids = [q for q, v in qid_seq.items() if v == seq]
+    print("undelivered %d: %s; sender's queue id %s" % (seq, where.get(seq, "in no queue"), ",".join(qids) or "none"),
+          file=sys.stderr)
 EOF
 
 acct() { python3 "$T/account.py" "$MAILDIR" "$1" "$T/smaillog" "$SQ" "$Q" ${2:-}; }
@@ -406,7 +413,7 @@ phase_end()
 		sleep 1
 		_i=$((_i + 1))
 	done
-	_a=$(acct "$T/sent.$PHASE" queues)
+	_a=$(acct "$T/sent.$PHASE" queues 2>"$T/undelivered.$PHASE")
 	_ms=$(($(t_now_ms) - PHASE_T0))
 	_line="$PHASE: $_a recovery=$RECOVERY (phase $_ms ms)"
 	echo "$_line"
@@ -416,8 +423,16 @@ phase_end()
 	[ "$(val "$_a" duplicates)" = 0 ] || t_err "$PHASE: $(val "$_a" duplicates) duplicates"
 	[ "$(val "$_a" wrong5xx)" = 0 ] || t_err "$PHASE: $(val "$_a" wrong5xx) 5xx for test messages"
 	[ "$(val "$_a" bounced)" = 0 ] || t_err "$PHASE: $(val "$_a" bounced) bounced"
-	[ "$(val "$_a" delivered)" = "$_sent" ] ||
+	if [ "$(val "$_a" delivered)" != "$_sent" ]; then
 		t_err "$PHASE: only $(val "$_a" delivered) of $_sent delivered after 120 s ($(val "$_a" queued) still queued)"
+		while read -r _l; do # the sender's log of the first few
+			echo "  $_l"
+			_q=$(echo "$_l" | sed -n 's/.*queue id \([0-9A-F,]*\)$/\1/p' | tr , ' ')
+			for _x in $_q; do
+				grep " $_x: " "$T/smaillog" | tail -n 4 | sed 's/^/    /'
+			done
+		done <"$T/undelivered.$PHASE"
+	fi
 	[ "$_sent" -gt 0 ] || t_err "$PHASE: S accepted no message"
 }
 # at SECONDS: sleep until SECONDS after the phase began.
