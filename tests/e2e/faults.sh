@@ -398,7 +398,7 @@ phase_fault_end()
 		;;
 	esac
 }
-# phase_end: wait for the feed, then (120 s at most) for every message to
+# phase_end: wait for the feed, then (240 s at most) for every message to
 # be delivered; account, assert, report.
 phase_end()
 {
@@ -406,9 +406,9 @@ phase_end()
 	[ -s "$T/inject.$PHASE.err" ] && t_err "$PHASE: feeding S: $(head -n 3 "$T/inject.$PHASE.err")"
 	_sent=$(wc -l <"$T/sent.$PHASE")
 	_i=0
-	[ "$RECOVERY" = none ] && _i=110 # it failed already: do not wait long
-	while [ $_i -lt 120 ]; do
-		_a=$(acct "$T/sent.$PHASE")
+	[ "$RECOVERY" = none ] && _i=230 # it failed already: do not wait long
+	while [ $_i -lt 240 ]; do
+		_a=$(acct "$T/sent.$PHASE" 2>/dev/null)
 		[ "$(val "$_a" delivered)" -ge "$_sent" ] && break
 		sleep 1
 		_i=$((_i + 1))
@@ -424,7 +424,7 @@ phase_end()
 	[ "$(val "$_a" wrong5xx)" = 0 ] || t_err "$PHASE: $(val "$_a" wrong5xx) 5xx for test messages"
 	[ "$(val "$_a" bounced)" = 0 ] || t_err "$PHASE: $(val "$_a" bounced) bounced"
 	if [ "$(val "$_a" delivered)" != "$_sent" ]; then
-		t_err "$PHASE: only $(val "$_a" delivered) of $_sent delivered after 120 s ($(val "$_a" queued) still queued)"
+		t_err "$PHASE: only $(val "$_a" delivered) of $_sent delivered after 240 s ($(val "$_a" queued) still queued)"
 		while read -r _l; do # the sender's log of the first few
 			echo "  $_l"
 			_q=$(echo "$_l" | sed -n 's/.*queue id \([0-9A-F,]*\)$/\1/p' | tr , ' ')
