@@ -30,7 +30,7 @@ BUILD_DEPS="build-essential autoconf automake libtool pkg-config
  libpcre2-dev libcmocka-dev libgmime-3.0-dev libopendkim-dev libopendmarc-dev libssl-dev"
 TEST_DEPS="miltertest postfix swaks valgrind clang clang-format groff-base nsd python3-yaml
  m4 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3
- curl python3-prometheus-client strace prometheus
+ curl python3-prometheus-client strace prometheus e2fsprogs procps
  debhelper dpkg-dev lintian redis-server redis-sentinel redis-tools
  opendkim-tools"
 # Sendmail for tests/e2e/sendmail.sh conflicts with the postfix package: it

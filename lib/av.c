@@ -526,7 +526,7 @@ static pthread_mutex_t h_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t h_cond = PTHREAD_COND_INITIALIZER;
 static struct engine_ref *h_engine; /* the current engine, one reference */
 static int h_tried;                 /* the first load has been attempted */
-static char h_load_error[200];      /* why there is no engine */
+static char h_load_error[512];      /* why there is no engine */
 static int h_stop;
 static int h_active;  /* scans queued or running */
 static int h_threads; /* pool threads alive */
@@ -651,12 +651,48 @@ static void helper_tmp_make(void)
 }
 
 /* Compile a new engine from the database directory.  NULL + err. */
+/* libclamav says why a database does not load only through its message
+ * callback ("Problem parsing database at line 1", then "Can't load
+ * DIR/x.ndb: Malformed database"); cl_load() itself returns just
+ * CL_EMALFDB.  While the reload thread loads, its error messages are
+ * collected here (thread-local: scan threads print theirs as before). */
+static __thread char *clmsg_buf;
+static __thread size_t clmsg_size;
+static __thread int clmsg_n; /* the first two say what and where */
+
+static void clamav_msg(enum cl_msg severity, const char *fullmsg, const char *msg, void *ctx)
+{
+	(void)ctx;
+	if (clmsg_buf && severity == CL_MSG_ERROR && msg && clmsg_n++ < 2) {
+		size_t n = strlen(clmsg_buf);
+
+		if (n > 0 && n + 2 < clmsg_size) {
+			memcpy(clmsg_buf + n, "; ", 3);
+			n += 2;
+		}
+		if (n + 1 < clmsg_size)
+			bcopy_str(clmsg_buf + n, clmsg_size - n, msg);
+		for (char *p = clmsg_buf + n; *p; p++) /* one line, printable */
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = ' ';
+		for (n = strlen(clmsg_buf); n > 0 && clmsg_buf[n - 1] == ' '; n--)
+			clmsg_buf[n - 1] = '\0';
+	}
+	/* libclamav's default: errors and warnings on stderr */
+	if (severity == CL_MSG_ERROR || severity == CL_MSG_WARN)
+		fputs(fullmsg, stderr);
+}
+
+/* Compile a new engine from the database directory.  NULL + err: "no
+ * signatures" only for a database that loaded without any; a file that
+ * does not parse is a "malformed database" with libclamav's reason. */
 static struct engine_ref *load_engine(unsigned long long sig, char *err, size_t errsize)
 {
 	struct engine_ref *r;
 	struct cl_engine *e = cl_engine_new();
 	unsigned int sigs = 0;
 	cl_error_t rc;
+	char why[300] = "";
 
 	if (e == NULL) {
 		snprintf(err, errsize, "cl_engine_new failed");
@@ -678,14 +714,23 @@ static struct engine_ref *load_engine(unsigned long long sig, char *err, size_t 
 		cl_engine_free(e);
 		return NULL;
 	}
+	clmsg_buf = why;
+	clmsg_size = sizeof(why);
+	clmsg_n = 0;
 	rc = cl_load(hc.database, e, &sigs, CL_DB_STDOPT);
-	if (rc == CL_SUCCESS && sigs == 0)
-		rc = CL_EMALFDB;
+	if (rc == CL_SUCCESS && sigs == 0) {
+		clmsg_buf = NULL;
+		snprintf(err, errsize, "database %s: no signatures", hc.database);
+		cl_engine_free(e);
+		return NULL;
+	}
 	if (rc == CL_SUCCESS)
 		rc = cl_engine_compile(e);
+	clmsg_buf = NULL;
 	if (rc != CL_SUCCESS) {
-		snprintf(err, errsize, "database %s: %s", hc.database,
-		         sigs == 0 && rc == CL_EMALFDB ? "no signatures" : cl_strerror(rc));
+		snprintf(err, errsize, "database %s: %s%s%s", hc.database,
+		         rc == CL_EMALFDB ? "malformed database" : cl_strerror(rc),
+		         why[0] ? ": " : "", why);
 		cl_engine_free(e);
 		return NULL;
 	}
@@ -703,7 +748,7 @@ static void maybe_reload(unsigned long long *last_sig, int *have_last)
 	int nfiles;
 	unsigned long long sig = dir_signature(hc.database, &nfiles);
 	struct engine_ref *r, *old;
-	char err[200];
+	char err[512];
 	long long t0;
 
 	if (*have_last && sig == *last_sig)
@@ -996,6 +1041,7 @@ int av_helper_main(int argc, char **argv)
 		log_msg(LOG_LVL_ERR, "av: cl_init: %s", cl_strerror(rc));
 		return 1;
 	}
+	cl_set_clcb_msg(clamav_msg);
 	if (pthread_create(&rt, NULL, reload_thread, NULL) != 0) {
 		log_msg(LOG_LVL_ERR, "av: cannot start the reload thread");
 		return 1;

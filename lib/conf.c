@@ -74,7 +74,8 @@ const struct conf_param core_params[] = {
 	{ "log_facility", "mail", CONF_STR, CORE(log_facility), 0, 0, "syslog facility" },
 	{ "debug", "no", CONF_BOOL, CORE(debug), 0, 0, "log debug messages" },
 	{ "milter_timeout", "7210s", CONF_TIME, CORE(milter_timeout), 1, 86400,
-	  "libmilter I/O timeout towards the MTA" },
+	  "libmilter I/O timeout towards the MTA; also closes a connection idle this long "
+	  "(libmilter looks every 10 minutes)" },
 	{ "trusted_networks", "127.0.0.0/8, ::1/128", CONF_NETS, CORE(trusted_networks), 0, 0,
 	  "clients that skip all checks (like Postfix mynetworks)" },
 	{ "auth_whitelist", "yes", CONF_BOOL, CORE(auth_whitelist), 0, 0,

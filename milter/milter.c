@@ -10,17 +10,19 @@
 #include "milter.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -351,6 +353,111 @@ static struct smfiDesc desc = {
 	.xxfi_negotiate = cb_negotiate,
 };
 
+/* Descriptor exhaustion.  libmilter's listener thread calls accept() and,
+ * when it fails with EMFILE or ENFILE, tries again at once without a word
+ * (libmilter/listener.c): the MTA's connections wait in the listen queue
+ * until its milter_connect_timeout, and the loop spins on one core.  This
+ * accept() takes libmilter's calls (the dynamic linker finds the
+ * executable's definition before the C library's; our own code uses
+ * accept4()) and hands them to the next one.  A failure for lack of
+ * descriptors makes the call wait 50 ms, so the retry loop does not spin,
+ * and is logged once per episode (with the limit; at most once a minute
+ * while it lasts, with the count).  Connections that close let a few
+ * accept() calls through between failures: the episode ends, and that is
+ * logged, at the first success a second after the last failure. */
+static atomic_int milter_listen_fd = -1; /* libmilter's listener (milter_open) */
+typedef int (*accept_fn)(int, __SOCKADDR_ARG, socklen_t *__restrict);
+static _Atomic(accept_fn) real_accept;
+static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int failing;           /* an episode is on */
+	long long first, last; /* its first and latest failure, ms */
+	long long logged;      /* when it was last logged, ms */
+	long n, n_logged;      /* failed calls in it, and when last logged */
+} acc_ep;
+
+static void accept_failed(int e)
+{
+	long long now = now_ms();
+	struct rlimit rl;
+	char lim[32] = "?";
+
+	pthread_mutex_lock(&accept_lock);
+	if (!acc_ep.failing) {
+		acc_ep.failing = 1;
+		acc_ep.first = now;
+		acc_ep.n = acc_ep.n_logged = 0;
+		acc_ep.logged = 0;
+	}
+	acc_ep.last = now;
+	acc_ep.n++;
+	if (acc_ep.logged == 0) {
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			snprintf(lim, sizeof(lim), "%llu", (unsigned long long)rl.rlim_cur);
+		log_msg(LOG_LVL_ERR,
+		        "cannot accept MTA connections: %s (%s); open descriptors limit %s: they "
+		        "wait until some close (one per MTA connection: raise LimitNOFILE / "
+		        "ulimit -n, see portcullis(8))",
+		        e == EMFILE ? "no descriptor left" : "the system's file table is full",
+		        strerror(e), lim);
+		acc_ep.logged = now;
+		acc_ep.n_logged = acc_ep.n;
+	} else if (now - acc_ep.logged >= 60000) {
+		log_msg(LOG_LVL_ERR,
+		        "still short of descriptors: %ld accept() calls failed in the last %lld s",
+		        acc_ep.n - acc_ep.n_logged, (now - acc_ep.logged) / 1000);
+		acc_ep.logged = now;
+		acc_ep.n_logged = acc_ep.n;
+	}
+	pthread_mutex_unlock(&accept_lock);
+}
+
+static void accept_worked(void)
+{
+	long long now = now_ms();
+
+	pthread_mutex_lock(&accept_lock);
+	if (acc_ep.failing && now - acc_ep.last >= 1000) {
+		acc_ep.failing = 0;
+		log_msg(LOG_LVL_INFO,
+		        "accepting MTA connections again (%ld accept() calls failed for lack of "
+		        "descriptors over %lld ms)",
+		        acc_ep.n, acc_ep.last - acc_ep.first);
+	}
+	pthread_mutex_unlock(&accept_lock);
+}
+
+int accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
+{
+	accept_fn fn = atomic_load(&real_accept);
+	int rc, e;
+
+	if (fn == NULL) {
+		fn = (accept_fn)dlsym(RTLD_NEXT, "accept");
+		if (fn == NULL) {
+			errno = ENOSYS;
+			return -1;
+		}
+		atomic_store(&real_accept, fn);
+	}
+	rc = fn(fd, addr, len);
+	if (fd != atomic_load(&milter_listen_fd))
+		return rc; /* another listener (metrics): not libmilter's */
+	e = errno;
+	if (rc >= 0) {
+		accept_worked();
+		return rc;
+	}
+	if (e == EMFILE || e == ENFILE) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		accept_failed(e);
+		nanosleep(&ts, NULL);
+	}
+	errno = e;
+	return rc;
+}
+
 const char *milter_socket_path(const char *spec)
 {
 	if (strncmp(spec, "unix:", 5) == 0)
@@ -510,6 +617,7 @@ int milter_open(const struct conf *c, char *err, size_t errsize)
 	{
 		int lfd = find_listener();
 
+		atomic_store(&milter_listen_fd, lfd);
 		listen_addrlen = sizeof(listen_addr);
 		if (lfd < 0 ||
 		    getsockname(lfd, (struct sockaddr *)&listen_addr, &listen_addrlen) < 0)

@@ -6,7 +6,12 @@
  * passes, gets "X-Greylist: delayed N seconds by portcullis-VERSION at
  * HOST; DATE" (one header per message) and passes until the triplet has
  * been unused for greylist.expire.  Each recipient is decided on its own;
- * one that passed is never delayed again.
+ * one that passed is never delayed again.  The pass is stored at RCPT and
+ * the header added at end of message: when the MTA never gets our reply
+ * (the daemon killed, the connection lost), its next retry finds a passed
+ * triplet and gets no X-Greylist.  Documented in portcullis.conf(5), not
+ * worked around: the same message and a new one of the same triplet look
+ * alike at RCPT, and a message that was not delayed must not say it was.
  *
  * Where the client is (lib/store/grey.h, NET), chosen so that big senders that
  * retry from another address of their pool still match:

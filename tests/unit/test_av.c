@@ -11,7 +11,9 @@
  * (stopped, the request sent, then killed): that scan fails, the next one
  * is scanned by a new helper; new settings with an empty database: the
  * old helper goes on scanning, and without it AV_ERROR "no database",
- * never clean; the helper killed between scans is replaced
+ * never clean; a database file that does not parse: AV_ERROR
+ * "malformed database" with libclamav's reason (not "no signatures");
+ * the helper killed between scans is replaced
  * without a failed scan, and its private temporary folder on /dev/shm
  * (clamav.tmpdir empty) is removed; a clean stop removes it too, and a
  * configured clamav.tmpdir makes none.  Prints scans per second for 1, 2 and 4 threads
@@ -201,6 +203,35 @@ static void test_no_database(void **state)
 	assert_int_equal(av_scan(&s, fd, &r), AV_ERROR);
 	assert_string_equal(r.word, "no database");
 	assert_non_null(strstr(r.reason, "no signature files"));
+	close(fd);
+}
+
+/* A signature file that does not parse is a malformed database, and
+ * libclamav's reason (the line) is given, not "no signatures". */
+static void test_malformed_database(void **state)
+{
+	struct av_settings s;
+	struct av_result r;
+	char bad[600], path[700];
+	FILE *fp;
+	int fd = make_msg(0);
+
+	(void)state;
+	snprintf(bad, sizeof(bad), "%s/bad", tmpdir);
+	assert_int_equal(mkdir(bad, 0700), 0);
+	snprintf(path, sizeof(path), "%s/broken.ndb", bad);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "Broken.Sig:0:*:zz12\n");
+	assert_int_equal(fclose(fp), 0);
+	settings(&s, bad);
+	av_stop();
+	assert_int_equal(av_scan(&s, fd, &r), AV_ERROR);
+	assert_string_equal(r.word, "no database");
+	assert_non_null(strstr(r.reason, "malformed database"));
+	assert_non_null(strstr(r.reason, "at line 1"));
+	assert_null(strstr(r.reason, "no signatures"));
+	av_stop();
 	close(fd);
 }
 
@@ -477,6 +508,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_throughput),
 		cmocka_unit_test(test_no_database),
 		cmocka_unit_test(test_tmpdir),
+		cmocka_unit_test(test_malformed_database),
 	};
 
 	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
