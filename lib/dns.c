@@ -125,50 +125,15 @@ struct dns_batch {
 
 /* ---- names ----------------------------------------------------------- */
 
-/* Check and normalise a name into out (DNS_NAME_MAX + 1 bytes): ASCII
- * lower case, no trailing dot.  Returns 0, or -1 when the name is invalid. */
-static int name_norm(const char *in, char *out)
-{
-	size_t len, i, lab = 0;
-
-	if (in == NULL)
-		return -1;
-	len = strnlen(in, DNS_NAME_MAX + 2);
-	if (len > 0 && in[len - 1] == '.')
-		len--;
-	if (len == 0 || len > DNS_NAME_MAX)
-		return -1;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c == '.') {
-			if (lab == 0)
-				return -1;
-			lab = 0;
-			out[i] = '.';
-			continue;
-		}
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		           c == '_'))
-			return -1;
-		if (++lab > 63)
-			return -1;
-		out[i] = (char)c;
-	}
-	if (lab == 0) /* "a.b.." */
-		return -1;
-	out[len] = '\0';
-	return 0;
-}
-
-/* A raw name (any octets, '.' between labels, one trailing dot allowed)
- * into presentation form in out (DNS_NAME_TEXT_MAX + 1 bytes): ASCII lower
- * case, letters, digits, '-' and '_' as they are, every other octet as
- * \DDD.  Returns 0, or -1 for a name that cannot be sent: empty, an empty
- * label, a label over 63 octets or more than DNS_NAME_MAX octets. */
-static int name_escape(const char *in, char *out)
+/* A name into the form ldns is given, in out: ASCII lower case, no
+ * trailing dot, letters, digits, '-' and '_' as they are.  Any other octet
+ * makes a strict name invalid (raw = 0: host names, list zones; out holds
+ * DNS_NAME_MAX + 1 bytes); a raw name (raw = 1: SPF domain-specs, RFC 2181
+ * section 11) carries it escaped as \DDD (out holds DNS_NAME_TEXT_MAX + 1
+ * bytes).  Returns 0, or -1 for a name that is invalid or cannot be sent:
+ * empty, an empty label, a label over 63 octets, more than DNS_NAME_MAX
+ * octets. */
+static int name_encode(const char *in, char *out, int raw)
 {
 	size_t len, i, o = 0, lab = 0;
 
@@ -195,6 +160,8 @@ static int name_escape(const char *in, char *out)
 			c = (unsigned char)(c - 'A' + 'a');
 		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
 			out[o++] = (char)c;
+		} else if (!raw) {
+			return -1;
 		} else {
 			out[o++] = '\\';
 			out[o++] = (char)('0' + c / 100);
@@ -202,7 +169,7 @@ static int name_escape(const char *in, char *out)
 			out[o++] = (char)('0' + c % 10);
 		}
 	}
-	if (lab == 0)
+	if (lab == 0) /* "a.b.." */
 		return -1;
 	out[o] = '\0';
 	return 0;
@@ -212,7 +179,7 @@ int dns_name_valid(const char *name)
 {
 	char tmp[DNS_NAME_MAX + 1];
 
-	return name_norm(name, tmp) == 0;
+	return name_encode(name, tmp, 0) == 0;
 }
 
 static int type_valid(int t)
@@ -818,8 +785,7 @@ static int batch_add(struct dns_batch *b, const char *name, int rrtype, int raw)
 	q->ufd[0] = q->ufd[1] = q->tfd = -1;
 	q->state = Q_DONE;
 	q->status = DNS_ERROR;
-	if ((raw ? name_escape(name, q->name) : name_norm(name, q->name)) < 0 ||
-	    !type_valid(rrtype)) {
+	if (name_encode(name, q->name, raw) < 0 || !type_valid(rrtype)) {
 		q->name[0] = '\0';
 		ST_ADD(d, errors);
 		return b->n++;

@@ -16,6 +16,9 @@
 #   t_free_port                  print a free loopback TCP port
 #   t_port_busy PORT             something listens on PORT
 #   t_mt SCRIPT [ARGS]           run a miltertest Lua script (bounded)
+#   t_dns_start [LIFETIME]       the private NSD of tests/dns/server.sh in
+#                                $DNSDIR=$T/dns, stopped at exit; sets
+#                                $DNS_NSD_PORT; skips (77) without nsd
 #   t_is_asan BINARY             built with AddressSanitizer
 #   t_sanitizer_clean LOG        t_err on ASan/LSan/UBSan reports in LOG
 #   t_grep ERE FILE [WHAT]       t_err unless the ERE is in FILE (within 5 s)
@@ -311,6 +314,23 @@ t_grep()
 	t_wait_for 'grep -E -e "$_tg_re" "$_tg_file" >/dev/null 2>&1' 5 && return 0
 	t_err "${3:-/$1/} not found in $2"
 	return 1
+}
+
+# t_dns_start [LIFETIME]: start tests/dns/server.sh in $T/dns (NSD and the
+# fault proxy on loopback ports, alive at most LIFETIME s, default 300),
+# stop it at exit, and set $DNSDIR and $DNS_NSD_PORT.  Exit 77 (skip)
+# when the server cannot run here (no nsd or perl).
+t_dns_start()
+{
+	DNSDIR=$T/dns
+	t_at_exit 'sh "$top_srcdir/tests/dns/server.sh" stop "$DNSDIR" >/dev/null 2>&1'
+	DNS_SERVER_LIFETIME=${1:-300} timeout 30 sh "$top_srcdir/tests/dns/server.sh" start \
+		"$DNSDIR" >"$T/dns-start.out" 2>&1
+	_rc=$?
+	[ $_rc -eq 77 ] && { echo "SKIP: $T_NAME: $(cat "$T/dns-start.out")" >&2; exit 77; }
+	[ $_rc -eq 0 ] || fail "tests/dns/server.sh start: $(cat "$T/dns-start.out")"
+	DNS_NSD_PORT=$(sed -n 's/^DNS_NSD_PORT=//p' "$DNSDIR/dns.env")
+	[ -n "$DNS_NSD_PORT" ] || fail "no DNS_NSD_PORT in $DNSDIR/dns.env"
 }
 
 # t_mt SCRIPT [-D name=value ...]: run a miltertest script against an

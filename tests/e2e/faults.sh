@@ -61,15 +61,8 @@ START_MS=$(t_now_ms)
 pf_init
 
 # --- NSD -------------------------------------------------------------------------
-DNSDIR=$T/dns
-t_at_exit 'sh "$top_srcdir/tests/dns/server.sh" stop "$DNSDIR" >/dev/null 2>&1'
-DNS_SERVER_LIFETIME=1200 timeout 30 sh "$top_srcdir/tests/dns/server.sh" start "$DNSDIR" \
-	>"$T/dns-start.out" 2>&1
-rc=$?
-[ $rc -eq 77 ] && { echo "SKIP: $T_NAME: $(cat "$T/dns-start.out")" >&2; exit 77; }
-[ $rc -eq 0 ] || fail "tests/dns/server.sh start: $(cat "$T/dns-start.out")"
-DNS_PORT=$(sed -n 's/^DNS_NSD_PORT=//p' "$DNSDIR/dns.env")
-[ -n "$DNS_PORT" ] || fail "no DNS_NSD_PORT in $DNSDIR/dns.env"
+t_dns_start 1200
+DNS_PORT=$DNS_NSD_PORT
 
 # nsd_pids: NSD's processes: its timeout wrapper and all below it (the
 # main process, the server, xfrd).

@@ -39,17 +39,8 @@ START_MS=$(t_now_ms)
 pf_init
 
 # --- DNS, database, messages ---------------------------------------------------------
-DNSDIR=$T/dns
-t_at_exit 'sh "$top_srcdir/tests/dns/server.sh" stop "$DNSDIR" >/dev/null 2>&1'
-DNS_SERVER_LIFETIME=300 timeout 30 sh "$top_srcdir/tests/dns/server.sh" start "$DNSDIR" \
-	>"$T/dns-start.out" 2>&1
-case $? in
-0) ;;
-77) echo "SKIP: $T_NAME: $(cat "$T/dns-start.out")" >&2; exit 77 ;;
-*) fail "tests/dns/server.sh start: $(cat "$T/dns-start.out")" ;;
-esac
-DNS_PORT=$(sed -n 's/^DNS_NSD_PORT=//p' "$DNSDIR/dns.env")
-[ -n "$DNS_PORT" ] || fail "no DNS_NSD_PORT in $DNSDIR/dns.env"
+t_dns_start
+DNS_PORT=$DNS_NSD_PORT
 
 mkdir -p "$T/db" "$T/msgs"
 python3 - "$T" <<'EOF' || fail "python3 could not write the database and messages"
