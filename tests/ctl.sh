@@ -42,10 +42,6 @@ printf 'x@example.test REJECT No such user here\n' >"$T/rcpt.map"
 CONF=$T/portcullis.conf
 t_conf "$CONF" "pidfile = $T/portcullis.pid" "access.recipient = texthash:$T/rcpt.map"
 
-ctl()
-{
-	timeout 60 "$PORTCULLISCTL" -c "$CONF" "$@"
-}
 
 cat >"$T/client.lua" <<'EOF'
 -- one transaction through the raw milter client; prints "STEP CODE DATA"
@@ -88,25 +84,8 @@ expect()
 	fi
 }
 
-# run_ctl WANT_STATUS ARGS...: $CTL_OUT holds stdout+stderr.
-run_ctl()
-{
-	_want=$1
-	shift
-	CTL_OUT=$(ctl "$@" 2>&1)
-	_rc=$?
-	[ $_rc -eq "$_want" ] || t_err "portcullisctl $*: exit $_rc, want $_want: $CTL_OUT"
-	return 0
-}
+# t_run_ctl WANT_STATUS ARGS...: $CTL_OUT holds stdout+stderr.
 
-has()
-{
-	case $CTL_OUT in
-	*"$1"*) return 0 ;;
-	esac
-	t_err "${2:-portcullisctl output} lacks '$1': $CTL_OUT"
-	return 1
-}
 
 t_start "$CONF" "$T/daemon.log"
 
@@ -120,37 +99,37 @@ for entry in "client 192.0.2.7" "network 192.0.2.0/24" "host .example.net" \
 	"host mx1.example.net" "sender a@lists.example.org" "domain example.org" \
 	"recipient b@example.test"; do
 	# shellcheck disable=SC2086
-	run_ctl 0 whitelist add $entry --comment "test $entry"
-	has "added $entry"
+	t_run_ctl 0 whitelist add $entry --comment "test $entry"
+	t_has "added $entry"
 	expect "whitelist $entry: passes" c $BAD
 	# shellcheck disable=SC2086
-	run_ctl 0 whitelist list ${entry%% *}
-	has "$entry created=2027-01-15T08:00:00Z by="
-	has "comment=test $entry"
+	t_run_ctl 0 whitelist list ${entry%% *}
+	t_has "$entry created=2027-01-15T08:00:00Z by="
+	t_has "comment=test $entry"
 	# shellcheck disable=SC2086
-	run_ctl 0 whitelist del $entry
-	has "deleted $entry"
+	t_run_ctl 0 whitelist del $entry
+	t_has "deleted $entry"
 	expect "whitelist $entry deleted: refused again" y $BAD
 done
 # a recipient entry lifts only that recipient
-run_ctl 0 whitelist add recipient '<B@Example.test>'
-has "added recipient b@example.test"
+t_run_ctl 0 whitelist add recipient '<B@Example.test>'
+t_has "added recipient b@example.test"
 expect "recipient whitelist: only that recipient" cy \
 	192.0.2.7 mx1.example.net localhost '<a@example.org>' '<b@example.test>,<c@example.test>'
-run_ctl 0 whitelist del recipient b@example.test
+t_run_ctl 0 whitelist del recipient b@example.test
 # the sender whitelist sees the address, not a lookalike
-run_ctl 0 whitelist add sender a@example.org
+t_run_ctl 0 whitelist add sender a@example.org
 expect "sender whitelist: another sender still refused" y \
 	192.0.2.7 mx1.example.net localhost '<a@example.org.evil.test>' '<b@example.test>'
-run_ctl 0 whitelist del sender a@example.org
+t_run_ctl 0 whitelist del sender a@example.org
 
 # expiry: honoured by the daemon's copy, then removed by expire
-run_ctl 0 whitelist add client 192.0.2.7 --expires 1h
-has "added client 192.0.2.7 expires 2027-01-15T09:00:00Z"
+t_run_ctl 0 whitelist add client 192.0.2.7 --expires 1h
+t_has "added client 192.0.2.7 expires 2027-01-15T09:00:00Z"
 expect "entry with --expires 1h: passes" c $BAD
 echo 1800003601 >"$T/clock"
 expect "entry after its expiry: refused" y $BAD
-run_ctl 0 whitelist list
+t_run_ctl 0 whitelist list
 [ -z "$CTL_OUT" ] || t_err "expired entry still listed: $CTL_OUT"
 # expire counts what it removes: in a state_dir of its own, as the
 # daemon's background expiry would race with it here
@@ -160,8 +139,8 @@ timeout 60 "$PORTCULLISCTL" -c "$T/exp.conf" whitelist add client 192.0.2.7 --ex
 	t_err "whitelist add in $T/exp failed"
 echo 1800007202 >"$T/clock"
 CTL_OUT=$(timeout 60 "$PORTCULLISCTL" -c "$T/exp.conf" expire 2>&1) || t_err "expire failed: $CTL_OUT"
-has "whitelist  1 expired"
-has "total      1 expired"
+t_has "whitelist  1 expired"
+t_has "total      1 expired"
 # the main state_dir: its expired entry must be gone (not merely expired)
 # before the clock goes back; the daemon's background expiry may or may not
 # have reached it yet, so remove it here (the count is not asserted)
@@ -174,50 +153,50 @@ expect "expired entry gone: refused" y $BAD
 txn $BAD
 REF1=$TX_REF
 [ -n "$REF1" ] || t_err "no ref in the refusal: $TX_OUT"
-run_ctl 0 explain "$REF1"
-has "ref       $REF1"
-has "client    192.0.2.7"
-has "helo      localhost"
-has "symbol    helo.localhost helo"
-has "verdict   reject"
-run_ctl 0 explain --log "$T/daemon.log" "$REF1"
-has "ref=$REF1 client=mx1.example.net[192.0.2.7]"
-run_ctl 1 explain NoSuchRef0
-has "ref NoSuchRef0: not in the store"
-run_ctl 0 whitelist add --from-ref "$REF1"
-has "added client 192.0.2.7 (from ref $REF1)"
+t_run_ctl 0 explain "$REF1"
+t_has "ref       $REF1"
+t_has "client    192.0.2.7"
+t_has "helo      localhost"
+t_has "symbol    helo.localhost helo"
+t_has "verdict   reject"
+t_run_ctl 0 explain --log "$T/daemon.log" "$REF1"
+t_has "ref=$REF1 client=mx1.example.net[192.0.2.7]"
+t_run_ctl 1 explain NoSuchRef0
+t_has "ref NoSuchRef0: not in the store"
+t_run_ctl 0 whitelist add --from-ref "$REF1"
+t_has "added client 192.0.2.7 (from ref $REF1)"
 expect "after whitelist add --from-ref (HELO stage -> client)" c $BAD
-run_ctl 0 whitelist list client
-has "comment=from ref $REF1"
-run_ctl 0 whitelist del client 192.0.2.7
+t_run_ctl 0 whitelist list client
+t_has "comment=from ref $REF1"
+t_run_ctl 0 whitelist del client 192.0.2.7
 
 # MAIL stage: a sender domain that is not a FQDN -> the sender
 MAILBAD="198.51.100.9 mail.example.com mail.example.com <u@nofqdn> <b@example.test>"
 expect "non-FQDN sender refused" y $MAILBAD
 REF2=$TX_REF
-run_ctl 0 whitelist add --from-ref "$REF2" --comment "vendor test box"
-has "added sender u@nofqdn (from ref $REF2)"
+t_run_ctl 0 whitelist add --from-ref "$REF2" --comment "vendor test box"
+t_has "added sender u@nofqdn (from ref $REF2)"
 expect "after --from-ref (MAIL stage -> sender)" c $MAILBAD
 
 # RCPT stage: an access.recipient REJECT -> that recipient
 RCPTBAD="198.51.100.9 mail.example.com mail.example.com <u@example.com> <x@example.test>"
 expect "recipient refused by access.recipient" y $RCPTBAD
 REF3=$TX_REF
-run_ctl 0 whitelist add --from-ref "$REF3"
-has "added recipient x@example.test (from ref $REF3)"
+t_run_ctl 0 whitelist add --from-ref "$REF3"
+t_has "added recipient x@example.test (from ref $REF3)"
 expect "after --from-ref (RCPT stage -> recipient)" c $RCPTBAD
 
 # --- 3. check: a dry run ---------------------------------------------------------
-run_ctl 0 stats
+t_run_ctl 0 stats
 refs_before=$(echo "$CTL_OUT" | sed -n 's/^entries.refs //p')
-run_ctl 1 check --ip 192.0.2.7 --helo localhost --from '<a@example.org>' --rcpt '<b@example.test>'
-has "check  helo.localhost"
-has "reject (helo)"
-has "decision reject"
-run_ctl 0 check --ip 198.51.100.9 --helo localhost --from '<u@nofqdn>' --rcpt '<b@example.test>'
-has "check  whitelist.sender"
-has "decision accept"
-run_ctl 0 stats
+t_run_ctl 1 check --ip 192.0.2.7 --helo localhost --from '<a@example.org>' --rcpt '<b@example.test>'
+t_has "check  helo.localhost"
+t_has "reject (helo)"
+t_has "decision reject"
+t_run_ctl 0 check --ip 198.51.100.9 --helo localhost --from '<u@nofqdn>' --rcpt '<b@example.test>'
+t_has "check  whitelist.sender"
+t_has "decision accept"
+t_run_ctl 0 stats
 [ "$(echo "$CTL_OUT" | sed -n 's/^entries.refs //p')" = "$refs_before" ] ||
 	t_err "check kept a ref: refs $refs_before -> $CTL_OUT"
 
@@ -237,25 +216,25 @@ t_conf "$AVCONF" "checks = helo, clamav" "clamav.database = $T/avdb" \
 mkdir -p "$T/avstate"
 CONF_SAVED=$CONF
 CONF=$AVCONF
-run_ctl 0 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test
-has "header   X-Virus-Status: Clean" "check with clamav, made-up message"
-has "decision accept"
-run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test \
+t_run_ctl 0 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test
+t_has "header   X-Virus-Status: Clean" "check with clamav, made-up message"
+t_has "decision accept"
+t_run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test \
 	--message "$T/virus.eml"
-has "eom      554 5.7.1 Message contains a virus: Test.Eicar" "check --message with EICAR"
-has "decision reject at end of DATA (554 5.7.1)"
-run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test \
+t_has "eom      554 5.7.1 Message contains a virus: Test.Eicar" "check --message with EICAR"
+t_has "decision reject at end of DATA (554 5.7.1)"
+t_run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test \
 	--message - <"$T/virus.eml"
-has "decision reject at end of DATA (554 5.7.1)" "check --message - (stdin)"
+t_has "decision reject at end of DATA (554 5.7.1)" "check --message - (stdin)"
 t_conf "$AVCONF" "checks = helo, clamav" "clamav.database = $T/no-such-db" \
 	"state_dir = $T/avstate" "trusted_networks ="
-run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test
-has "eom      451 4.3.0 Virus scan failed" "check with a missing database"
-has "decision defer at end of DATA (451 4.3.0): the sender is told to retry"
+t_run_ctl 1 check --ip 192.0.2.7 --helo mail.example.org --from a@example.org --rcpt b@example.test
+t_has "eom      451 4.3.0 Virus scan failed" "check with a missing database"
+t_has "decision defer at end of DATA (451 4.3.0): the sender is told to retry"
 CONF=$CONF_SAVED
-run_ctl 1 check --ip 198.51.100.9 --helo mail.example.com --from '<u@example.com>' \
+t_run_ctl 1 check --ip 198.51.100.9 --helo mail.example.com --from '<u@example.com>' \
 	--rcpt '<b@example.test>' --rcpt '<c@nofqdn>'
-has "decision accept for 1 of 2 recipients; the others are refused at RCPT"
+t_has "decision accept for 1 of 2 recipients; the others are refused at RCPT"
 
 # --- 4. dump and load -------------------------------------------------------------
 TAB=$(printf '\t')
@@ -268,29 +247,29 @@ awl${TAB}ip:203.0.113.0/24${TAB}2027-03-01T00:00:00Z${TAB}passes=7${TAB}first=20
 awl${TAB}ip:198.18.0.0/24${TAB}2027-03-01T00:00:00Z${TAB}passes=5${TAB}first=2027-01-01T00:00:00Z${TAB}last=2027-01-15T07:00:00Z
 stats${TAB}greylist.passes${TAB}never${TAB}data=5
 EOF
-run_ctl 0 load "$T/grey.dump"
-has "loaded 6 records"
-run_ctl 0 greylist list
+t_run_ctl 0 load "$T/grey.dump"
+t_has "loaded 6 records"
+t_run_ctl 0 greylist list
 [ "$(echo "$CTL_OUT" | grep -c .)" -eq 3 ] || t_err "greylist list: $CTL_OUT"
-run_ctl 0 greylist list --net 203.0.113.77
+t_run_ctl 0 greylist list --net 203.0.113.77
 [ "$(echo "$CTL_OUT" | grep -c .)" -eq 2 ] || t_err "greylist list --net: $CTL_OUT"
-run_ctl 0 greylist list --sender '<S@Example.NET>' --rcpt r@example.test
-has "ip:203.0.113.0/24 s@example.net r@example.test waiting passes=0 defers=2"
-run_ctl 0 greylist show --ip 2001:db8:5::9 --from other@example.org --rcpt '<r@example.test>'
-has "state     passed (score-aware: not greylisted)"
-run_ctl 1 greylist show --ip 192.0.2.1 --from other@example.org --rcpt r@example.test
-has "no matching entry"
-run_ctl 0 awl list
-has "ip:198.18.0.0/24 passes=5"
-run_ctl 0 stats
-has "entries.greylist 3"
-has "entries.awl 2"
-has "greylist.passes 5"
+t_run_ctl 0 greylist list --sender '<S@Example.NET>' --rcpt r@example.test
+t_has "ip:203.0.113.0/24 s@example.net r@example.test waiting passes=0 defers=2"
+t_run_ctl 0 greylist show --ip 2001:db8:5::9 --from other@example.org --rcpt '<r@example.test>'
+t_has "state     passed (score-aware: not greylisted)"
+t_run_ctl 1 greylist show --ip 192.0.2.1 --from other@example.org --rcpt r@example.test
+t_has "no matching entry"
+t_run_ctl 0 awl list
+t_has "ip:198.18.0.0/24 passes=5"
+t_run_ctl 0 stats
+t_has "entries.greylist 3"
+t_has "entries.awl 2"
+t_has "greylist.passes 5"
 # a dump of everything, loaded into an empty state_dir, dumps the same
-ctl dump >"$T/all.dump" 2>"$T/dump.err" || t_err "dump failed: $(cat "$T/dump.err")"
+t_ctl dump >"$T/all.dump" 2>"$T/dump.err" || t_err "dump failed: $(cat "$T/dump.err")"
 [ -s "$T/dump.err" ] && t_err "dump complained: $(cat "$T/dump.err")"
 for ns in greylist awl whitelist refs stats; do
-	grep -q "^$ns$TAB" "$T/all.dump" || t_err "dump has no $ns record"
+	grep -q "^$ns$TAB" "$T/all.dump" || t_err "dump t_has no $ns record"
 done
 mkdir "$T/copy"
 t_conf "$T/copy.conf" "state_dir = $T/copy" "socket = unix:$T/copy/sock"
@@ -306,64 +285,64 @@ else
 	t_err "dump of the loaded copy differs: $(diff "$T/all.sorted" "$T/copy.sorted" | head -n 10)"
 fi
 # deletions
-run_ctl 0 greylist del --ip 203.0.113.1 --rcpt q@example.test
-has "deleted ip:203.0.113.0/24 s@example.net q@example.test"
-run_ctl 0 greylist del 'ip:2001:db8:5::/64 other@example.org r@example.test'
-run_ctl 0 greylist list
+t_run_ctl 0 greylist del --ip 203.0.113.1 --rcpt q@example.test
+t_has "deleted ip:203.0.113.0/24 s@example.net q@example.test"
+t_run_ctl 0 greylist del 'ip:2001:db8:5::/64 other@example.org r@example.test'
+t_run_ctl 0 greylist list
 [ "$(echo "$CTL_OUT" | grep -c .)" -eq 1 ] || t_err "after greylist del: $CTL_OUT"
-run_ctl 0 awl del 198.18.0.0/24
-has "deleted ip:198.18.0.0/24"
-run_ctl 1 awl del 198.18.0.0/24
-has "not found"
+t_run_ctl 0 awl del 198.18.0.0/24
+t_has "deleted ip:198.18.0.0/24"
+t_run_ctl 1 awl del 198.18.0.0/24
+t_has "not found"
 # a bad file: every bad line named, nothing loaded
 cat >"$T/bad.dump" <<EOF
 whitelist${TAB}client:192.0.2.200${TAB}never${TAB}created=0${TAB}by=x${TAB}comment=fine
 whitelist${TAB}client:not-an-ip${TAB}never${TAB}created=0${TAB}by=x${TAB}comment=
 greylist${TAB}just-a-key${TAB}never${TAB}flags=-
 EOF
-run_ctl 1 load "$T/bad.dump"
-has "$T/bad.dump:2: whitelist client: 'not-an-ip' is not an IP address"
-has "$T/bad.dump:3: "
-has "nothing loaded"
-run_ctl 0 whitelist list client
+t_run_ctl 1 load "$T/bad.dump"
+t_has "$T/bad.dump:2: whitelist client: 'not-an-ip' is not an IP address"
+t_has "$T/bad.dump:3: "
+t_has "nothing loaded"
+t_run_ctl 0 whitelist list client
 case $CTL_OUT in *192.0.2.200*) t_err "a bad file was partly loaded: $CTL_OUT" ;; esac
 
 # --- 5. bad arguments ----------------------------------------------------------------
-run_ctl 2 whitelist
-has "portcullisctl: whitelist: add, del or list expected"
-run_ctl 2 whitelist add friend 192.0.2.1
-has "unknown kind 'friend'"
-run_ctl 2 whitelist add client
-has "KIND VALUE expected"
-run_ctl 2 whitelist add client 192.0.2.300
-has "'192.0.2.300' is not an IP address"
-run_ctl 2 whitelist add network 192.0.2.1
-has "is not a network ADDRESS/LENGTH"
-run_ctl 2 whitelist add sender '<>'
-has "the null sender <> cannot be whitelisted"
-run_ctl 2 whitelist add client 192.0.2.1 --expires soon
-has "--expires 'soon'"
-run_ctl 2 whitelist add --from-ref 'bad ref!'
-has "is not a reference id"
-run_ctl 1 whitelist add --from-ref NoSuchRef0
-has "not in the store"
-run_ctl 1 whitelist del client 192.0.2.99
-has "whitelist del: client 192.0.2.99: not found"
-run_ctl 2 whitelist list client extra
-run_ctl 2 greylist frob
-has "unknown subcommand 'frob'"
-run_ctl 2 greylist del
-has "needs KEY or --ip/--sender/--rcpt"
-run_ctl 2 awl del
-run_ctl 2 expire now
-run_ctl 2 load
-run_ctl 2 load "$T/no-such-file"
-has "No such file or directory"
-run_ctl 2 dump nosuchns
-has "no namespace 'nosuchns'"
-run_ctl 2 explain
-run_ctl 2 frobnicate
-has "unknown command 'frobnicate'"
+t_run_ctl 2 whitelist
+t_has "portcullisctl: whitelist: add, del or list expected"
+t_run_ctl 2 whitelist add friend 192.0.2.1
+t_has "unknown kind 'friend'"
+t_run_ctl 2 whitelist add client
+t_has "KIND VALUE expected"
+t_run_ctl 2 whitelist add client 192.0.2.300
+t_has "'192.0.2.300' is not an IP address"
+t_run_ctl 2 whitelist add network 192.0.2.1
+t_has "is not a network ADDRESS/LENGTH"
+t_run_ctl 2 whitelist add sender '<>'
+t_has "the null sender <> cannot be whitelisted"
+t_run_ctl 2 whitelist add client 192.0.2.1 --expires soon
+t_has "--expires 'soon'"
+t_run_ctl 2 whitelist add --from-ref 'bad ref!'
+t_has "is not a reference id"
+t_run_ctl 1 whitelist add --from-ref NoSuchRef0
+t_has "not in the store"
+t_run_ctl 1 whitelist del client 192.0.2.99
+t_has "whitelist del: client 192.0.2.99: not found"
+t_run_ctl 2 whitelist list client extra
+t_run_ctl 2 greylist frob
+t_has "unknown subcommand 'frob'"
+t_run_ctl 2 greylist del
+t_has "needs KEY or --ip/--sender/--rcpt"
+t_run_ctl 2 awl del
+t_run_ctl 2 expire now
+t_run_ctl 2 load
+t_run_ctl 2 load "$T/no-such-file"
+t_has "No such file or directory"
+t_run_ctl 2 dump nosuchns
+t_has "no namespace 'nosuchns'"
+t_run_ctl 2 explain
+t_run_ctl 2 frobnicate
+t_has "unknown command 'frobnicate'"
 
 # --- 6. kill -9: no reported change is lost ---------------------------------------------
 cat >"$T/adder.sh" <<EOF
@@ -407,7 +386,7 @@ done
 for f in "$T"/*.corrupt-*; do
 	[ -e "$f" ] && t_err "a store file was moved aside: $f"
 done
-run_ctl 0 whitelist list client
+t_run_ctl 0 whitelist list client
 missing=0
 for f in "$T"/added.*; do
 	for v in $(sed -n 's/^added client //p' "$f"); do

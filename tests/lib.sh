@@ -16,6 +16,10 @@
 #   t_free_port                  print a free loopback TCP port
 #   t_port_busy PORT             something listens on PORT
 #   t_mt SCRIPT [ARGS]           run a miltertest Lua script (bounded)
+#   t_ctl ARGS...                portcullisctl -c "$CONF" ARGS (bounded)
+#   t_run_ctl RC ARGS...         t_ctl, output in $CTL_OUT; t_err unless
+#                                its exit status is RC
+#   t_has TEXT [WHAT]            t_err unless $CTL_OUT holds TEXT
 #   t_dns_start [LIFETIME]       the private NSD of tests/dns/server.sh in
 #                                $DNSDIR=$T/dns, stopped at exit; sets
 #                                $DNS_NSD_PORT; skips (77) without nsd
@@ -313,6 +317,31 @@ t_grep()
 	_tg_re=$1 _tg_file=$2
 	t_wait_for 'grep -E -e "$_tg_re" "$_tg_file" >/dev/null 2>&1' 5 && return 0
 	t_err "${3:-/$1/} not found in $2"
+	return 1
+}
+
+# portcullisctl on the configuration $CONF, for the tests of its commands.
+t_ctl()
+{
+	timeout 60 "$PORTCULLISCTL" -c "$CONF" "$@"
+}
+
+t_run_ctl()
+{
+	_want=$1
+	shift
+	CTL_OUT=$(t_ctl "$@" 2>&1)
+	_rc=$?
+	[ $_rc -eq "$_want" ] || t_err "portcullisctl $* ($CONF): exit $_rc, want $_want: $CTL_OUT"
+	return 0
+}
+
+t_has()
+{
+	case $CTL_OUT in
+	*"$1"*) return 0 ;;
+	esac
+	t_err "${2:-portcullisctl output} lacks '$1': $CTL_OUT"
 	return 1
 }
 

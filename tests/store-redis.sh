@@ -42,27 +42,6 @@ t_conf "$T/redis.conf" "store.backend = redis" "store.redis = unix:$RSOCK" \
 	"store.redis_prefix = grp1:"
 CONF=$T/tdb.conf
 
-ctl()
-{
-	timeout 60 "$PORTCULLISCTL" -c "$CONF" "$@"
-}
-run_ctl()
-{
-	_want=$1
-	shift
-	CTL_OUT=$(ctl "$@" 2>&1)
-	_rc=$?
-	[ $_rc -eq "$_want" ] || t_err "portcullisctl $* ($CONF): exit $_rc, want $_want: $CTL_OUT"
-	return 0
-}
-has()
-{
-	case $CTL_OUT in
-	*"$1"*) return 0 ;;
-	esac
-	t_err "${2:-portcullisctl output} lacks '$1': $CTL_OUT"
-	return 1
-}
 
 # --- 1. a TDB state -----------------------------------------------------------------
 TAB=$(printf '\t')
@@ -79,18 +58,18 @@ stats${TAB}greylist.passes${TAB}never${TAB}data=5
 stats${TAB}odd\\x00key\\r\\n${TAB}never${TAB}data=\\x00\\xff
 stats${TAB}${LONG}@4k.example${TAB}never${TAB}data=long key
 EOF
-run_ctl 0 load "$T/in.dump"
-has "loaded 10 records"
-run_ctl 0 whitelist add client 192.0.2.7 --comment "partner relay"
-run_ctl 0 whitelist add sender a@example.org
-ctl dump >"$T/tdb.dump" 2>"$T/dump.err" || t_err "TDB dump: $(cat "$T/dump.err")"
+t_run_ctl 0 load "$T/in.dump"
+t_has "loaded 10 records"
+t_run_ctl 0 whitelist add client 192.0.2.7 --comment "partner relay"
+t_run_ctl 0 whitelist add sender a@example.org
+t_ctl dump >"$T/tdb.dump" 2>"$T/dump.err" || t_err "TDB dump: $(cat "$T/dump.err")"
 [ "$(grep -vc '^#' "$T/tdb.dump")" -eq 12 ] || t_err "TDB dump: $(grep -vc '^#' "$T/tdb.dump") records, want 12"
 
 # --- 2. the migration: load into Redis, dump, the same ---------------------------
 CONF=$T/redis.conf
-run_ctl 0 load "$T/tdb.dump"
-has "loaded 12 records"
-ctl dump >"$T/redis.dump" 2>"$T/dump.err" || t_err "Redis dump: $(cat "$T/dump.err")"
+t_run_ctl 0 load "$T/tdb.dump"
+t_has "loaded 12 records"
+t_ctl dump >"$T/redis.dump" 2>"$T/dump.err" || t_err "Redis dump: $(cat "$T/dump.err")"
 [ -s "$T/dump.err" ] && t_err "Redis dump complained: $(cat "$T/dump.err")"
 sort "$T/tdb.dump" >"$T/tdb.sorted"
 sort "$T/redis.dump" >"$T/redis.sorted"
@@ -103,8 +82,8 @@ fi
 mkdir "$T/tdb2"
 t_conf "$T/tdb2.conf" "state_dir = $T/tdb2"
 CONF=$T/tdb2.conf
-run_ctl 0 load "$T/redis.dump"
-ctl dump | sort >"$T/tdb2.sorted"
+t_run_ctl 0 load "$T/redis.dump"
+t_ctl dump | sort >"$T/tdb2.sorted"
 cmp -s "$T/tdb.sorted" "$T/tdb2.sorted" && pass "Redis dump -> TDB load -> dump: the same" ||
 	t_err "Redis -> TDB differs: $(diff "$T/tdb.sorted" "$T/tdb2.sorted" | head -n 5)"
 CONF=$T/redis.conf
@@ -122,60 +101,60 @@ return n" 0)
 [ "$n" -eq 0 ] || t_err "$n Redis keys outside the prefix grp1:"
 
 # --- 3. the verbs on Redis ------------------------------------------------------------
-run_ctl 0 greylist list
+t_run_ctl 0 greylist list
 [ "$(echo "$CTL_OUT" | grep -c '^ip:')" -eq 4 ] || t_err "greylist list: $CTL_OUT"
-run_ctl 0 greylist list --sender '<S@Example.NET>' --rcpt r@example.test
-has "ip:203.0.113.0/24 s@example.net r@example.test waiting passes=0 defers=2"
-run_ctl 0 greylist show --ip 2001:db8:5::9 --from other@example.org --rcpt '<r@example.test>'
-has "state     passed (score-aware: not greylisted)"
-run_ctl 0 greylist del --ip 203.0.113.9 --from s@example.net --rcpt q@example.test
-run_ctl 0 greylist list
+t_run_ctl 0 greylist list --sender '<S@Example.NET>' --rcpt r@example.test
+t_has "ip:203.0.113.0/24 s@example.net r@example.test waiting passes=0 defers=2"
+t_run_ctl 0 greylist show --ip 2001:db8:5::9 --from other@example.org --rcpt '<r@example.test>'
+t_has "state     passed (score-aware: not greylisted)"
+t_run_ctl 0 greylist del --ip 203.0.113.9 --from s@example.net --rcpt q@example.test
+t_run_ctl 0 greylist list
 [ "$(echo "$CTL_OUT" | grep -c '^ip:')" -eq 3 ] || t_err "greylist list after del: $CTL_OUT"
-run_ctl 0 awl list
-has "ip:198.18.0.0/24 passes=5"
-run_ctl 0 awl del 198.18.0.9
-run_ctl 0 awl list
+t_run_ctl 0 awl list
+t_has "ip:198.18.0.0/24 passes=5"
+t_run_ctl 0 awl del 198.18.0.9
+t_run_ctl 0 awl list
 case $CTL_OUT in *198.18.0.0*) t_err "awl del on Redis: still listed: $CTL_OUT" ;; esac
-run_ctl 0 whitelist list
-has "client 192.0.2.7"
-has "comment=partner relay"
-run_ctl 0 whitelist add recipient '<B@Example.test>'
-run_ctl 0 whitelist del sender a@example.org
-run_ctl 0 whitelist list
-has "recipient b@example.test"
+t_run_ctl 0 whitelist list
+t_has "client 192.0.2.7"
+t_has "comment=partner relay"
+t_run_ctl 0 whitelist add recipient '<B@Example.test>'
+t_run_ctl 0 whitelist del sender a@example.org
+t_run_ctl 0 whitelist list
+t_has "recipient b@example.test"
 case $CTL_OUT in *a@example.org*) t_err "whitelist del on Redis: still listed" ;; esac
-run_ctl 0 explain AbCdEf1234
-has "ref       AbCdEf1234"
-has "client    192.0.2.21"
-run_ctl 1 explain NoSuchRef0
-has "not in the store"
-run_ctl 0 stats
-has "entries.greylist 3"
-has "entries.awl 1"
-has "entries.whitelist 2"
-has "entries.refs 1"
-has "greylist.passes 5"
-run_ctl 0 expire
-has "total      0 expired"
+t_run_ctl 0 explain AbCdEf1234
+t_has "ref       AbCdEf1234"
+t_has "client    192.0.2.21"
+t_run_ctl 1 explain NoSuchRef0
+t_has "not in the store"
+t_run_ctl 0 stats
+t_has "entries.greylist 3"
+t_has "entries.awl 1"
+t_has "entries.whitelist 2"
+t_has "entries.refs 1"
+t_has "greylist.passes 5"
+t_run_ctl 0 expire
+t_has "total      0 expired"
 
 # --- 4. groups and passwords ----------------------------------------------------------
 t_conf "$T/grp2.conf" "store.backend = redis" "store.redis = unix:$RSOCK" \
 	"store.redis_prefix = grp2:"
 CONF=$T/grp2.conf
-run_ctl 0 stats
-has "entries.greylist 0"
-run_ctl 0 whitelist list
+t_run_ctl 0 stats
+t_has "entries.greylist 0"
+t_run_ctl 0 whitelist list
 [ -z "$CTL_OUT" ] || t_err "another prefix sees the whitelist: $CTL_OUT"
 echo "not-the-password" >"$T/pw"
 chmod 644 "$T/pw"
 t_conf "$T/pw.conf" "store.backend = redis" "store.redis = unix:$RSOCK" \
 	"store.redis_password_file = $T/pw"
 CONF=$T/pw.conf
-run_ctl 2 stats
-has "readable by others"
+t_run_ctl 2 stats
+t_has "readable by others"
 case $CTL_OUT in *not-the-password*) t_err "the password is in the message" ;; esac
 chmod 600 "$T/pw"
-run_ctl 2 stats
+t_run_ctl 2 stats
 case $CTL_OUT in *not-the-password*) t_err "the password is in the message" ;; esac
 
 # --- 5. portcullis -t ---------------------------------------------------------------------
