@@ -11,7 +11,8 @@
 # limit of 3 messages per hour (ref R)" -- the counter is shared; another
 # sender is not affected; `portcullisctl ratelimit list` on B's
 # configuration shows the one counter with count 3; `ratelimit reset` on B
-# lets the next message through A at once.
+# lets the next message through A at once; 8 simultaneous messages of a
+# new sender, 4 through each daemon: exactly 3 accepted.
 # Skips (77) without redis-server, redis-cli or perl.
 
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
@@ -88,6 +89,28 @@ esac
 	t_err "ratelimit reset on B: $(cat "$T/reset.out")"
 send a spammer@example.org
 accepted "after the reset on B, a message through A"
+# 8 transactions of a new sender at the same moment, 4 through each
+# daemon: exactly 3 get through (the counter's update is a compare-and-set)
+for i in 1 2 3 4 5 6 7 8; do
+	d=a
+	[ $((i % 2)) -eq 0 ] && d=b
+	cat >"$T/p.$i" <<EOF
+send O 00000006000001ff001fffff
+send C $(hex "client.example.net")00340019$(hex "192.0.2.9")00
+send H $(hex "mail.example.net")00
+send M $(hex "<burst@example.org>")00
+send R $(hex "<user@example.test>")00
+send E
+EOF
+	perl "$CLIENT" "$T/$d/sock" "$T/p.$i" >"$T/pout.$i" 2>&1 &
+done
+wait
+n=$(cat "$T"/pout.* | grep -c '^R c ')
+if [ "$n" = 3 ]; then
+	pass "8 simultaneous messages through two daemons: exactly 3 accepted"
+else
+	t_err "8 simultaneous messages through two daemons: $n accepted, want exactly 3"
+fi
 t_sanitizer_clean "$T/a.log"
 t_sanitizer_clean "$T/b.log"
 t_done

@@ -32,7 +32,8 @@
  * "START CURRENT PREVIOUS", expiring two windows after START.  A store
  * error is a temporary failure (ratelimit.on_error).  In a dry run
  * (portcullisctl check) the counters are read, never changed.
- * Thread-safe: one mutex makes each read-and-update atomic in the process.
+ * Thread-safe, and safe between processes and MX hosts sharing a store:
+ * each update is a compare-and-set (store_batch).
  *
  * See also: Postfix anvil(8) and smtpd_client_*_rate_limit.
  */
@@ -268,29 +269,32 @@ double ratelimit_estimate(const struct rl_rec *r0, long window, long long now)
 	return (double)r.prev * (double)(window - (now - start)) / (double)window + (double)r.cur;
 }
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-
 /* Count one request on key (a rule's), unless it would exceed the limit.
- * 1 allowed (and counted), 0 over the limit, -1 store error. */
+ * 1 allowed (and counted), 0 over the limit, -1 store error.  The update
+ * is a compare-and-set (store_batch): two threads, two processes or two
+ * MX hosts on one Redis counting the same key at once each see the
+ * other's count (a lost race reads again and decides again). */
 static int take(const struct check_ctx *cx, const struct rl_rule *ru, const char *key, double *est)
 {
-	char val[100];
-	size_t len = 0, klen = strlen(key);
-	struct rl_rec r = { 0 };
+	size_t klen = strlen(key);
 	long long now = (long long)clock_now(), start = now - now % ru->window;
-	int rc, ok;
 
-	pthread_mutex_lock(&mu);
-	rc = store_get(cx->store, RATELIMIT_NS, key, klen, val, sizeof(val), &len, NULL);
-	if (rc < 0) {
-		pthread_mutex_unlock(&mu);
-		return -1;
-	}
-	if (rc == 1)
-		ratelimit_rec_decode(val, len, &r);
-	*est = ratelimit_estimate(&r, ru->window, now);
-	ok = *est + 1 <= (double)ru->limit;
-	if (ok && !cx->dry_run) {
+	for (int tries = 0; tries < 10; tries++) {
+		char old[100], val[100];
+		size_t oldlen = 0, len;
+		struct rl_rec r = { 0 };
+		struct store_op op;
+		int rc, ok;
+
+		rc = store_get(cx->store, RATELIMIT_NS, key, klen, old, sizeof(old), &oldlen, NULL);
+		if (rc < 0)
+			return -1;
+		if (rc == 1)
+			ratelimit_rec_decode(old, oldlen, &r);
+		*est = ratelimit_estimate(&r, ru->window, now);
+		ok = *est + 1 <= (double)ru->limit;
+		if (!ok || cx->dry_run)
+			return ok;
 		if (r.start != start) {
 			r.prev = r.start == start - ru->window ? r.cur : 0;
 			r.cur = 0;
@@ -298,14 +302,23 @@ static int take(const struct check_ctx *cx, const struct rl_rule *ru, const char
 		}
 		r.cur++;
 		len = (size_t)snprintf(val, sizeof(val), "%lld %lld %lld", r.start, r.cur, r.prev);
-		if (store_put(cx->store, RATELIMIT_NS, key, klen, val, len,
-		              (time_t)(start + 2 * ru->window), STORE_NORMAL) < 0) {
-			pthread_mutex_unlock(&mu);
+		memset(&op, 0, sizeof(op));
+		op.type = STORE_OP_CAS;
+		op.ns = RATELIMIT_NS;
+		op.key = key;
+		op.keylen = klen;
+		op.expect = rc == 1 ? old : NULL;
+		op.expectlen = rc == 1 ? oldlen : 0;
+		op.val = val;
+		op.vallen = len;
+		op.expires = (time_t)(start + 2 * ru->window);
+		if (store_batch(cx->store, &op, 1) > 0 || op.rc < 0)
 			return -1;
-		}
+		if (op.rc == 1)
+			return 1;
+		/* someone else counted meanwhile: read again */
 	}
-	pthread_mutex_unlock(&mu);
-	return ok;
+	return -1;
 }
 
 /* --- keys ------------------------------------------------------------------------ */
