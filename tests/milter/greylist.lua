@@ -18,35 +18,9 @@ local function at(sec)
 	t.clock(now)
 end
 
--- One transaction over the raw client: returns the RCPT entries (in order)
--- and the EOM entry (nil when no recipient was accepted).
-local function send(opts)
-	local steps = { { "conn", opts.host or "unknown", opts.ip or "192.0.2.10" },
-		{ "helo", opts.helo or "mail.example.net" } }
-	if opts.auth then
-		steps[#steps + 1] = { "macro", "M", "{auth_authen}", opts.auth }
-	end
-	steps[#steps + 1] = { "mail", opts.from or "<alice@example.org>" }
-	for _, r in ipairs(opts.rcpts) do
-		steps[#steps + 1] = { "rcpt", r }
-	end
-	steps[#steps + 1] = { "eom" }
-	steps[#steps + 1] = { "quit" }
-	local res = t.raw(steps)
-	local rc, eom = {}, nil
-	for _, e in ipairs(res) do
-		if e.cmd == "R" then
-			rc[#rc + 1] = e
-		elseif e.cmd == "E" then
-			eom = e
-		end
-	end
-	return rc, eom
-end
-
-local function accepted(e)
-	return e ~= nil and e.code == "c"
-end
+-- One transaction over the raw client (t.send in lib.lua): the RCPT entries
+-- in order and the EOM entry.
+local send, accepted = t.send, t.accepted
 
 -- Expect the recipient's entry to be a greylist deferral naming why and the
 -- retry delay in seconds.

@@ -643,6 +643,40 @@ end
 
 -- Assert that raw entry e is a reply code/xcode with text containing sub,
 -- ending "(ref ID); contact postmaster@example.test".  Returns the ref.
+-- One whole transaction over the raw client (t.raw): opts.ip (192.0.2.10),
+-- opts.host ("unknown"), opts.helo ("mail.example.net"), opts.auth (the
+-- {auth_authen} macro), opts.from ("<alice@example.org>"), opts.rcpts (a
+-- list).  Returns the RCPT entries in order and the EOM entry (nil when no
+-- recipient was accepted).
+function t.send(opts)
+	local steps = { { "conn", opts.host or "unknown", opts.ip or "192.0.2.10" },
+		{ "helo", opts.helo or "mail.example.net" } }
+	if opts.auth then
+		steps[#steps + 1] = { "macro", "M", "{auth_authen}", opts.auth }
+	end
+	steps[#steps + 1] = { "mail", opts.from or "<alice@example.org>" }
+	for _, r in ipairs(opts.rcpts) do
+		steps[#steps + 1] = { "rcpt", r }
+	end
+	steps[#steps + 1] = { "eom" }
+	steps[#steps + 1] = { "quit" }
+	local res = t.raw(steps)
+	local rc, eom = {}, nil
+	for _, e in ipairs(res) do
+		if e.cmd == "R" then
+			rc[#rc + 1] = e
+		elseif e.cmd == "E" then
+			eom = e
+		end
+	end
+	return rc, eom
+end
+
+-- A raw-client entry (of t.send, t.raw) that was accepted.
+function t.accepted(e)
+	return e ~= nil and e.code == "c"
+end
+
 function t.raw_reply(e, code, xcode, sub, what)
 	local r = t.split_reply(e and e.code == "y" and e.data or nil)
 	local ok = r.code == code and r.xcode == xcode and r.text ~= nil and

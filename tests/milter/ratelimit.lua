@@ -16,34 +16,8 @@ local function at(sec)
 	t.clock(T0 + sec)
 end
 
--- One transaction; returns the RCPT entries and the EOM entry.
-local function send(opts)
-	local steps = { { "conn", opts.host or "unknown", opts.ip or "192.0.2.10" },
-		{ "helo", "mail.example.net" } }
-	if opts.auth then
-		steps[#steps + 1] = { "macro", "M", "{auth_authen}", opts.auth }
-	end
-	steps[#steps + 1] = { "mail", opts.from or "<alice@example.org>" }
-	for _, r in ipairs(opts.rcpts) do
-		steps[#steps + 1] = { "rcpt", r }
-	end
-	steps[#steps + 1] = { "eom" }
-	steps[#steps + 1] = { "quit" }
-	local res = t.raw(steps)
-	local rc, eom = {}, nil
-	for _, e in ipairs(res) do
-		if e.cmd == "R" then
-			rc[#rc + 1] = e
-		elseif e.cmd == "E" then
-			eom = e
-		end
-	end
-	return rc, eom
-end
-
-local function accepted(e)
-	return e ~= nil and e.code == "c"
-end
+-- One transaction (t.send in lib.lua): the RCPT entries and the EOM entry.
+local send, accepted = t.send, t.accepted
 
 local function limited(e, what, text)
 	return t.raw_reply(e, "451", "4.7.1", "Rate limit reached: " .. text, what)
