@@ -73,44 +73,15 @@ line_of()
 	grep -n -E -e "$2" "$1" | head -n 1 | cut -d: -f1
 }
 
-# A miltertest client: connect (from -D ip), HELO, MAIL, RCPT; prints the
-# reply letter of each step, e.g. "connect=c helo=c mail=c rcpt=y".
-cat >"$T/client.lua" <<'EOF'
-local function letter(r)
-	if r == nil then return "nil" end
-	return string.char(r)
-end
-local function run()
-	local conn = mt.connect(sock, 40, 0.05)
-	if conn == nil then error("cannot connect to " .. sock) end
-	local e = mt.conninfo(conn, "client.example.net", ip)
-	if e ~= nil then error("conninfo: " .. e) end
-	local out = "connect=" .. letter(mt.getreply(conn))
-	e = mt.helo(conn, helo)
-	if e ~= nil then error("helo: " .. e) end
-	out = out .. " helo=" .. letter(mt.getreply(conn))
-	e = mt.mailfrom(conn, "<sender@example.net>")
-	if e ~= nil then error("mail: " .. e) end
-	out = out .. " mail=" .. letter(mt.getreply(conn))
-	e = mt.rcptto(conn, "<user@example.test>")
-	if e ~= nil then error("rcpt: " .. e) end
-	out = out .. " rcpt=" .. letter(mt.getreply(conn))
-	print(out)
-	mt.disconnect(conn)
-end
-local ok, err = xpcall(run, debug.traceback)
-if not ok then
-	print("LUA ERROR: " .. tostring(err))
-	error(err)
-end
-EOF
+# The miltertest client of tests/envelope-client.lua.
+CLIENT_LUA=$top_srcdir/tests/envelope-client.lua
 
 # client WHAT SOCK HELO WANT_RCPT_LETTER: one transaction from 192.0.2.7;
 # RCPT must be answered WANT (y = reject/tempfail with a reply code,
 # c = continue).  The earlier stages must all continue (held verdicts).
 client()
 {
-	_out=$(t_mt "$T/client.lua" -D "sock=$2" -D ip=192.0.2.7 -D "helo=$3" 2>&1)
+	_out=$(t_mt "$CLIENT_LUA" -D "sock=$2" -D ip=192.0.2.7 -D "helo=$3" 2>&1)
 	_rc=$?
 	if [ $_rc -ne 0 ]; then
 		t_err "$1: miltertest exit $_rc: $_out"

@@ -28,36 +28,6 @@ exec "$PORTCULLIS" "\$@"
 EOF
 chmod 755 "$T/limited"
 
-cat >"$T/client.lua" <<'EOF'
-local function letter(r)
-	if r == nil then return "nil" end
-	return string.char(r)
-end
-local function run()
-	local conn = mt.connect(sock, 40, 0.05)
-	if conn == nil then error("cannot connect to " .. sock) end
-	local e = mt.conninfo(conn, "client.example.net", "192.0.2.7")
-	if e ~= nil then error("conninfo: " .. e) end
-	local out = "connect=" .. letter(mt.getreply(conn))
-	e = mt.helo(conn, "localhost")
-	if e ~= nil then error("helo: " .. e) end
-	out = out .. " helo=" .. letter(mt.getreply(conn))
-	e = mt.mailfrom(conn, "<sender@example.net>")
-	if e ~= nil then error("mail: " .. e) end
-	out = out .. " mail=" .. letter(mt.getreply(conn))
-	e = mt.rcptto(conn, "<user@example.test>")
-	if e ~= nil then error("rcpt: " .. e) end
-	out = out .. " rcpt=" .. letter(mt.getreply(conn))
-	print(out)
-	mt.disconnect(conn)
-end
-local ok, err = xpcall(run, debug.traceback)
-if not ok then
-	print("LUA ERROR: " .. tostring(err))
-	error(err)
-end
-EOF
-
 # Hold N connections until the file RELEASE exists (at most 60 s); a
 # connect that the full listen queue blocks gives up after 2 s.  Prints
 # how many it held.
@@ -84,7 +54,7 @@ EOF
 # One transaction: HELO localhost from a remote client is refused at RCPT.
 client()
 {
-	_out=$(t_mt "$T/client.lua" -D "sock=unix:$T/sock" 2>&1)
+	_out=$(t_mt "$top_srcdir/tests/envelope-client.lua" -D "sock=unix:$T/sock" -D ip=192.0.2.7 -D helo=localhost 2>&1)
 	_rc=$?
 	if [ $_rc -ne 0 ] || [ "$_out" != "connect=c helo=c mail=c rcpt=y" ]; then
 		t_err "$1: miltertest ($_rc) said '$_out', want 'connect=c helo=c mail=c rcpt=y'"
