@@ -91,50 +91,12 @@ want "$T/m0" 'portcullis_config_generation' 1
 want "$T/m0" 'portcullis_score_count' 0
 
 # --- mail ---------------------------------------------------------------------
-# One connection per case: ip, helo, then per message "from rcpt end" with
-# end = eom or abort ("-" for rcpt: none).  Prints one letter per reply.
-cat >"$T/drive.lua" <<'EOF'
-local function letter(r)
-	if r == nil then return "nil" end
-	return string.char(r)
-end
-local function step(conn, what, e)
-	if e ~= nil then error(what .. ": " .. e) end
-	return letter(mt.getreply(conn))
-end
-local function run()
-	local conn = mt.connect(sock, 40, 0.05)
-	if conn == nil then error("cannot connect to " .. sock) end
-	local out = "connect=" .. step(conn, "conninfo", mt.conninfo(conn, "client.example.net", ip))
-	out = out .. " helo=" .. step(conn, "helo", mt.helo(conn, helo))
-	for m in string.gmatch(msgs, "[^;]+") do
-		local from, rcpt, fin = m:match("^(%S+) (%S+) (%S+)$")
-		out = out .. " mail=" .. step(conn, "mail", mt.mailfrom(conn, from))
-		if rcpt ~= "-" then
-			out = out .. " rcpt=" .. step(conn, "rcpt", mt.rcptto(conn, rcpt))
-		end
-		if fin == "eom" then
-			out = out .. " eom=" .. step(conn, "eom", mt.eom(conn))
-		else
-			local e = mt.abort(conn)
-			if e ~= nil then error("abort: " .. e) end
-			out = out .. " abort"
-		end
-	end
-	print(out)
-	mt.disconnect(conn)
-end
-local ok, err = xpcall(run, debug.traceback)
-if not ok then
-	print("LUA ERROR: " .. tostring(err))
-	error(err)
-end
-EOF
+# One connection per case: the miltertest client of tests/drive-client.lua.
 
 # drive WHAT IP HELO MSGS WANT
 drive()
 {
-	_out=$(t_mt "$T/drive.lua" -D "sock=unix:$T/sock" -D "ip=$2" -D "helo=$3" -D "msgs=$4" 2>&1)
+	_out=$(t_mt "$top_srcdir/tests/drive-client.lua" -D "sock=unix:$T/sock" -D "ip=$2" -D "helo=$3" -D "msgs=$4" 2>&1)
 	_rc=$?
 	if [ $_rc -ne 0 ] || [ "$_out" != "$5" ]; then
 		t_err "$1: miltertest (exit $_rc) said '$_out', want '$5'"

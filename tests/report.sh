@@ -51,53 +51,13 @@ t_conf "$T/portcullis.conf" "checks = access, helo, greylist" \
 	"greylist.skip_clients = 192.0.2.7/32, 192.0.2.8/32, 192.0.2.9/32, 198.51.100.9/32"
 t_start "$T/portcullis.conf" "$T/log"
 
-# One connection: ip, helo, then per message "from rcpt[,rcpt] end" with
-# end = eom or abort ("-" for rcpt: none).  Prints one letter per reply.
-cat >"$T/drive.lua" <<'EOF'
-local function letter(r)
-	if r == nil then return "nil" end
-	return string.char(r)
-end
-local function step(conn, what, e)
-	if e ~= nil then error(what .. ": " .. e) end
-	return letter(mt.getreply(conn))
-end
-local function run()
-	local conn = mt.connect(sock, 40, 0.05)
-	if conn == nil then error("cannot connect to " .. sock) end
-	local out = "connect=" .. step(conn, "conninfo", mt.conninfo(conn, "unknown", ip))
-	out = out .. " helo=" .. step(conn, "helo", mt.helo(conn, helo))
-	for m in string.gmatch(msgs, "[^;]+") do
-		local from, rcpts, fin = m:match("^(%S+) (%S+) (%S+)$")
-		out = out .. " mail=" .. step(conn, "mail", mt.mailfrom(conn, from))
-		if rcpts ~= "-" then
-			for r in string.gmatch(rcpts, "[^,]+") do
-				out = out .. " rcpt=" .. step(conn, "rcpt", mt.rcptto(conn, r))
-			end
-		end
-		if fin == "eom" then
-			out = out .. " eom=" .. step(conn, "eom", mt.eom(conn))
-		else
-			local e = mt.abort(conn)
-			if e ~= nil then error("abort: " .. e) end
-			out = out .. " abort"
-		end
-	end
-	print(out)
-	mt.disconnect(conn)
-end
-local ok, err = xpcall(run, debug.traceback)
-if not ok then
-	print("LUA ERROR: " .. tostring(err))
-	error(err)
-end
-EOF
+# The miltertest client of tests/drive-client.lua (client name unknown).
 
 ntxn=0
 # drive WHAT IP HELO MSGS WANT NTXN: NTXN transactions when it is done
 drive()
 {
-	_out=$(t_mt "$T/drive.lua" -D "sock=unix:$T/sock" -D "ip=$2" -D "helo=$3" -D "msgs=$4" 2>&1)
+	_out=$(t_mt "$top_srcdir/tests/drive-client.lua" -D name=unknown -D "sock=unix:$T/sock" -D "ip=$2" -D "helo=$3" -D "msgs=$4" 2>&1)
 	_rc=$?
 	ntxn=$((ntxn + $6))
 	if [ $_rc -ne 0 ] || [ "$_out" != "$5" ]; then
