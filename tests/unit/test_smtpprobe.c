@@ -25,53 +25,20 @@
 #include <cmocka.h>
 
 #include "smtpprobe.h"
+#include "testutil.h"
 #include "util.h"
 
-static pid_t srv_pid = -1;
 static char srv_log[256];
 
-/* Start the script in mode (users: RCPT addresses that exist); its port. */
 static int start_server(const char *mode, const char *users)
 {
-	const char *top = getenv("top_srcdir");
-	char script[512], buf[32];
-	int pfd[2];
-	ssize_t n;
-
-	snprintf(script, sizeof(script), "%s/tests/smtp-script.py", top ? top : ".");
 	snprintf(srv_log, sizeof(srv_log), "/tmp/smtpprobe-test-%d.log", (int)getpid());
-	unlink(srv_log);
-	assert_int_equal(pipe(pfd), 0);
-	srv_pid = fork();
-	assert_true(srv_pid >= 0);
-	if (srv_pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		execlp("python3", "python3", script, mode, users ? users : "", "--log", srv_log,
-		       "--life", "30", (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	/* up to the newline: the port */
-	size_t got = 0;
-	while (got < sizeof(buf) - 1 && (n = read(pfd[0], buf + got, sizeof(buf) - 1 - got)) > 0) {
-		got += (size_t)n;
-		if (memchr(buf, '\n', got))
-			break;
-	}
-	close(pfd[0]);
-	assert_true(got > 0);
-	buf[got] = '\0';
-	return atoi(buf);
+	return script_server_start(mode, users, srv_log, 30);
 }
 
 static void stop_server(void)
 {
-	if (srv_pid > 0) {
-		kill(srv_pid, SIGTERM);
-		waitpid(srv_pid, NULL, 0);
-	}
-	srv_pid = -1;
+	script_server_stop();
 }
 
 /* The number of lines of the server log equal to what. */

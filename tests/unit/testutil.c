@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -66,4 +68,49 @@ const char *table(const char *type, const char *content)
 	write_file(path, sizeof(path), name, content);
 	snprintf(spec, 600, "%s:%s", type, path);
 	return spec;
+}
+
+static pid_t script_pid = -1;
+
+int script_server_start(const char *mode, const char *users, const char *log, int life)
+{
+	const char *top = getenv("top_srcdir");
+	char script[512], lifes[16], buf[32];
+	int pfd[2];
+	size_t got = 0;
+	ssize_t n;
+
+	snprintf(script, sizeof(script), "%s/tests/smtp-script.py", top ? top : ".");
+	snprintf(lifes, sizeof(lifes), "%d", life);
+	unlink(log);
+	assert_int_equal(pipe(pfd), 0);
+	script_pid = fork();
+	assert_true(script_pid >= 0);
+	if (script_pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execlp("python3", "python3", script, mode, users ? users : "", "--log", log,
+		       "--life", lifes, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	/* up to the newline: the port */
+	while (got < sizeof(buf) - 1 && (n = read(pfd[0], buf + got, sizeof(buf) - 1 - got)) > 0) {
+		got += (size_t)n;
+		if (memchr(buf, '\n', got))
+			break;
+	}
+	close(pfd[0]);
+	assert_true(got > 0);
+	buf[got] = '\0';
+	return atoi(buf);
+}
+
+void script_server_stop(void)
+{
+	if (script_pid > 0) {
+		kill(script_pid, SIGTERM);
+		waitpid(script_pid, NULL, 0);
+	}
+	script_pid = -1;
 }

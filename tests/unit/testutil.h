@@ -16,4 +16,11 @@ void write_file(char *path, size_t pathsize, const char *name, const char *conte
 /* Write a table file and return its "type:path" spec (a ring of 8). */
 const char *table(const char *type, const char *content);
 
+/* Start tests/smtp-script.py (a scripted SMTP server on a free loopback
+ * port) in mode, with users the RCPT addresses that exist ("" or NULL:
+ * none), logging its sessions to log and living at most life seconds;
+ * returns its port.  script_server_stop() ends it (safe twice). */
+int script_server_start(const char *mode, const char *users, const char *log, int life);
+void script_server_stop(void);
+
 #endif
