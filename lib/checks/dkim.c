@@ -113,6 +113,7 @@ static int selector_valid(const char *s)
  * libopendkim it is "no key", so that the other signatures go on. */
 static DKIM_CBSTAT key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
 {
+	char logname[400];
 	struct dkim_lookup *lk = dkim_get_user_context(dkim);
 	const char *d = (const char *)dkim_sig_getdomain(sig);
 	const char *s = (const char *)dkim_sig_getselector(sig);
@@ -141,7 +142,8 @@ static DKIM_CBSTAT key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t
 	}
 	dns_batch_free(b);
 	if (dns_status_temporary(st) || left <= 0) {
-		log_msg(LOG_LVL_INFO, "ref=%s DKIM key %s: %s", lk->ref, name,
+		log_msg(LOG_LVL_INFO, "ref=%s DKIM key %s: %s", lk->ref,
+		        enc_log(logname, sizeof(logname), name, 300),
 		        left <= 0 ? "no DNS time left" : dns_status_name(st));
 		if (lk->ntemp < DKIM_SIGS_HARD_MAX)
 			lk->temp[lk->ntemp++] = sig;

@@ -423,6 +423,7 @@ static void window_words(char *dst, size_t dstsize, long w)
 /* Apply every rule of unit at this stage. */
 static int run_rules(const struct check_ctx *cx, struct verdicts *out, int stage)
 {
+	char logv[300];
 	const struct ratelimit_conf *rc = cx->mconf;
 
 	if (rc->n == 0)
@@ -466,7 +467,8 @@ static int run_rules(const struct check_ctx *cx, struct verdicts *out, int stage
 		log_msg(ru->what == RL_AUTH ? LOG_LVL_WARN : LOG_LVL_INFO,
 		        "ref=%s ratelimit: %s %s reached its rate limit of %ld %s per %s (%.0f in "
 		        "the last %s)%s",
-		        check_ref(cx), what_names[ru->what], value, ru->limit, uw, ww, est, ww,
+		        check_ref(cx), what_names[ru->what],
+		        enc_log(logv, sizeof(logv), value, 200), ru->limit, uw, ww, est, ww,
 		        ru->what == RL_AUTH ? ": a stolen password?" : "");
 		verdict_defer(out, MODE_REJECT, sym, "451", "4.7.1",
 		              "Rate limit reached: %s %.200s has a rate limit of %ld %s per %s",

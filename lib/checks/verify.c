@@ -583,6 +583,7 @@ static void probe(const struct check_ctx *cx, const struct verify_conf *vc, int 
                   const struct mailaddr *a, const struct hop *hop, long long deadline_ms,
                   struct vres *res)
 {
+	char logaddr[400];
 	struct target t[MAX_TARGETS];
 	char why[200] = "", rcpt2[300];
 	int n;
@@ -621,7 +622,8 @@ static void probe(const struct check_ctx *cx, const struct verify_conf *vc, int 
 		smtpprobe_run(&t[i].ip, t[i].port, &req, &pr);
 		host_release(slot);
 		log_msg(LOG_LVL_INFO, "ref=%s verify: probe of <%s> at [%s]:%d: %s at %s%s%s %s",
-		        check_ref(cx), a->full, host, t[i].port,
+		        check_ref(cx), enc_log(logaddr, sizeof(logaddr), a->full, 300), host,
+		        t[i].port,
 		        pr.result == PROBE_VALID     ? "valid"
 		        : pr.result == PROBE_INVALID ? "invalid"
 		                                     : "unknown",
@@ -654,6 +656,7 @@ static void probe(const struct check_ctx *cx, const struct verify_conf *vc, int 
 static void verify_addr(const struct check_ctx *cx, const struct verify_conf *vc, int kind,
                         const struct mailaddr *a, const struct hop *hop, struct vres *res)
 {
+	char logaddr[400];
 	char key[320], val[600];
 	size_t len = 0;
 	struct vres old;
@@ -714,8 +717,8 @@ static void verify_addr(const struct check_ctx *cx, const struct verify_conf *vc
 	if (res->status == PROBE_UNKNOWN && have_old) {
 		/* no answer: the old result stands until it expires */
 		log_msg(LOG_LVL_INFO, "ref=%s verify: <%s> kept as %s (refresh failed: %s)",
-		        check_ref(cx), a->full, old.status == PROBE_VALID ? "valid" : "invalid",
-		        res->text);
+		        check_ref(cx), enc_log(logaddr, sizeof(logaddr), a->full, 300),
+		        old.status == PROBE_VALID ? "valid" : "invalid", res->text);
 		*res = old;
 	}
 }
@@ -766,6 +769,7 @@ static int verify_rcpt(const struct check_ctx *cx, struct verdicts *out)
 
 static int verify_mail(const struct check_ctx *cx, struct verdicts *out)
 {
+	char logaddr[400];
 	const struct verify_conf *vc = cx->mconf;
 	const struct mailaddr *a = &cx->txn->sender;
 	const struct hop *hop;
@@ -802,7 +806,7 @@ static int verify_mail(const struct check_ctx *cx, struct verdicts *out)
 			                         "verification failed (%s)",
 			                         a->full, r.text);
 		log_msg(LOG_LVL_INFO, "ref=%s verify: sender <%s> unknown, skipped: %s",
-		        check_ref(cx), a->full, r.text);
+		        check_ref(cx), enc_log(logaddr, sizeof(logaddr), a->full, 300), r.text);
 		break;
 	}
 	return CHECK_DONE;
