@@ -72,6 +72,15 @@
 # ratios, and a block after a line "summary:" for compare.sh.  Nothing is
 # asserted about speed.  Bounded: everything under timeout, BENCH_LIMIT
 # (600) s in all, stopped by the EXIT trap; loopback only.
+#
+# More: PORTCULLIS_BEFORE=/path/to/portcullis adds that binary as the
+# filter pc-before (same config) for a before/after in the same rounds;
+# BENCH_RSPAMD=0 leaves rspamd out; BENCH_CALLGRIND=1 runs portcullis (and
+# pc-before) under callgrind, instrumented from the end of the warm-up, and
+# prints Ir per message (the store's background expiry thread included:
+# compare mi_engine in $T/*.incl, kept with T_KEEP=1); BENCH_STRACE=1 runs
+# them under strace -c -f (system calls per message, warm-up and probes
+# included, in $T/*.strace); BENCH_PC_CONF adds portcullis config lines.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -217,11 +226,16 @@ EOF
 	_pre=
 	[ "${BENCH_CALLGRIND:-0}" = 1 ] &&
 		_pre="valgrind -q --tool=callgrind --instr-atstart=no --callgrind-out-file=$T/$1.cg"
+	[ "${BENCH_STRACE:-0}" = 1 ] && _pre="strace -c -f -o $T/$1.strace"
 	timeout -s KILL "$(left)" $_pre "$2" -f -c "$T/$1.conf" 2>"$T/$1.log" &
 	_w=$!
 	t_at_exit "kill $_w 2>/dev/null"
 	t_wait_for "[ -S '$T/$1/sock' ]" 60 || fail "$1 did not start: $(tail -5 "$T/$1.log")"
-	eval "PID_$1=\$(pgrep -P $_w | head -1)"
+	if [ "${BENCH_STRACE:-0}" = 1 ]; then
+		eval "PID_$1=\$(pgrep -P \$(pgrep -P $_w | head -1) | head -1)"
+	else
+		eval "PID_$1=\$(pgrep -P $_w | head -1)"
+	fi
 }
 pc_start pc "$PORTCULLIS"
 PC_PID=$PID_pc
@@ -394,6 +408,7 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_milter_maps = cidr:$PF/milter_maps
 smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
 non_smtpd_milters =
@@ -410,6 +425,10 @@ cat >"$PF/master.cf" <<EOF
 $(cat "$T/master.head")
 $(pf_services)
 EOF
+# No milter for the load's own connection from 127.0.0.1: the filter sees
+# only the session that XCLIENT makes (Postfix sets the milters up again
+# for the new client), as for a real client, not two connections.
+echo "127.0.0.0/8 DISABLE" >"$PF/milter_maps"
 timeout 30 postfix -c "$PF" check >"$T/pf.out" 2>&1 || fail "postfix check: $(cat "$T/pf.out")"
 timeout 30 postfix -c "$PF" start >>"$T/pf.out" 2>&1 || fail "postfix start: $(cat "$T/pf.out")"
 t_at_exit "timeout 20 postfix -c '$PF' stop >/dev/null 2>&1; sleep 2"
@@ -449,28 +468,32 @@ for f in $FILTERS; do
 	r=$(probe "$f" "$port" 198.51.100.1 $cn $cn s@p3.fail.rsbench.test)
 	rspamd_sym "$f" s@p3.fail.rsbench.test R_SPF_FAIL || t_err "$f: no R_SPF_FAIL ($r)"
 done
-# portcullis: the reply, and the symbol in its log line
+# portcullis (and pc-before, so that both hold the same state): the reply,
+# and the symbol in its log line
 pc_probe()
 {
 	# pc_probe WHAT EXPECTED_CODE SYMBOL ADDR NAME HELO SENDER
-	_r=$(probe pc "$P_PC" "$4" "$5" "$6" "$7")
-	[ "$_r" = "$2" ] || t_err "portcullis: $1: reply $_r, expected $2"
-	t_wait_for "grep 'from=<$7>' '$T/pc.log' | grep -q '$3'" 10 ||
-		t_err "portcullis: $1: no $3 in the log line"
+	_r=$(probe "$pf" "$(port_of "$pf")" "$4" "$5" "$6" "$7")
+	[ "$_r" = "$2" ] || t_err "$pf: $1: reply $_r, expected $2"
+	t_wait_for "grep 'from=<$7>' '$T/$pf.log' | grep -q '$3'" 10 ||
+		t_err "$pf: $1: no $3 in the log line"
 }
-pc_probe "listed client" 550 dnsbl.zen.rsbench.test 198.51.100.66 m66.relays.rsbench.test \
-	m66.relays.rsbench.test s@p1.snd.rsbench.test
-t_wait_for "grep 'from=<s@p1.snd.rsbench.test>' '$T/pc.log' | grep -q 'dnsbl.bl2.rsbench.test'" 5 ||
-	t_err "portcullis: listed client: no dnsbl.bl2.rsbench.test in the log line"
-pc_probe "listed sender domain" 550 rhsbl.sender.dbl.rsbench.test 198.51.100.1 $cn $cn \
-	s@bad.snd.rsbench.test
-pc_probe "sender domain does not exist" 550 sender_domain.nxdomain 198.51.100.1 $cn $cn \
-	s@nx.rsbench.test
-pc_probe "client without PTR" 250 client_dns.no_ptr 198.51.100.77 - m77.relays.rsbench.test \
-	s@p2.snd.rsbench.test
-t_wait_for "grep 'from=<s@p2.snd.rsbench.test>' '$T/pc.log' | grep -q 'client_dns.helo_mismatch'" 5 ||
-	t_err "portcullis: client without PTR: no client_dns.helo_mismatch in the log line"
-pc_probe "SPF fail" 550 spf.fail 198.51.100.1 $cn $cn s@p3.fail.rsbench.test
+for pf in $FILTERS; do
+	case $pf in pc | pcold) ;; *) continue ;; esac
+	pc_probe "listed client" 550 dnsbl.zen.rsbench.test 198.51.100.66 m66.relays.rsbench.test \
+		m66.relays.rsbench.test s@p1.snd.rsbench.test
+	t_wait_for "grep 'from=<s@p1.snd.rsbench.test>' '$T/$pf.log' | grep -q 'dnsbl.bl2.rsbench.test'" 5 ||
+		t_err "$pf: listed client: no dnsbl.bl2.rsbench.test in the log line"
+	pc_probe "listed sender domain" 550 rhsbl.sender.dbl.rsbench.test 198.51.100.1 $cn $cn \
+		s@bad.snd.rsbench.test
+	pc_probe "sender domain does not exist" 550 sender_domain.nxdomain 198.51.100.1 $cn $cn \
+		s@nx.rsbench.test
+	pc_probe "client without PTR" 250 client_dns.no_ptr 198.51.100.77 - m77.relays.rsbench.test \
+		s@p2.snd.rsbench.test
+	t_wait_for "grep 'from=<s@p2.snd.rsbench.test>' '$T/$pf.log' | grep -q 'client_dns.helo_mismatch'" 5 ||
+		t_err "$pf: client without PTR: no client_dns.helo_mismatch in the log line"
+	pc_probe "SPF fail" 550 spf.fail 198.51.100.1 $cn $cn s@p3.fail.rsbench.test
+done
 [ "$T_FAILS" = 0 ] || fail "the probes failed: the filters do not do the checks (see above)"
 echo "bench-rspamd: probes ok: the filters found the listed client, the listed sender domain," \
 	"the missing domain, the client without PTR and the SPF fail"
@@ -495,6 +518,20 @@ pids_of()
 	rspamd-min) rspamd_pids "$RS_PID_min" ;;
 	esac
 }
+# tasks PID: "TID TICKS" of each thread of PID
+tasks()
+{
+	for _t in /proc/"$1"/task/*; do
+		[ -r "$_t/stat" ] && echo "${_t##*/} $(sed 's/^.*) //' "$_t/stat" | awk '{ print $12 + $13 }')"
+	done 2>/dev/null
+}
+# bg_ticks BEFORE AFTER: ticks of the threads alive at both samples (the
+# daemon's long-lived threads: the store's expiry, libmilter's listener;
+# libmilter's per-connection threads come and go within a load)
+bg_ticks()
+{
+	awk 'NR == FNR { t[$1] = $2; next } ($1 in t) { s += $2 - t[$1] } END { print s + 0 }' "$1" "$2"
+}
 nsd_pids() { tree "$NSD_PID" | tr '\n' ' '; }
 : >"$T/results"
 # run ROUND FILTER COUNT
@@ -502,16 +539,20 @@ run()
 {
 	_pids=$(pids_of "$2")
 	_npids=$(nsd_pids)
+	case $2 in noop | pc | pcold) tasks $_pids >"$T/tasks0" ;; *) : >"$T/tasks0" ;; esac
 	_c0=$(cpu $_pids)
 	_n0=$(cpu $_npids)
 	_out=$($LOAD load "$(port_of "$2")" "$3" "$THREADS" "$PER_CONN" "$NADDR" "$SIZE") ||
 		fail "$2: wrong answers: $_out"
 	_c1=$(cpu $_pids)
 	_n1=$(cpu $_npids)
+	case $2 in noop | pc | pcold) tasks $_pids >"$T/tasks1" ;; *) : >"$T/tasks1" ;; esac
+	_b=$(bg_ticks "$T/tasks0" "$T/tasks1")
 	_secs=$(echo "$_out" | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')
-	echo "$1 $2 $3 $_secs $((_c1 - _c0)) $((_n1 - _n0))" >>"$T/results"
-	[ "$1" = 0 ] || printf 'round %d %-11s %s  CPU %d us/msg (NSD %d us/msg)\n' "$1" "$2" "$_out" \
-		$(((_c1 - _c0) * 1000000 / HZ / $3)) $(((_n1 - _n0) * 1000000 / HZ / $3))
+	echo "$1 $2 $3 $_secs $((_c1 - _c0)) $((_n1 - _n0)) $_b" >>"$T/results"
+	[ "$1" = 0 ] || printf 'round %d %-11s %s  CPU %d us/msg (NSD %d, long-lived threads %d us/msg)\n' \
+		"$1" "$2" "$_out" $(((_c1 - _c0) * 1000000 / HZ / $3)) $(((_n1 - _n0) * 1000000 / HZ / $3)) \
+		$((_b * 1000000 / HZ / $3))
 }
 WARM=$((NADDR * PER_CONN * 2))
 REVERSED=$(echo "$FILTERS" | tr ' ' '\n' | sed '1!G;h;$!d' | tr '\n' ' ')
@@ -551,6 +592,18 @@ if [ "${BENCH_CALLGRIND:-0}" = 1 ]; then
 	done
 fi
 
+if [ "${BENCH_STRACE:-0}" = 1 ]; then
+	for f in $FILTERS; do
+		case $f in pc | pcold) ;; *) continue ;; esac
+		kill -TERM "$(pids_of "$f")" 2>/dev/null
+		t_wait_for "grep -q ' total' '$T/$f.strace'" 30 || { t_err "$f: no strace summary"; continue; }
+		_calls=$(awk '$NF == "total" { print ($4 ~ /^[0-9]+$/) ? $4 : $3 }' "$T/$f.strace")
+		echo "strace $f: $((_calls / (WARM + N * ROUNDS))) system calls per message" \
+			"($_calls for $((WARM + N * ROUNDS)) messages and the probes); $T/$f.strace"
+		sed -n '3,12p' "$T/$f.strace"
+	done
+fi
+
 # --- checks of the logs ------------------------------------------------------------------------
 total=$((WARM + N * ROUNDS))
 for f in $FILTERS; do
@@ -571,7 +624,15 @@ done
 
 # --- the table ------------------------------------------------------------------------------------
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
-rss_sum() { _s=0; for _p in "$@"; do _s=$((_s + $(rss "$_p"))); done; echo $_s; }
+rss_sum()
+{
+	_s=0
+	for _p in "$@"; do
+		_r=$(rss "$_p")
+		_s=$((_s + ${_r:-0}))
+	done
+	echo $_s
+}
 MEM=
 for f in $FILTERS; do
 	MEM="$MEM $f $(rss_sum $(pids_of "$f")) KiB"
@@ -591,6 +652,7 @@ function extra(x, y, z,    r, a) {  # (x - z) / (y - z) per round, median
 	return med(a, R)
 }
 { c[$2, $1] = $5 / hz * 1e6 / $3 / 1000; d[$2, $1] = $6 / hz * 1e6 / $3 / 1000
+  g[$2, $1] = $7 / hz * 1e6 / $3 / 1000
   rate[$2, $1] = $3 / $4; if ($1 > R) R = $1; have[$2] = 1 }
 END {
 	nf = split(filters, F, " ")
@@ -601,6 +663,8 @@ END {
 		for (r = 1; r <= R; r++) { a[r] = c[f, r]; b[r] = d[f, r]; q[r] = rate[f, r] }
 		sort(a, R); m[f] = med(a, R); lo[f] = a[1]; hi[f] = a[R]
 		nm[f] = med(b, R); qm[f] = med(q, R)
+		for (r = 1; r <= R; r++) b[r] = g[f, r]
+		gm[f] = med(b, R)
 		line[f] = sprintf("%-12s %8.3f / %6.3f / %6.3f %10.3f %8.1f", name[f], lo[f], m[f], hi[f], nm[f], qm[f])
 		print line[f]
 	}
@@ -616,6 +680,9 @@ END {
 		xn = extra("rspamd", "pc", "noop"); xm = extra("rspamd-min", "pc", "noop")
 		printf "  above the noop milter: rspamd adds %.2fx, rspamd-min %.2fx the CPU portcullis adds\n", xn, xm
 	}
+	for (k = 1; k <= nf; k++) if (F[k] == "pc" || F[k] == "pcold" || F[k] == "noop")
+		bgl = bgl sprintf("%s%s %.3f", bgl == "" ? "" : ", ", name[F[k]], gm[F[k]])
+	printf "of which long-lived threads (libmilter listener; portcullis: + store expiry), ms/msg, median: %s\n", bgl
 	printf "memory (VmRSS KiB):%s\n", mem
 	printf "\nsummary:\n"
 	if ("rspamd" in have)
@@ -625,6 +692,7 @@ END {
 	printf "== rspamd   %-12s %26s %10s %8s\n", "", "CPU ms/msg, min / median / max", "NSD ms/msg", "msg/s"
 	for (k = 1; k <= nf; k++) printf "== rspamd   %s\n", line[F[k]]
 	for (k = 1; k <= np; k += 2) if ((P[k], P[k + 1]) in rl) printf "== rspamd   ratio %s\n", rl[P[k], P[k + 1]]
+	printf "== rspamd   long-lived threads (listener; portcullis: + store expiry), ms/msg: %s\n", bgl
 	if ("rspamd" in have)
 		printf "== rspamd   rspamd/portcullis: %.2fx less CPU (rspamd-min: %.2fx; target >= 3.5x); above noop %.2fx (%.2fx)\n",
 			rm["rspamd", "pc"], rm["rspamd-min", "pc"], xn, xm
