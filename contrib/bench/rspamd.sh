@@ -117,6 +117,8 @@ if [ "$RS" = 1 ] && ! command -v rspamd >/dev/null 2>&1; then
 fi
 [ "$(id -u)" = 0 ] || { echo "skipped: needs root (a private Postfix instance)"; exit 77; }
 t_need postfix python3 nsd perl timeout "$CC"
+[ "${BENCH_CALLGRIND:-0}" = 1 ] && t_need valgrind callgrind_control callgrind_annotate
+[ "${BENCH_STRACE:-0}" = 1 ] && t_need strace
 [ -x "$PORTCULLIS" ] || fail "no portcullis at $PORTCULLIS (build it, or set PORTCULLIS)"
 [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 20 ] || fail "BENCH_ROUNDS must be 1..20"
 [ "$N" -ge 50 ] && [ "$N" -le 20000 ] || fail "BENCH_MESSAGES must be 50..20000"
@@ -643,14 +645,16 @@ function sort(a, m,    i, j, x) {
 }
 function med(a, m) { sort(a, m); return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
 # ratio X Y: median of the per-round CPU ratios, with lo_ hi_ the range
-function ratio(x, y,    r, a) {
-	for (r = 1; r <= R; r++) a[r] = c[x, r] / c[y, r]
-	v_ = med(a, R); lo_ = a[1]; hi_ = a[R]; return v_
+function ratio(x, y,    r, a, m) {
+	for (r = 1; r <= R; r++) if (c[y, r] > 0) a[++m] = c[x, r] / c[y, r]
+	if (!m) { lo_ = hi_ = 0; return 0 }   # too few messages for one clock tick
+	v_ = med(a, m); lo_ = a[1]; hi_ = a[m]; return v_
 }
-function extra(x, y, z,    r, a) {  # (x - z) / (y - z) per round, median
-	for (r = 1; r <= R; r++) a[r] = (c[x, r] - c[z, r]) / (c[y, r] - c[z, r])
-	return med(a, R)
+function extra(x, y, z,    r, a, m) {  # (x - z) / (y - z) per round, median; -1: none
+	for (r = 1; r <= R; r++) if (c[y, r] > c[z, r]) a[++m] = (c[x, r] - c[z, r]) / (c[y, r] - c[z, r])
+	return m ? med(a, m) : -1
 }
+function xs(v) { return v < 0 ? "n/a" : sprintf("%.2fx", v) }
 { c[$2, $1] = $5 / hz * 1e6 / $3 / 1000; d[$2, $1] = $6 / hz * 1e6 / $3 / 1000
   g[$2, $1] = $7 / hz * 1e6 / $3 / 1000
   rate[$2, $1] = $3 / $4; if ($1 > R) R = $1; have[$2] = 1 }
@@ -678,7 +682,7 @@ END {
 	}
 	if ("rspamd" in have) {
 		xn = extra("rspamd", "pc", "noop"); xm = extra("rspamd-min", "pc", "noop")
-		printf "  above the noop milter: rspamd adds %.2fx, rspamd-min %.2fx the CPU portcullis adds\n", xn, xm
+		printf "  above the noop milter: rspamd adds %s, rspamd-min %s the CPU portcullis adds\n", xs(xn), xs(xm)
 	}
 	for (k = 1; k <= nf; k++) if (F[k] == "pc" || F[k] == "pcold" || F[k] == "noop")
 		bgl = bgl sprintf("%s%s %.3f", bgl == "" ? "" : ", ", name[F[k]], gm[F[k]])
@@ -694,8 +698,8 @@ END {
 	for (k = 1; k <= np; k += 2) if ((P[k], P[k + 1]) in rl) printf "== rspamd   ratio %s\n", rl[P[k], P[k + 1]]
 	printf "== rspamd   long-lived threads (listener; portcullis: + store expiry), ms/msg: %s\n", bgl
 	if ("rspamd" in have)
-		printf "== rspamd   rspamd/portcullis: %.2fx less CPU (rspamd-min: %.2fx; target >= 3.5x); above noop %.2fx (%.2fx)\n",
-			rm["rspamd", "pc"], rm["rspamd-min", "pc"], xn, xm
+		printf "== rspamd   rspamd/portcullis: %.2fx less CPU (rspamd-min: %.2fx; target >= 3.5x); above noop %s (%s)\n",
+			rm["rspamd", "pc"], rm["rspamd-min", "pc"], xs(xn), xs(xm)
 }' "$T/results"
 echo "bench-rspamd: done ($(($(date +%s) - START)) s)"
 t_done
