@@ -22,7 +22,9 @@
 #
 # The filters, each behind its own smtpd port of ONE private Postfix
 # (XCLIENT from 127.0.0.1 sets the client address, name and HELO of each
-# session; accepted mail is discarded):
+# session; smtpd_milter_maps gives the load's own 127.0.0.1 connection no
+# milter, so each filter sees one milter connection per session; accepted
+# mail is discarded):
 #   noop        contrib/bench/noop-milter.c (the floor: libmilter + Postfix)
 #   portcullis  checks = BENCH_CHECKS (default access helo envelope dnsbl
 #               rhsbl sender_domain client_dns spf): dnsbl.reject_sites =
