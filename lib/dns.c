@@ -1298,20 +1298,74 @@ static int put(char *dst, size_t dstsize, size_t *pos, const void *src, size_t l
 
 /* A name rdf in presentation form without the trailing dot ("." for the
  * root). */
+long dns_name_text(const ldns_rdf *rdf, char *dst, size_t dstsize)
+{
+	const uint8_t *p;
+	size_t n, i = 0, o = 0;
+
+	if (dstsize > 0)
+		dst[0] = '\0';
+	if (rdf == NULL || ldns_rdf_get_type(rdf) != LDNS_RDF_TYPE_DNAME)
+		return -1;
+	p = ldns_rdf_data(rdf);
+	n = ldns_rdf_size(rdf);
+	if (p == NULL || n == 0 || n > LDNS_MAX_DOMAINLEN)
+		return -1;
+	if (n == 1) {
+		if (dstsize < 2)
+			return -1;
+		memcpy(dst, ".", 2);
+		return 1;
+	}
+	/* Each octet takes at most 4 characters ("\DDD"), each label one
+	 * more for its dot: 4 * n + 1 is always enough; check as we go. */
+	while (i < n && p[i] != 0) {
+		size_t len = p[i++];
+
+		for (size_t k = 0; k < len && i < n; k++, i++) {
+			unsigned c = p[i];
+
+			if (o + 5 > dstsize)
+				goto small;
+			if (c == '.' || c == ';' || c == '(' || c == ')' || c == '\\') {
+				dst[o++] = '\\';
+				dst[o++] = (char)c;
+			} else if (c < 0x21 || c > 0x7e) {
+				dst[o++] = '\\';
+				dst[o++] = (char)('0' + c / 100);
+				dst[o++] = (char)('0' + c / 10 % 10);
+				dst[o++] = (char)('0' + c % 10);
+			} else {
+				dst[o++] = (char)c;
+			}
+		}
+		/* the dot after a label, not after the last one (no trailing
+		 * dot in our form) */
+		if (i < n && p[i] != 0) {
+			if (o + 2 > dstsize)
+				goto small;
+			dst[o++] = '.';
+		}
+	}
+	dst[o] = '\0';
+	return (long)o;
+small:
+	if (dstsize > 0)
+		dst[o < dstsize ? o : dstsize - 1] = '\0';
+	return -1;
+}
+
+/* A name straight from its wire form (dns_name_text): ldns_rdf2str()
+ * formats each octet with ldns_buffer_printf() and allocates, several
+ * times the cost, on every PTR, MX and SPF lookup of every message. */
 static int put_name(char *dst, size_t dstsize, size_t *pos, const ldns_rdf *rdf)
 {
-	char *s = ldns_rdf2str(rdf);
-	size_t l;
-	int r;
+	char s[4 * LDNS_MAX_DOMAINLEN + 2];
+	long l = dns_name_text(rdf, s, sizeof(s));
 
-	if (s == NULL)
+	if (l < 0)
 		return -1;
-	l = strlen(s);
-	if (l > 1 && s[l - 1] == '.')
-		l--;
-	r = put(dst, dstsize, pos, s, l);
-	free(s);
-	return r;
+	return put(dst, dstsize, pos, s, (size_t)l);
 }
 
 static const ldns_rr *get_rr(const struct dns_batch *b, int i, int j)

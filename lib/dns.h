@@ -177,6 +177,13 @@ long dns_result_text(const struct dns_batch *b, int i, int j, char *dst, size_t 
 int dns_result_mx(const struct dns_batch *b, int i, int j, unsigned *pref, char *host,
                   size_t hostsize);
 
+/* A domain name rdf (LDNS_RDF_TYPE_DNAME, uncompressed wire form) in the
+ * presentation form of ldns_rdf2str() without the trailing dot ("." for
+ * the root): "\c" for the octets . ; ( ) \ and "\DDD" for octets outside
+ * printable ASCII.  Returns its length, or -1 (not a name, longer than 255
+ * octets, dst too small: then a truncated, terminated copy). */
+long dns_name_text(const ldns_rdf *rdf, char *dst, size_t dstsize);
+
 /* Static names: "ok", "nxdomain", "nodata", "servfail", "timeout", "error". */
 const char *dns_status_name(enum dns_status st);
 

@@ -1029,6 +1029,85 @@ static void test_threads(void **state)
 	dns_free(d);
 }
 
+/* dns_name_text() against ldns_rdf2str() (less the trailing dot), on names
+ * with every kind of octet: the fast path must write what ldns writes. */
+static void name_matches_ldns(const uint8_t *wire, size_t len)
+{
+	ldns_rdf *rdf = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_DNAME, len, wire);
+	char got[4 * 256 + 2], *want;
+	size_t wl;
+	long n;
+
+	assert_non_null(rdf);
+	want = ldns_rdf2str(rdf);
+	assert_non_null(want);
+	wl = strlen(want);
+	if (wl > 1 && want[wl - 1] == '.')
+		want[--wl] = '\0';
+	n = dns_name_text(rdf, got, sizeof(got));
+	assert_int_equal(n, (long)wl);
+	assert_string_equal(got, want);
+	/* one byte short: -1 and a terminated prefix */
+	assert_int_equal(dns_name_text(rdf, got, wl), -1);
+	assert_true(strlen(got) < wl);
+	assert_memory_equal(got, want, strlen(got));
+	free(want);
+	ldns_rdf_deep_free(rdf);
+}
+
+static void test_name_text(void **state)
+{
+	static const uint8_t fixed[][24] = {
+		{ 0 },                                      /* the root */
+		{ 3, 'f', 'o', 'o', 0 },                    /* foo */
+		{ 2, 'm', 'x', 3, 'C', 'o', 'M', 0 },       /* mx.CoM */
+		{ 3, 'a', '.', 'b', 1, '\\', 0 },           /* a\.b.\\ */
+		{ 5, ';', '(', ')', ' ', '"', 0 },          /* \;\(\)\032" */
+		{ 4, 0, 0x7f, 0x80, 0xff, 2, '-', '_', 0 }, /* \000\127\128\255.-_ */
+		{ 1, '*', 4, 't', 'e', 's', 't', 0 },       /* *.test */
+	};
+	static const size_t fixed_len[] = { 1, 5, 8, 7, 7, 9, 8 };
+	uint8_t wire[255];
+	unsigned seed = 16;
+	char out[8];
+	ldns_rdf *r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixed_len) / sizeof(fixed_len[0]); i++)
+		name_matches_ldns(fixed[i], fixed_len[i]);
+	/* random names up to the 255-octet limit, any octet in the labels */
+	for (int t = 0; t < 2000; t++) {
+		size_t len = 0;
+
+		seed = seed * 1103515245u + 12345u;
+		while (1) {
+			size_t lab = 1 + (seed >> 16) % 63;
+
+			if (len + 1 + lab + 1 > sizeof(wire))
+				break;
+			wire[len++] = (uint8_t)lab;
+			for (size_t k = 0; k < lab; k++) {
+				seed = seed * 1103515245u + 12345u;
+				/* mostly letters, sometimes any octet */
+				wire[len++] = (seed >> 24) % 4 ? (uint8_t)('a' + (seed >> 16) % 26)
+				                               : (uint8_t)(seed >> 16);
+			}
+			seed = seed * 1103515245u + 12345u;
+			if ((seed >> 16) % 3 == 0)
+				break;
+		}
+		wire[len++] = 0;
+		name_matches_ldns(wire, len);
+	}
+	/* not a name */
+	r = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16, 2, "\0\1");
+	assert_non_null(r);
+	assert_int_equal(dns_name_text(r, out, sizeof(out)), -1);
+	assert_string_equal(out, "");
+	ldns_rdf_deep_free(r);
+	assert_int_equal(dns_name_text(NULL, out, sizeof(out)), -1);
+}
+
 int main(void)
 {
 	const char *p = getenv("DNS_NSD_PORT");
@@ -1044,6 +1123,7 @@ int main(void)
 		cmocka_unit_test(test_spoof),          cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_cache_expiry),   cmocka_unit_test(test_ipv6_server),
 		cmocka_unit_test(test_threads),        cmocka_unit_test(test_raw_names),
+		cmocka_unit_test(test_name_text),
 	};
 
 	if (p != NULL && *p != '\0' && pp != NULL && *pp != '\0') {
