@@ -69,7 +69,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-top_srcdir=$top
+export top_srcdir="$top"
 : "${PORTCULLIS:=$top/build-bench-plain/milter/portcullis}"
 PEER=${BENCH_PEER:-clamav}
 MODE=${BENCH_MODE:-cpu}
@@ -90,12 +90,13 @@ esac
 # BENCH_PC_TMPDIR: portcullis' clamav.tmpdir; "default" leaves it unset
 # (a private folder on /dev/shm); by default the same disk folder as clamd's
 PC_TMPDIR=${BENCH_PC_TMPDIR:-}
-export SMTPLOAD_RCPTS=${BENCH_RCPTS:-1}
+export SMTPLOAD_RCPTS="${BENCH_RCPTS:-1}"
 [ "$PEER" = postgrey ] && export SMTPLOAD_SENDERS=per-message
 . "$top/tests/lib.sh"
 . "$top/tests/e2e/postfix-lib.sh"
 PATH=$PATH:/usr/sbin:/sbin
-POSTFIX=$(command -v postfix)
+POSTFIX=$(command -v postfix) # for pf_stop
+export POSTFIX
 
 [ -x "$PORTCULLIS" ] || { echo "bench: no portcullis at $PORTCULLIS (build it, or set PORTCULLIS)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (a private Postfix instance)"; exit 1; }
@@ -290,7 +291,7 @@ peer_noop()
 	PEER_LABEL="no-op milter"
 	PEER_SMTPD="-o smtpd_milters=unix:$T/noop.sock"
 }
-peer_$PEER
+"peer_$PEER"
 
 # --- portcullis -------------------------------------------------------------------------
 mkdir -p "$T/pc"
