@@ -1,54 +1,102 @@
 #!/bin/sh
-# contrib/bench/clamav.sh - portcullis' clamav check against clamav-milter +
-# clamd, through the same Postfix, on the same messages, in one run
+# contrib/bench/clamav.sh - portcullis against a peer filter, through the
+# same private Postfix, on the same messages, in one run
 #
 #   contrib/bench/clamav.sh        (as root, from anywhere; a plain -O2 build,
 #                                   PORTCULLIS=/path/to/portcullis)
 #
-# Fetches the Debian packages clamav-daemon and clamav-milter with
-# `apt-get download` and unpacks them into a private folder (nothing is
-# installed, no system service starts).  Writes a signature database of its
-# own (an .ndb line for the EICAR string, built at run time, and an .hdb
-# line for a test file) and a message set: BENCH_MESSAGES messages (default
-# 600), 80 % clean (4 KiB text, or a 40 KiB base64 PDF-like attachment), 10
-# % EICAR as a base64 attachment, 10 % EICAR in a zip.  One private Postfix
-# (see /work/shared/notes/real-mta-testing.md) listens on two loopback
-# ports: one with smtpd_milters = portcullis (checks = clamav), one with
-# clamav-milter (OnInfected Reject, talking to clamd on a unix socket).
-# Accepted mail is discarded by Postfix.  Both filters use the same
-# database and libclamav's defaults (clean-file cache on in both; every
-# message differs, so only identical attachments hit it).
+# BENCH_PEER chooses the peer (and portcullis' checks, BENCH_CHECKS):
+#   clamav    clamav-milter + clamd (OnInfected Reject, clamd on a unix
+#             socket); portcullis "clamav".  /usr/sbin/clamd and
+#             /usr/sbin/clamav-milter when installed, else the Debian
+#             packages clamav-daemon and clamav-milter fetched with
+#             `apt-get download` and unpacked into a private folder (nothing
+#             is installed, no system service starts); exit 77 when neither.
+#   postgrey  postgrey as a Postfix policy service (check_policy_service
+#             inet:127.0.0.1:PORT, its database in a private folder,
+#             --delay=1, no client auto-whitelist); portcullis "greylist"
+#             (greylist.delay = 1s, awl_count = 0, pools = no).  Each message
+#             has a sender of its own (one triplet per message); every
+#             triplet is seen twice, 2 s apart, before the measured rounds,
+#             so both measure the decision on known, passing triplets.
+#             /usr/sbin/postgrey when installed; with BENCH_INSTALL=1 its
+#             Perl modules are installed with apt-get and the Debian package
+#             is unpacked privately; else exit 77.
+#   noop      contrib/bench/noop-milter.c (built with cc); portcullis
+#             "access helo envelope".
+# Both filters share the signature database the script writes (an .ndb line
+# for the EICAR string, built at run time, and an .hdb line) and the size
+# limits of libclamav's defaults: clamd's StreamMaxLength 100M, MaxScanSize
+# 400M, MaxFileSize 100M and clamav-milter's MaxFileSize 100M; portcullis'
+# clamav.max_scansize 400 MiB and clamav.max_filesize 100 MiB: up to 10 MB
+# both scan whole messages.  Clean-file cache on in both (every message
+# differs, so only identical attachments hit it).
 #
-# The load (contrib/bench/smtpload.py, BENCH_THREADS parallel SMTP
-# sessions, 10 messages each) runs against each filter in turn, in the order
-# ABBA, and checks every answer (clean 250, virus 5xx).  Measured: wall time
-# (msg/s) and the CPU time of the filter's processes (portcullis and its
-# scanner helper; clamav-milter and clamd) from /proc/PID/stat.  Nothing is
-# asserted about speed.  Bounded: everything runs under timeout and is
-# stopped by the EXIT trap.
+# BENCH_KIND, the messages (BENCH_MESSAGES of them, default 600): mixed
+# (80 % clean: 4 KiB text or a 40 KiB base64 PDF-like attachment; 10 %
+# EICAR as a base64 attachment, 10 % EICAR in a zip), 4k or 100k (plain
+# text), mime6k (a text part and a base64 attachment), size:BYTES (a
+# short text part and a base64 attachment, BYTES in all; 100k, 1m, 10m
+# accepted).  All clean but for mixed.  BENCH_RCPTS: recipients per
+# message (1).
+#
+# One private Postfix (see /work/shared/notes/real-mta-testing.md) listens
+# on two loopback ports, one for each filter; accepted mail is discarded.
+# message_size_limit 50 MB, milter_content_timeout 300 s, process limits
+# raised for BENCH_MODE=memory.
+#
+# BENCH_MODE=cpu (default): the load (contrib/bench/smtpload.py,
+# BENCH_THREADS parallel SMTP sessions, 10 messages each) runs against each
+# filter in turn, after a warm-up of each: BENCH_ROUNDS (2) pairs of rounds
+# in the order AB BA AB ..., and checks every answer (clean 250, virus 5xx).
+# Measured: wall time (msg/s) and the CPU time of the filter's processes
+# (portcullis and its scanner helper; clamav-milter and clamd; postgrey;
+# the no-op milter) from /proc/PID/stat.  Printed: per filter the median,
+# min and max over rounds of CPU per message and msg/s, the median and range
+# of the per-round CPU ratio, and one line "row: ..." for compare.sh.
+#
+# BENCH_MODE=memory: contrib/bench/hold.py holds BENCH_SESSIONS (200) SMTP
+# sessions open at once in DATA, then sends their messages (the first of the
+# set) at the same moment; VmRSS and Pss (/proc/PID/smaps_rollup) of the
+# filter's processes are sampled every 0.2 s.  Printed: idle and peak of
+# each, and a line "mem: ..." for compare.sh.
+#
+# BENCH_PERF=1: perf record -g of portcullis and its helper during the
+# first measured round, the report in $T/perf.txt (kept with T_KEEP=1).
+# Nothing is asserted about speed.  Bounded: every process runs under
+# timeout (BENCH_LIFETIME seconds, default 1800) and is stopped by the EXIT
+# trap, which also removes the temp folder.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-top_srcdir=$top
+export top_srcdir="$top"
 : "${PORTCULLIS:=$top/build-bench-plain/milter/portcullis}"
+PEER=${BENCH_PEER:-clamav}
+MODE=${BENCH_MODE:-cpu}
 N=${BENCH_MESSAGES:-600}
 THREADS=${BENCH_THREADS:-4}
-# BENCH_KIND: mixed (the set above), 4k (plain text), 100k (plain text),
-# mime6k (a text part and a base64 attachment), all clean but for mixed
-KIND=${BENCH_KIND:-mixed}
-# BENCH_CHECKS: portcullis' checks (the issue's "defaults + attachments +
-# ClamAV": access helo envelope attachments clamav)
-CHECKS=${BENCH_CHECKS:-clamav}
+ROUNDS=${BENCH_ROUNDS:-2}
+SESSIONS=${BENCH_SESSIONS:-200}
+LIFETIME=${BENCH_LIFETIME:-1800}
+case $PEER in
+clamav) CHECKS=${BENCH_CHECKS:-clamav} KIND=${BENCH_KIND:-mixed} ;;
+postgrey) CHECKS=${BENCH_CHECKS:-greylist} KIND=${BENCH_KIND:-4k} ;;
+noop) CHECKS=${BENCH_CHECKS:-access helo envelope} KIND=${BENCH_KIND:-4k} ;;
+*)
+	echo "bench: BENCH_PEER is clamav, postgrey or noop"
+	exit 1
+	;;
+esac
 # BENCH_PC_TMPDIR: portcullis' clamav.tmpdir; "default" leaves it unset
 # (a private folder on /dev/shm); by default the same disk folder as clamd's
 PC_TMPDIR=${BENCH_PC_TMPDIR:-}
-# BENCH_RCPTS: recipients per message (default 1)
-export SMTPLOAD_RCPTS=${BENCH_RCPTS:-1}
-# BENCH_PERF=1: perf record -g of portcullis and its helper during the
-# first measured round, the report in $T/perf.txt (kept with BENCH_KEEP=1)
+export SMTPLOAD_RCPTS="${BENCH_RCPTS:-1}"
+[ "$PEER" = postgrey ] && export SMTPLOAD_SENDERS=per-message
 . "$top/tests/lib.sh"
 . "$top/tests/e2e/postfix-lib.sh"
 PATH=$PATH:/usr/sbin:/sbin
+POSTFIX=$(command -v postfix) # for pf_stop
+export POSTFIX
 
 [ -x "$PORTCULLIS" ] || { echo "bench: no portcullis at $PORTCULLIS (build it, or set PORTCULLIS)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (a private Postfix instance)"; exit 1; }
@@ -56,16 +104,46 @@ t_need postfix python3 apt-get dpkg timeout
 t_init
 chmod 755 "$T"
 
-# --- clamd and clamav-milter, unpacked privately ---------------------------------
-mkdir -p "$T/pkg" "$T/root"
-(cd "$T/pkg" && timeout 120 apt-get download clamav-daemon clamav-milter >/dev/null 2>&1) ||
-	fail "apt-get download clamav-daemon clamav-milter failed"
-for d in "$T"/pkg/*.deb; do dpkg -x "$d" "$T/root"; done
-CLAMD=$T/root/usr/sbin/clamd
-CMILTER=$T/root/usr/sbin/clamav-milter
+skip()
+{
+	echo "bench: skip: $*"
+	exit 77
+}
+
+# daemon NAME READY CMD...: CMD in the background under timeout (its output
+# in $T/NAME.out), stopped at exit; waits (60 s) until the shell test READY
+# holds.  DPID: the process under the timeout wrapper.
+daemon()
+{
+	_dn=$1 _dr=$2
+	shift 2
+	timeout "$LIFETIME" "$@" >"$T/$_dn.out" 2>&1 &
+	_dw=$!
+	t_at_exit "kill $_dw 2>/dev/null"
+	t_wait_for "$_dr" 60 || fail "$_dn did not start: $(tail -5 "$T/$_dn.out")"
+	DPID=$(pgrep -P "$_dw" | head -1)
+	[ -n "$DPID" ] || fail "$_dn: no process under its timeout"
+	T_PIDS="$T_PIDS $DPID"
+}
+
+# unpack PACKAGE...: the Debian packages, downloaded with apt-get download
+# into BENCH_PKGDIR (default $T/pkg; compare.sh shares one for its runs)
+# unless already there, unpacked into $T/root (nothing is installed); exit
+# 77 when a download fails
+unpack()
+{
+	_pd=${BENCH_PKGDIR:-$T/pkg}
+	mkdir -p "$_pd" "$T/root"
+	for _pkg in "$@"; do
+		ls "$_pd/${_pkg}"_*.deb >/dev/null 2>&1 ||
+			(cd "$_pd" && timeout 120 apt-get download "$_pkg" >/dev/null 2>&1) ||
+			skip "apt-get download $_pkg failed"
+		for _d in "$_pd/${_pkg}"_*.deb; do dpkg -x "$_d" "$T/root"; done
+	done
+}
 
 # --- database and messages ---------------------------------------------------------
-mkdir -p "$T/db" "$T/msgs" "$T/tmp" "$T/pc"
+mkdir -p "$T/db" "$T/msgs" "$T/tmp"
 python3 - "$T" "$N" "$KIND" <<'EOF'
 import base64, hashlib, io, os, random, sys, zipfile
 T, n, kind_of_set = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -100,9 +178,20 @@ def plain(i, size):
     h = ("From: sender@example.net\r\nTo: rcpt@example.test\r\nSubject: bench %d\r\n"
          "Message-Id: <%d.bench@example.net>\r\n\r\n" % (i, i))
     return (h + text(size) + "\r\n").encode()
+big = None
+if kind_of_set.startswith("size:"):
+    want = kind_of_set[5:].lower()
+    want = int(want[:-1]) * {"k": 1024, "m": 1048576}[want[-1]] if want[-1] in "km" else int(want)
+    # a short text part, the rest a base64 attachment (4/3 of its bytes)
+    note = text(600)
+    big = b"%PDF-1.4\n" + text(max(0, (want - 1400) * 3 // 4)).encode()
 for i in range(n):
     k = i % 10
-    if kind_of_set == "4k":
+    if big is not None:
+        # every attachment differs (its first line), as in real mail
+        m, kind = msg(i, [("text/plain", None, note), ("application/pdf", "report.pdf",
+                          b"%%PDF-1.4 %d\n" % i + big[9:])]), "clean"
+    elif kind_of_set == "4k":
         m, kind = plain(i, 4000), "clean"
     elif kind_of_set == "100k":
         m, kind = plain(i, 100000), "clean"
@@ -123,9 +212,20 @@ for i in range(n):
     open("%s/msgs/%05d.%s" % (T, i, kind), "wb").write(m)
 EOF
 [ -f "$T/db/bench.ndb" ] || fail "could not write the database and messages"
+MSG_BYTES=$(($(cat "$T"/msgs/* | wc -c) / N))
 
-# --- clamd + clamav-milter ------------------------------------------------------------
-cat >"$T/clamd.conf" <<EOF
+# --- the peer -----------------------------------------------------------------------------
+# Each sets PEER_PIDS (its processes), PEER_LABEL and PEER_SMTPD (the -o
+# options of its smtpd port).
+peer_clamav()
+{
+	if [ -x /usr/sbin/clamd ] && [ -x /usr/sbin/clamav-milter ]; then
+		CLAMD=/usr/sbin/clamd CMILTER=/usr/sbin/clamav-milter
+	else
+		unpack clamav-daemon clamav-milter
+		CLAMD=$T/root/usr/sbin/clamd CMILTER=$T/root/usr/sbin/clamav-milter
+	fi
+	cat >"$T/clamd.conf" <<EOF
 LocalSocket $T/clamd.sock
 LocalSocketMode 666
 DatabaseDirectory $T/db
@@ -135,7 +235,7 @@ Foreground yes
 MaxThreads 10
 SelfCheck 0
 EOF
-cat >"$T/clamav-milter.conf" <<EOF
+	cat >"$T/clamav-milter.conf" <<EOF
 MilterSocket unix:$T/cm.sock
 MilterSocketMode 666
 ClamdSocket unix:$T/clamd.sock
@@ -144,22 +244,57 @@ OnFail Defer
 AddHeader Replace
 LogFile $T/clamav-milter.log
 Foreground yes
-MaxFileSize 25M
 EOF
-timeout 600 "$CLAMD" -c "$T/clamd.conf" >"$T/clamd.out" 2>&1 &
-CLAMD_WRAP=$!
-t_at_exit "kill $CLAMD_WRAP 2>/dev/null"
-t_wait_for '[ -S "$T/clamd.sock" ]' 60 || fail "clamd did not start: $(tail -5 "$T/clamd.out" "$T/clamd.log" 2>/dev/null)"
-timeout 600 "$CMILTER" -c "$T/clamav-milter.conf" >"$T/cm.out" 2>&1 &
-CM_WRAP=$!
-t_at_exit "kill $CM_WRAP 2>/dev/null"
-t_wait_for '[ -S "$T/cm.sock" ]' 30 || fail "clamav-milter did not start: $(tail -5 "$T/cm.out" "$T/clamav-milter.log" 2>/dev/null)"
-# the processes under the timeout wrappers (both run in the foreground)
-CLAMD_PID=$(pgrep -P "$CLAMD_WRAP" | head -1)
-CM_PID=$(pgrep -P "$CM_WRAP" | head -1)
-[ -n "$CLAMD_PID" ] && [ -n "$CM_PID" ] || fail "no clamd or clamav-milter process found"
+	daemon clamd '[ -S "$T/clamd.sock" ]' "$CLAMD" -c "$T/clamd.conf"
+	PEER_PIDS=$DPID
+	daemon clamav-milter '[ -S "$T/cm.sock" ]' "$CMILTER" -c "$T/clamav-milter.conf"
+	PEER_PIDS="$DPID $PEER_PIDS"
+	PEER_LABEL="clamav-milter + clamd"
+	PEER_SMTPD="-o smtpd_milters=unix:$T/cm.sock"
+}
+
+peer_postgrey()
+{
+	PG=/usr/sbin/postgrey
+	if [ ! -x "$PG" ]; then
+		[ "${BENCH_INSTALL:-0}" = 1 ] ||
+			skip "postgrey is not installed (BENCH_INSTALL=1: its Perl modules with apt-get, the package unpacked privately)"
+		timeout 300 apt-get install -y --no-install-recommends libnet-server-perl \
+			libberkeleydb-perl libnetaddr-ip-perl >"$T/apt.out" 2>&1 ||
+			skip "apt-get install of postgrey's Perl modules failed: $(tail -2 "$T/apt.out")"
+		unpack postgrey
+		PG=$T/root/usr/sbin/postgrey
+	fi
+	perl -MNet::Server::Multiplex -MBerkeleyDB -MNetAddr::IP -e 1 2>/dev/null ||
+		skip "postgrey's Perl modules are missing (Net::Server, BerkeleyDB, NetAddr::IP)"
+	mkdir -p "$T/pgdb"
+	chown nobody "$T/pgdb"
+	: >"$T/pg-empty"
+	PP=$(t_free_port)
+	daemon postgrey 't_port_busy $PP' perl -T "$PG" --inet="127.0.0.1:$PP" --dbdir="$T/pgdb" \
+		--delay=1 --auto-whitelist-clients=0 --user=nobody --group=nogroup \
+		--whitelist-clients="$T/pg-empty" --whitelist-recipients="$T/pg-empty" \
+		--hostname=mx.example.test
+	PEER_PIDS=$DPID
+	PEER_LABEL="postgrey $(sed -n 's/^my \$VERSION *= *.\([0-9.]*\).*/\1/p' "$PG") (policy service)"
+	PEER_SMTPD="-o smtpd_recipient_restrictions=check_policy_service,inet:127.0.0.1:$PP"
+}
+
+peer_noop()
+{
+	"${CC:-cc}" -O2 -Wall -Wextra -o "$T/noop-milter" "$here/noop-milter.c" -lmilter -lpthread ||
+		fail "cannot build noop-milter.c"
+	daemon noop '[ -S "$T/noop.sock" ]' "$T/noop-milter" -p "$T/noop.sock"
+	# it makes its socket mode 0700: smtpd (user postfix) must reach it
+	chmod 666 "$T/noop.sock"
+	PEER_PIDS=$DPID
+	PEER_LABEL="no-op milter"
+	PEER_SMTPD="-o smtpd_milters=unix:$T/noop.sock"
+}
+"peer_$PEER"
 
 # --- portcullis -------------------------------------------------------------------------
+mkdir -p "$T/pc"
 cat >"$T/portcullis.conf" <<EOF
 socket = unix:$T/pc/sock
 socket_mode = 0666
@@ -175,13 +310,19 @@ default) ;;
 "") echo "clamav.tmpdir = $T/tmp" >>"$T/portcullis.conf" ;;
 *) echo "clamav.tmpdir = $PC_TMPDIR" >>"$T/portcullis.conf" ;;
 esac
-timeout 600 "$PORTCULLIS" -f -c "$T/portcullis.conf" 2>"$T/portcullis.log" &
-PC_WRAP=$!
-t_at_exit "kill $PC_WRAP 2>/dev/null"
-t_wait_for '[ -S "$T/pc/sock" ]' 30 || fail "portcullis did not start: $(tail -5 "$T/portcullis.log")"
-t_wait_for 'grep -q "av: loaded" "$T/portcullis.log"' 30 || fail "portcullis' scanner did not load the database"
-PC_PID=$(pgrep -P "$PC_WRAP" -x portcullis | head -1)
-HELPER_PID=$(sed -n 's/.*scanner helper started (pid \([0-9]*\)).*/\1/p' "$T/portcullis.log" | tail -1)
+[ "$PEER" = postgrey ] && printf '%s\n' "greylist.delay = 1s" "greylist.awl_count = 0" \
+	"greylist.pools = no" >>"$T/portcullis.conf"
+daemon portcullis '[ -S "$T/pc/sock" ]' "$PORTCULLIS" -f -c "$T/portcullis.conf"
+PC_PIDS=$DPID
+PC_LABEL="portcullis ($CHECKS)"
+case " $CHECKS " in
+*" clamav "*)
+	t_wait_for 'grep -q "av: loaded" "$T/portcullis.out"' 30 || fail "portcullis' scanner did not load the database"
+	HELPER_PID=$(sed -n 's/.*scanner helper started (pid \([0-9]*\)).*/\1/p' "$T/portcullis.out" | tail -1)
+	[ -n "$HELPER_PID" ] || fail "no scanner helper pid in the log"
+	PC_PIDS="$PC_PIDS $HELPER_PID"
+	;;
+esac
 
 # --- Postfix with two smtpd ports --------------------------------------------------------
 PF=$T/postfix Q=$T/queue
@@ -209,20 +350,23 @@ smtpd_peername_lookup = no
 non_smtpd_milters =
 milter_default_action = tempfail
 milter_protocol = 6
+milter_content_timeout = 300s
 in_flow_delay = 0
 message_size_limit = 52428800
+default_process_limit = $((SESSIONS + 50))
+smtpd_client_connection_count_limit = 0
 alias_maps =
 alias_database =
 biff = no
 EOF
 cat >"$PF/master.cf" <<EOF
 127.0.0.1:$P1 inet n - n - - smtpd -o smtpd_milters=unix:$T/pc/sock
-127.0.0.1:$P2 inet n - n - - smtpd -o smtpd_milters=unix:$T/cm.sock
+127.0.0.1:$P2 inet n - n - - smtpd $PEER_SMTPD
 $(pf_services)
 EOF
 timeout 30 postfix -c "$PF" check >"$T/pf.out" 2>&1 || fail "postfix check: $(cat "$T/pf.out")"
+t_at_exit pf_stop
 timeout 30 postfix -c "$PF" start >>"$T/pf.out" 2>&1 || fail "postfix start: $(cat "$T/pf.out")"
-t_at_exit "timeout 20 postfix -c '$PF' stop >/dev/null 2>&1; sleep 2"
 t_wait_for 't_port_busy $P1 && t_port_busy $P2' 15 || fail "Postfix does not listen"
 
 cpu() { # ticks of utime+stime of the pids
@@ -234,64 +378,196 @@ cpu() { # ticks of utime+stime of the pids
 	echo $_s
 }
 HZ=$(getconf CLK_TCK)
-run() { # run LABEL PORT PIDS...
-	_label=$1 _port=$2
-	shift 2
-	_c0=$(cpu "$@")
-	_out=$(timeout 600 python3 "$here/smtpload.py" "$_port" "$T/msgs" "$THREADS" 10) ||
-		fail "$_label: wrong answers: $_out"
-	_c1=$(cpu "$@")
-	_secs=$(echo "$_out" | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')
-	_ms=$(echo "$_out" | sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p')
-	_us=$(( (_c1 - _c0) * 1000000 / HZ / N ))
-	echo "$_label $_ms $_us" >>"$T/results"
-	printf '%-28s %s  filter CPU %d us/msg\n' "$_label" "$_out" "$_us"
+
+# load PORT: the message set once through 127.0.0.1:PORT (smtpload.py); its
+# summary line in $LOAD, false on a wrong answer
+load()
+{
+	LOAD=$(timeout 900 python3 "$here/smtpload.py" "$1" "$T/msgs" "$THREADS" 10)
 }
 
-echo "bench: $N messages (80% clean, 20% EICAR), $THREADS SMTP sessions, Postfix ports $P1 (portcullis) $P2 (clamav-milter)"
-run "warm-up portcullis" "$P1" "$PC_PID" "$HELPER_PID" >/dev/null
-run "warm-up clamav-milter" "$P2" "$CM_PID" "$CLAMD_PID" >/dev/null
-: >"$T/results"
-perf_pid=
-if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-	perf record -q -g -F 1000 -p "$PC_PID,$HELPER_PID" -o "$T/perf.data" >/dev/null 2>&1 &
-	perf_pid=$!
-	sleep 1
-fi
-for order in 1 2 2 1; do
-	if [ "$order" = 1 ]; then
-		run "portcullis+clamav" "$P1" "$PC_PID" "$HELPER_PID"
-		if [ -n "$perf_pid" ]; then
-			kill -INT "$perf_pid"
-			wait "$perf_pid"
-			perf_pid=
-			perf report -i "$T/perf.data" --no-children --sort comm,dso,sym 2>/dev/null |
-				grep -v '^#' | grep '%' | grep -v -- '--' | head -40 >"$T/perf.txt"
-			echo "perf: top of the profile of portcullis + helper ($T/perf.txt):"
-			head -25 "$T/perf.txt"
-		fi
+# run ROUND WHO: one load against pc or peer; appends "ROUND WHO MSG/S
+# US/MSG" to $T/results
+run()
+{
+	if [ "$2" = pc ]; then
+		_port=$P1 _pids=$PC_PIDS _label=$PC_LABEL
 	else
-		run "clamav-milter+clamd" "$P2" "$CM_PID" "$CLAMD_PID"
+		_port=$P2 _pids=$PEER_PIDS _label=$PEER_LABEL
 	fi
-done
-awk '
-	/^portcullis/ { pm += $2; pu += $3; pn++ }
-	/^clamav-milter/ { cm += $2; cu += $3; cn++ }
+	# shellcheck disable=SC2086
+	_c0=$(cpu $_pids)
+	load "$_port" || fail "$_label: wrong answers: $LOAD"
+	# shellcheck disable=SC2086
+	_c1=$(cpu $_pids)
+	_ms=$(echo "$LOAD" | sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p')
+	_us=$(((_c1 - _c0) * 1000000 / HZ / N))
+	echo "$1 $2 $_ms $_us" >>"$T/results"
+	printf '  round %d %-40s %s  filter CPU %d us/msg\n' "$1" "$_label" "$LOAD" "$_us"
+}
+
+# warm_up: each filter sees the set once (for postgrey and the greylist
+# first twice, 2 s apart, answers not checked: the first pass defers every
+# new triplet); the warm-up pass must be all right
+warm_up()
+{
+	if [ "$PEER" = postgrey ]; then
+		# the first pass must defer every message: greylisting is on
+		load "$P1"
+		echo "$LOAD" | grep -q ' clean_ok=0 ' || t_err "portcullis did not greylist: $LOAD"
+		load "$P2"
+		echo "$LOAD" | grep -q ' clean_ok=0 ' || t_err "postgrey did not greylist: $LOAD"
+		sleep 2
+	fi
+	: >"$T/results"
+	run 0 pc >/dev/null
+	run 0 peer >/dev/null
+	: >"$T/results"
+}
+
+perf_start()
+{
+	PERF_PID=
+	[ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null || return 0
+	perf record -q -g -F 1000 -p "$(echo "$PC_PIDS" | tr ' ' ,)" -o "$T/perf.data" >/dev/null 2>&1 &
+	PERF_PID=$!
+	sleep 1
+}
+
+perf_stop()
+{
+	[ -n "$PERF_PID" ] || return 0
+	kill -INT "$PERF_PID"
+	wait "$PERF_PID"
+	PERF_PID=
+	perf report -i "$T/perf.data" --no-children --sort comm,dso,sym 2>/dev/null |
+		grep -v '^#' | grep '%' | grep -v -- '--' | head -40 >"$T/perf.txt"
+	echo "perf: top of the profile of portcullis + helper ($T/perf.txt):"
+	head -25 "$T/perf.txt"
+}
+
+# mmm: "median min max" of the numbers on stdin, one a line
+mmm()
+{
+	sort -g | awk '{ v[NR] = $1 }
+	END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+}
+
+# summary: medians, min and max over the rounds of each filter's CPU per
+# message and msg/s, and of the per-round CPU ratio; one "row:" line
+summary()
+{
+	# shellcheck disable=SC2046
+	set -- $(awk '$2 == "pc" { print $4 }' "$T/results" | mmm) \
+		$(awk '$2 == "pc" { print $3 }' "$T/results" | mmm) \
+		$(awk '$2 == "peer" { print $4 }' "$T/results" | mmm) \
+		$(awk '$2 == "peer" { print $3 }' "$T/results" | mmm) \
+		$(awk '{ c[$1, $2] = $4; r[$1] = 1 }
+		END { for (x in r) if (c[x, "peer"] > 0) print c[x, "pc"] / c[x, "peer"] }' "$T/results" | mmm)
+	printf '\n%d rounds each (interleaved AB BA ...), CPU of the filter per message, median (min-max):\n' "$ROUNDS"
+	printf '  %-44s %7.1f msg/s  %6.0f us/msg (%.0f-%.0f)\n' "$PC_LABEL" "$4" "$1" "$2" "$3"
+	printf '  %-44s %7.1f msg/s  %6.0f us/msg (%.0f-%.0f)\n' "$PEER_LABEL" "${10}" "$7" "$8" "$9"
+	printf '  CPU ratio portcullis/peer per round: median %.2f (%.2f-%.2f)\n' "${13}" "${14}" "${15}"
+	awk -v w="${BENCH_WORK:-$KIND}" -v pcl="$PC_LABEL" -v pel="$PEER_LABEL" -v v="$*" 'BEGIN {
+		split(v, a, " ")
+		printf "row: %s|%s|%.3f|%.3f|%.3f|%.1f|%s|%.3f|%.3f|%.3f|%.1f|%.2f|%.2f|%.2f\n", w, pcl,
+			a[1] / 1000, a[2] / 1000, a[3] / 1000, a[4], pel, a[7] / 1000, a[8] / 1000,
+			a[9] / 1000, a[10], a[13], a[14], a[15] }'
+}
+
+# mem_sample PIDS...: "VmRSS Pss" (KiB) of each pid on one line
+mem_sample()
+{
+	for _p in "$@"; do
+		printf '%s %s ' "$(awk '/^VmRSS:/ {print $2}' "/proc/$_p/status" 2>/dev/null)" \
+			"$(awk '/^Pss:/ {print $2}' "/proc/$_p/smaps_rollup" 2>/dev/null)"
+	done
+	echo
+}
+
+# hold WHO: BENCH_SESSIONS sessions held at DATA through WHO's port while
+# its memory is sampled; prints idle and peak, appends a "mem:" line
+hold()
+{
+	if [ "$1" = pc ]; then
+		_port=$P1 _pids=$PC_PIDS _label=$PC_LABEL
+	else
+		_port=$P2 _pids=$PEER_PIDS _label=$PEER_LABEL
+	fi
+	# shellcheck disable=SC2086
+	mem_sample $_pids >"$T/mem-$1"
+	rm -f "$T/mem-stop"
+	(
+		_i=0
+		while [ ! -e "$T/mem-stop" ] && [ $_i -lt 6000 ]; do
+			# shellcheck disable=SC2086
+			mem_sample $_pids
+			sleep 0.2
+			_i=$((_i + 1))
+		done >>"$T/mem-$1"
+	) &
+	_sampler=$!
+	_msg=$(ls "$T/msgs" | head -1)
+	_out=$(timeout 900 python3 "$here/hold.py" "$_port" "$SESSIONS" "$T/msgs/$_msg" 3 2>&1)
+	_rc=$?
+	touch "$T/mem-stop"
+	wait "$_sampler"
+	[ $_rc = 0 ] || fail "$_label: $SESSIONS sessions at once: $_out"
+	echo "  $_label: $(echo "$_out" | tail -1)"
+	awk -v label="$_label" -v work="${BENCH_WORK:-$KIND}" '
+	NR == 1 { for (i = 1; i <= NF; i++) idle[i] = $i; rs = 0; ps = 0
+		for (i = 1; i <= NF; i += 2) { rs += $i; ps += $(i + 1) }
+		irss = rs; ipss = ps; nf = NF; next }
+	NF == nf { rs = 0; ps = 0
+		for (i = 1; i <= NF; i++) if ($i > peak[i]) peak[i] = $i
+		for (i = 1; i <= NF; i += 2) { rs += $i; ps += $(i + 1) }
+		if (rs > prss) prss = rs; if (ps > ppss) ppss = ps; samples++ }
 	END {
-		printf "\nmean over %d rounds each:\n", pn
-		printf "  portcullis+clamav     %7.1f msg/s  %6d us CPU/msg\n", pm / pn, pu / pn
-		printf "  clamav-milter+clamd   %7.1f msg/s  %6d us CPU/msg\n", cm / cn, cu / cn
-		printf "  ratio portcullis/clamav-milter: msg/s %.2f, CPU/msg %.2f\n", (pm / pn) / (cm / cn), (pu / pn) / (cu / cn)
-	}' "$T/results"
+		printf "    idle:  VmRSS %.1f MB, Pss %.1f MB;", irss / 1024, ipss / 1024
+		printf " peak (%d samples): VmRSS %.1f MB, Pss %.1f MB; per process peak VmRSS/Pss MB:",
+			samples, prss / 1024, ppss / 1024
+		for (i = 1; i <= nf; i += 2) printf " %.1f/%.1f", peak[i] / 1024, peak[i + 1] / 1024
+		printf "\n"
+		printf "mem: %s|%s|%.1f|%.1f|%.1f|%.1f\n", work, label, irss / 1024, ipss / 1024,
+			prss / 1024, ppss / 1024 >"/dev/stderr"
+	}' "$T/mem-$1" 2>>"$T/mem-lines"
+}
+
+if [ "$MODE" = memory ]; then
+	echo "bench: $SESSIONS SMTP sessions held at DATA at once, then their messages ($MSG_BYTES bytes each) together; Postfix ports $P1 (portcullis) $P2 ($PEER_LABEL)"
+	echo "  processes: portcullis $PC_PIDS; $PEER_LABEL $PEER_PIDS"
+	hold pc
+	hold peer
+	cat "$T/mem-lines"
+	t_done
+fi
+
+echo "bench: $N messages ($KIND, $MSG_BYTES bytes on average, $SMTPLOAD_RCPTS recipient(s)), $THREADS SMTP sessions, Postfix ports $P1 (portcullis) $P2 ($PEER_LABEL)"
+warm_up
+perf_start
+r=1
+while [ $r -le "$ROUNDS" ]; do
+	if [ $((r % 2)) = 1 ]; then
+		run $r pc
+		perf_stop
+		run $r peer
+	else
+		run $r peer
+		run $r pc
+	fi
+	r=$((r + 1))
+done
+summary
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
-echo "memory (VmRSS KiB): portcullis $(rss "$PC_PID") + helper $(rss "$HELPER_PID");" \
-	"clamav-milter $(rss "$CM_PID") + clamd $(rss "$CLAMD_PID")"
-if [ "${BENCH_PERF:-0}" = 1 ]; then
+# shellcheck disable=SC2086
+echo "memory (VmRSS KiB) after the run: portcullis $(for p in $PC_PIDS; do printf '%s ' "$(rss "$p")"; done)-" \
+	"$PEER_LABEL $(for p in $PEER_PIDS; do printf '%s ' "$(rss "$p")"; done)"
+if [ "${BENCH_PERF:-0}" = 1 ] && [ -n "${HELPER_PID:-}" ]; then
 	echo "helper's largest mappings (Rss KiB):"
 	awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6 ? $6 : "[anon]"} /^Rss:/ {r[name] += $2}
 		END {for (n in r) print r[n], n}' "/proc/$HELPER_PID/smaps" 2>/dev/null |
 		sort -rn | head -8 | sed 's/^/  /'
 fi
-[ "$KIND" != mixed ] || grep -q "verdict=reject" "$T/portcullis.log" ||
+[ "$KIND" != mixed ] || grep -q "verdict=reject" "$T/portcullis.out" ||
 	t_err "portcullis logged no rejection"
 t_done

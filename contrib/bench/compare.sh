@@ -1,86 +1,219 @@
 #!/bin/sh
 # contrib/bench/compare.sh - one command: portcullis against the peers that
-# are there, on this host, and one summary table
+# are there, on this host, through one private Postfix, and one table
 #
 #   contrib/bench/compare.sh      (as root; a plain -O2 build, see README.md;
 #                                  PORTCULLIS=/path/to/portcullis)
 #
-# Runs, one after the other, each in interleaved rounds (see each script):
-#   run.sh       portcullis' envelope checks against a no-op libmilter
-#                filter (mclient, no MTA)
-#   avpath.sh    the antivirus path alone (no MTA), 4 KB, 6 KB MIME, 100 KB
-#   clamav.sh    portcullis (COMPARE_CHECKS, default "access helo envelope
-#                attachments clamav") against clamav-milter + clamd through
-#                one private Postfix, for 4 KB, 6 KB MIME and 100 KB
-#                messages, and 4 KB messages with 1, 10 and 100 recipients
-#                (clamav.sh fetches clamd and clamav-milter with apt-get
-#                download; skipped when that fails)
-# then prints the summary lines of each.  rspamd and postgrey are not driven
-# yet (reported as "not measured").  COMPARE_QUICK=1 runs fewer messages.
-# Nothing is asserted about speed; each script checks its answers and logs.
+# Each line of the table is one run of a driver, which measures portcullis
+# and its peer in interleaved rounds (AB BA AB ...) on the same messages
+# through the same Postfix, and reports the CPU time of each filter's
+# processes per message (median, min and max over the rounds), messages per
+# second, and the median and range of the per-round CPU ratio:
+#   clamav.sh BENCH_PEER=noop      envelope checks (access helo envelope)
+#                                  against contrib/bench/noop-milter.c
+#   clamav.sh BENCH_PEER=postgrey  greylist against postgrey as a policy
+#                                  service, triplets known and passing
+#                                  (postgrey installed, or BENCH_INSTALL=1)
+#   clamav.sh BENCH_PEER=clamav    COMPARE_CHECKS (default "access helo
+#                                  envelope attachments clamav") against
+#                                  clamav-milter + clamd: 4 KB, 6 KB MIME,
+#                                  100 KB; 4 KB with 1, 10, 100 recipients;
+#                                  a base64 attachment of 4 KB, 100 KB, 1 MB,
+#                                  10 MB; memory (VmRSS, Pss) with 200 SMTP
+#                                  sessions held open at once
+#   rspamd.sh                      (when there) the DNS checks against rspamd
+#   run.sh, avpath.sh              no MTA: envelope checks against the no-op
+#                                  milter (mclient), the antivirus path alone
+# A driver whose peer is missing exits 77 and its line says "not measured".
+# COMPARE_QUICK=1: fewer messages and 2 rounds (a few minutes); else 3
+# rounds.  COMPARE_ONLY="noop postgrey clamav sizes rcpts memory rspamd
+# nomta" (the default: all) picks parts.  Prints the details of each driver,
+# then the table, the total run time and the machine's load.  Nothing is
+# asserted about speed; each driver checks every SMTP answer.  Every driver
+# runs under timeout; an interrupt stops the running one (which cleans up
+# after itself) and removes the temp folder.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 : "${PORTCULLIS:=$top/build-bench-plain/milter/portcullis}"
 export PORTCULLIS
 CHECKS=${COMPARE_CHECKS:-access helo envelope attachments clamav}
-OUT=$(mktemp -d /tmp/pc-compare.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
-if [ "${COMPARE_QUICK:-0}" = 1 ]; then
-	RUN_ENV="BENCH_MESSAGES=4000 BENCH_ROUNDS=2 BENCH_WARMUP=500"
-	AV_N=100 CL_N=200 CL_N_BIG=100
-else
-	RUN_ENV=""
-	AV_N=300 CL_N=600 CL_N_BIG=300
-fi
+ONLY=${COMPARE_ONLY:-noop postgrey clamav sizes rcpts memory rspamd nomta}
 [ -x "$PORTCULLIS" ] || { echo "compare: no portcullis at $PORTCULLIS (build it, or set PORTCULLIS)"; exit 1; }
-summary=$OUT/summary
-: >"$summary"
-
-echo "compare: envelope checks vs a no-op milter (run.sh)"
-if env $RUN_ENV timeout 900 "$here/run.sh" >"$OUT/run.txt" 2>&1; then
-	{ echo "== envelope checks (access helo envelope) vs no-op milter, CPU per message"
-	  sed -n '/filter *messages/,$p' "$OUT/run.txt" | grep -v '^bench: done'; } >>"$summary"
+OUT=$(mktemp -d /tmp/pc-compare.XXXXXX) || exit 1
+CHILD=
+stop_child()
+{
+	[ -n "$CHILD" ] && kill -TERM "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
+	CHILD=
+}
+trap 'stop_child; rm -rf "$OUT"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+START=$(date +%s)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ "${COMPARE_QUICK:-0}" = 1 ]; then
+	ROUNDS=2 N_ENV=1500 N_SMALL=200 N_BIG=100 N_1M=20 N_10M=4
+	RUN_ENV="BENCH_MESSAGES=4000 BENCH_ROUNDS=2 BENCH_WARMUP=500" AV_N=100
 else
-	echo "== envelope checks: run.sh failed: $(tail -3 "$OUT/run.txt")" >>"$summary"
+	ROUNDS=3 N_ENV=3000 N_SMALL=600 N_BIG=300 N_1M=40 N_10M=8
+	RUN_ENV="" AV_N=300
 fi
+# the packages clamav.sh fetches, once for all its runs
+export BENCH_PKGDIR="$OUT/pkg"
+mkdir -p "$BENCH_PKGDIR"
+rows=$OUT/rows
+mems=$OUT/mems
+notes=$OUT/notes
+: >"$rows"
+: >"$mems"
+: >"$notes"
 
-echo "compare: the antivirus path alone (avpath.sh)"
-if AV_N=$AV_N AV_ROUNDS=3 timeout 900 "$here/avpath.sh" >"$OUT/avpath.txt" 2>&1; then
-	{ echo "== antivirus path alone (no MTA), median us per message"
-	  sed -n '/^median/,$p' "$OUT/avpath.txt"; } >>"$summary"
-else
-	echo "== antivirus path: avpath.sh failed: $(tail -3 "$OUT/avpath.txt")" >>"$summary"
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# drive LOG LIMIT CMD...: CMD under timeout (LIMIT seconds), in the
+# background so that an interrupt reaches this script; its output in LOG;
+# returns its exit status
+drive()
+{
+	_log=$1
+	shift
+	timeout "$@" >"$_log" 2>&1 &
+	CHILD=$!
+	wait "$CHILD"
+	_rc=$?
+	CHILD=
+	return $_rc
+}
+
+# through WORK NAME [VAR=VALUE...]: one clamav.sh run (BENCH_* settings as
+# arguments); its "row:" and "mem:" lines go to the table, or a line saying
+# why not
+through()
+{
+	_work=$1 _name=$2
+	shift 2
+	echo "compare: $_work (clamav.sh $*)"
+	drive "$OUT/$_name.txt" 3600 env BENCH_WORK="$_work" BENCH_ROUNDS=$ROUNDS \
+		BENCH_PC_TMPDIR=default "$@" "$here/clamav.sh"
+	_rc=$?
+	{ echo "=== $_work (clamav.sh $*)"; cat "$OUT/$_name.txt"; echo; } >>"$OUT/details"
+	case $_rc in
+	0)
+		sed -n 's/^row: //p' "$OUT/$_name.txt" >>"$rows"
+		sed -n 's/^mem: //p' "$OUT/$_name.txt" >>"$mems"
+		;;
+	77) echo "$_work: not measured ($(sed -n 's/^bench: skip: //p' "$OUT/$_name.txt" | head -1))" >>"$notes" ;;
+	*) echo "$_work: FAILED (exit $_rc): $(grep -E 'bench:|FAIL' "$OUT/$_name.txt" | tail -2 | tr '\n' ' ')" >>"$notes" ;;
+	esac
+}
+
+if [ "$(id -u)" != 0 ] || ! { command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ]; }; then
+	echo "through Postfix: not measured (needs root and postfix)" >>"$notes"
+	ONLY=$(echo " $ONLY " | sed 's/ noop / /; s/ postgrey / /; s/ clamav / /; s/ sizes / /; s/ rcpts / /; s/ memory / /')
 fi
-
-if [ "$(id -u)" = 0 ] && { command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ]; }; then
-	echo "== portcullis ($CHECKS) vs clamav-milter + clamd through Postfix, CPU per message" >>"$summary"
-	for kind in 4k mime6k 100k; do
-		n=$CL_N
-		[ "$kind" = 100k ] && n=$CL_N_BIG
-		echo "compare: clamav-milter + clamd, $kind (clamav.sh)"
-		if BENCH_KIND=$kind BENCH_MESSAGES=$n BENCH_CHECKS="$CHECKS" BENCH_PC_TMPDIR=default \
-			timeout 900 "$here/clamav.sh" >"$OUT/clamav-$kind.txt" 2>&1; then
-			{ echo "  $kind:"
-			  sed -n '/^mean over/,/^memory/p' "$OUT/clamav-$kind.txt" | sed 's/^/  /'; } >>"$summary"
-		else
-			echo "  $kind: clamav.sh failed or skipped: $(grep -E 'bench:|FAIL' "$OUT/clamav-$kind.txt" | tail -2)" >>"$summary"
-		fi
+want noop && through "envelope checks, 4 KB text" noop BENCH_PEER=noop BENCH_KIND=4k BENCH_MESSAGES=$N_ENV
+want postgrey && through "greylist, known triplets, 4 KB text" postgrey BENCH_PEER=postgrey \
+	BENCH_KIND=4k BENCH_MESSAGES=$N_ENV
+if want clamav; then
+	for k in 4k mime6k 100k; do
+		n=$N_SMALL w="4 KB text"
+		[ "$k" = mime6k ] && w="6 KB MIME, attachment"
+		[ "$k" = 100k ] && n=$N_BIG w="100 KB text"
+		through "antivirus + checks, $w" "clamav-$k" BENCH_PEER=clamav BENCH_KIND=$k \
+			BENCH_MESSAGES=$n BENCH_CHECKS="$CHECKS"
 	done
-	echo "== the same, 4 KB, as recipients grow (CPU per message)" >>"$summary"
+fi
+if want rcpts; then
 	for rc in 1 10 100; do
-		echo "compare: clamav-milter + clamd, 4k, $rc recipients (clamav.sh)"
-		if BENCH_KIND=4k BENCH_RCPTS=$rc BENCH_MESSAGES=$CL_N_BIG BENCH_CHECKS="$CHECKS" \
-			BENCH_PC_TMPDIR=default timeout 900 "$here/clamav.sh" >"$OUT/rcpt-$rc.txt" 2>&1; then
-			echo "  $rc recipients: $(grep 'ratio portcullis' "$OUT/rcpt-$rc.txt" | sed 's/^ *//')" >>"$summary"
-			grep -E '^  (portcullis|clamav-milter)\+' "$OUT/rcpt-$rc.txt" | sed 's/^/  /' >>"$summary"
-		else
-			echo "  $rc recipients: clamav.sh failed: $(grep -E 'bench:|FAIL' "$OUT/rcpt-$rc.txt" | tail -2)" >>"$summary"
-		fi
+		through "antivirus + checks, 4 KB text, $rc rcpt" "rcpt-$rc" BENCH_PEER=clamav BENCH_KIND=4k \
+			BENCH_RCPTS=$rc BENCH_MESSAGES=$N_BIG BENCH_CHECKS="$CHECKS"
 	done
-else
-	echo "== clamav-milter + clamd: skipped (needs root and postfix)" >>"$summary"
 fi
-echo "== rspamd, postgrey: not measured (no driver in contrib/bench yet)" >>"$summary"
+if want sizes; then
+	for s in 4k 100k 1m 10m; do
+		case $s in
+		4k) n=$N_SMALL w="4 KB" ;;
+		100k) n=$N_BIG w="100 KB" ;;
+		1m) n=$N_1M w="1 MB" ;;
+		*) n=$N_10M w="10 MB" ;;
+		esac
+		through "antivirus + checks, $w with base64 attachment" "size-$s" BENCH_PEER=clamav \
+			BENCH_KIND=size:$s BENCH_MESSAGES=$n BENCH_CHECKS="$CHECKS"
+	done
+fi
+want memory && through "200 sessions at once, 100 KB each" memory BENCH_PEER=clamav BENCH_MODE=memory \
+	BENCH_KIND=size:100k BENCH_MESSAGES=1 BENCH_SESSIONS=200 BENCH_CHECKS="$CHECKS"
+
+if want rspamd; then
+	if [ -x "$here/rspamd.sh" ]; then
+		echo "compare: DNS checks vs rspamd (rspamd.sh)"
+		drive "$OUT/rspamd.txt" 3600 env COMPARE_QUICK="${COMPARE_QUICK:-0}" "$here/rspamd.sh"
+		_rc=$?
+		{ echo "=== DNS checks vs rspamd (rspamd.sh)"; cat "$OUT/rspamd.txt"; echo; } >>"$OUT/details"
+		case $_rc in
+		0) sed -n '/^summary:/,$p' "$OUT/rspamd.txt" | sed 1d >"$OUT/rspamd-summary" ;;
+		77) echo "DNS checks vs rspamd: not measured (rspamd is not installed)" >>"$notes" ;;
+		*) echo "DNS checks vs rspamd: FAILED (exit $_rc)" >>"$notes" ;;
+		esac
+	else
+		echo "DNS checks vs rspamd: not measured (no contrib/bench/rspamd.sh)" >>"$notes"
+	fi
+fi
+
+if want nomta; then
+	echo "compare: envelope checks vs a no-op milter, no MTA (run.sh)"
+	# shellcheck disable=SC2086
+	if drive "$OUT/run.txt" 900 env $RUN_ENV "$here/run.sh"; then
+		# the noop and portcullis lines of its table and the ratio line
+		awk '/^noop \(baseline\)/ { nm = $5; nr = $4; nx = $6 }
+		/^portcullis / { pm = $4; pr = $3; px = $5 }
+		/^portcullis\/noop / { rm = $5; rx = $6 }
+		END { gsub(/[()]/, "", nx); gsub(/[()]/, "", px); gsub(/[()]/, "", rx)
+			split(nx, a, "-"); split(px, b, "-"); split(rx, c, "-")
+			printf "envelope checks, no MTA (mclient)|portcullis (access helo envelope)|%.3f|%.3f|%.3f|%.0f|no-op milter|%.3f|%.3f|%.3f|%.0f|%.2f|%.2f|%.2f\n",
+				pm / 1000, b[1] / 1000, b[2] / 1000, pr, nm / 1000, a[1] / 1000, a[2] / 1000, nr, rm, c[1], c[2]
+		}' "$OUT/run.txt" >>"$rows"
+	else
+		echo "envelope checks, no MTA: run.sh FAILED: $(tail -2 "$OUT/run.txt" | tr '\n' ' ')" >>"$notes"
+	fi
+	{ echo "=== envelope checks vs a no-op milter, no MTA (run.sh)"; cat "$OUT/run.txt"; echo; } >>"$OUT/details"
+	echo "compare: the antivirus path alone, no MTA (avpath.sh)"
+	drive "$OUT/avpath.txt" 900 env AV_N=$AV_N AV_ROUNDS=3 "$here/avpath.sh" ||
+		echo "antivirus path alone: avpath.sh FAILED: $(tail -2 "$OUT/avpath.txt" | tr '\n' ' ')" >>"$notes"
+	{ echo "=== the antivirus path alone, no MTA (avpath.sh)"; cat "$OUT/avpath.txt"; echo; } >>"$OUT/details"
+fi
+
+# --- the table ---------------------------------------------------------------------------
 echo
-cat "$summary"
+cat "$OUT/details" 2>/dev/null
+echo "=== summary: CPU of the filter's processes per message, median (min-max) over the rounds"
+echo
+echo "| work | portcullis | ms/msg | msg/s | peer | ms/msg | msg/s | CPU ratio portcullis/peer, median (range) |"
+echo "|---|---|---|---|---|---|---|---|"
+awk -F'|' 'function rate(r) { return sprintf(r < 10 ? "%.1f" : "%.0f", r) }
+	{ printf "| %s | %s | %.2f (%.2f-%.2f) | %s | %s | %.2f (%.2f-%.2f) | %s | %.2f (%.2f-%.2f) |\n",
+	$1, $2, $3, $4, $5, rate($6), $7, $8, $9, $10, rate($11), $12, $13, $14 }' "$rows"
+if [ -s "$mems" ]; then
+	echo
+	echo "| memory | filter (processes) | VmRSS idle | Pss idle | VmRSS peak | Pss peak |"
+	echo "|---|---|---|---|---|---|"
+	awk -F'|' '{ printf "| %s | %s | %.1f MB | %.1f MB | %.1f MB | %.1f MB |\n", $1, $2, $3, $4, $5, $6 }' "$mems"
+fi
+if [ -s "$OUT/rspamd-summary" ]; then
+	echo
+	echo "DNS checks vs rspamd (rspamd.sh):"
+	cat "$OUT/rspamd-summary"
+fi
+if [ -s "$notes" ]; then
+	echo
+	sed 's/^/- /' "$notes"
+fi
+_t=$(($(date +%s) - START))
+echo
+echo "run time $((_t / 60)) min $((_t % 60)) s ($( [ "${COMPARE_QUICK:-0}" = 1 ] && echo quick || echo full)," \
+	"$ROUNDS rounds per filter); load average at the start $LOAD0, at the end" \
+	"$(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+echo "The ratios within a run are the figures; absolute times vary with what else runs on the host."

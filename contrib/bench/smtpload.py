@@ -8,8 +8,12 @@
 # SMTP connection, and checks each answer: a .clean message must get 250,
 # a .virus message a 5xx.  Prints one line
 #   sent=N clean_ok=N virus_refused=N wrong=N secs=S msgs_per_s=R
-# and exits 1 when any answer was wrong.  SMTPLOAD_RCPTS (default 1): the
+# and exits 1 when any answer was wrong or a message was not sent.  SMTPLOAD_RCPTS (default 1): the
 # recipients of each message, rcpt@, rcpt2@ ... of example.test.
+# SMTPLOAD_SENDERS=per-message: each message has a sender of its own
+# (load-NAME@example.net, NAME its file name with letters for digits:
+# greylists replace runs of digits in a sender by one sign), so that a
+# greylist sees one triplet per message; default: load@example.net for all.
 import os
 import smtplib
 import sys
@@ -24,6 +28,8 @@ counts = {"sent": 0, "clean_ok": 0, "virus_refused": 0, "wrong": 0}
 wrong = []
 nrcpts = int(os.environ.get("SMTPLOAD_RCPTS", "1"))
 rcpts = ["rcpt@example.test"] + ["rcpt%d@example.test" % i for i in range(2, nrcpts + 1)]
+per_message = os.environ.get("SMTPLOAD_SENDERS", "") == "per-message"
+letters = str.maketrans("0123456789", "ghijklmnop")
 
 
 def worker(k):
@@ -33,9 +39,11 @@ def worker(k):
         s.ehlo("load.example.net")
         for name, data in mine[i:i + per_conn]:
             try:
-                s.sendmail("load@example.net", rcpts, data)
+                sender = ("load-%s@example.net" % name.split(".")[0].translate(letters)
+                          if per_message else "load@example.net")
+                s.sendmail(sender, rcpts, data)
                 code = 250
-            except smtplib.SMTPDataError as e:
+            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as e:
                 code = e.smtp_code
                 s.rset()
             except smtplib.SMTPRecipientsRefused as e:
@@ -63,4 +71,5 @@ secs = time.time() - t0
 print("sent=%d clean_ok=%d virus_refused=%d wrong=%d secs=%.2f msgs_per_s=%.1f%s" % (
     counts["sent"], counts["clean_ok"], counts["virus_refused"], counts["wrong"], secs,
     counts["sent"] / secs, (" first_wrong=" + ",".join(wrong[:5])) if wrong else ""))
-sys.exit(1 if counts["wrong"] else 0)
+# a session that broke off (an exception in a thread) left messages unsent
+sys.exit(1 if counts["wrong"] or counts["sent"] != len(msgs) else 0)
