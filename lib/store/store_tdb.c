@@ -16,21 +16,21 @@
  * file works again, not at every call.  TDB's own messages go to the debug
  * log; the one line quotes the message that explains the failure.
  *
- * Files are mapped (TDB's default mmap: 2-3x faster than TDB_NOMMAP's
- * pread per record) and locked with fcntl() record locks.  A file truncated
- * under the mapping (by another process, or by hand) makes the next access
- * to the lost pages raise SIGBUS: every use of a TDB context happens under
- * with_ns(), whose sigsetjmp() point the store's SIGBUS handler jumps back
- * to (bus_fault): the context is abandoned (tdb_close(), whose close of
- * the descriptor drops every fcntl lock this process held on the file),
- * the file is checked like a file found shorter (reopened, kept when
- * tdb_check() passes, else moved aside) and the operation is done again
- * once on what is now there.  A SIGBUS anywhere else keeps its former
- * disposition.  Robust mutexes (TDB_MUTEX_LOCKING) are not used: they need
- * the mapping too, a jump out of TDB would leave a mutex locked in the
- * file for every other process and a dangling entry in the thread's
- * robust list, and the file format would change (46 MB more per million
- * chains, EINVAL for every opener without the flag); see
+ * Files are mapped (TDB's default mmap: 2.9x the operations per CPU-second
+ * of TDB_NOMMAP's pread per record, contrib/bench/README.md) and locked with
+ * fcntl() record locks.  A file truncated under the mapping (by another
+ * process, or by hand) makes the next access to the lost pages raise SIGBUS:
+ * every use of a TDB context happens under with_ns(), whose sigsetjmp()
+ * point the store's SIGBUS handler jumps back to (bus_fault): the context is
+ * abandoned (tdb_close(), whose close of the descriptor drops every fcntl
+ * lock this process held on the file), the file is checked like a file found
+ * shorter (reopened, kept when tdb_check() passes, else moved aside) and the
+ * operation is done again once on what is now there.  A SIGBUS anywhere else
+ * keeps its former disposition.  Robust mutexes (TDB_MUTEX_LOCKING) are not
+ * used: they need the mapping too, a jump out of TDB would leave a mutex
+ * locked in the file for every other process and a dangling entry in the
+ * thread's robust list, and the file format would change (42 MB more per
+ * million chains, EINVAL for every read-write opener without the flag); see
  * contrib/bench/README.md for the figures.
  *
  * Record count: each file holds one extra record (count_key, with a header
