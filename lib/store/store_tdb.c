@@ -100,6 +100,9 @@ struct ns_file {
 	time_t checked;        /* monotonic second of the last identity check */
 	struct failstate fail; /* failures of this file (f->mu) */
 	int ro_fallback;       /* opened read-only because the file system is */
+	/* the size of the mutex area before TDB's header and chains: a file
+	 * made with TDB_MUTEX_LOCKING by another program (0: fcntl locks) */
+	off_t mutex_off;
 	/* records added minus deleted by this process and not yet added to
 	 * the count record (count_flush) */
 	long count_delta;
@@ -630,14 +633,63 @@ static int move_aside(struct ns_file *f, const char *why)
 	return rc;
 }
 
+/* TDB's header (tdb_private.h): feature_flags at byte 60, mutex_size at 64;
+ * the feature flag of a file made with TDB_MUTEX_LOCKING */
+#define TDB_FEATURES_OFF    60
+#define TDB_FEATURE_MUTEXES 1u
+
+/* The size of the mutex area at the start of the file open at fd, 0 when
+ * the file has none (fcntl locks). */
+static off_t mutex_area(int fd)
+{
+	unsigned char h[8];
+	uint32_t flags, size;
+
+	if (fd < 0 || pread(fd, h, sizeof(h), TDB_FEATURES_OFF) != (ssize_t)sizeof(h))
+		return 0;
+	memcpy(&flags, h, 4);
+	memcpy(&size, h + 4, 4);
+	return (flags & TDB_FEATURE_MUTEXES) ? (off_t)size : 0;
+}
+
 static struct tdb_context *tdb_open_file(struct ns_file *f, int create)
 {
+	const int flags = TDB_INCOMPATIBLE_HASH | TDB_SEQNUM;
+	const int oflags = f->rdonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0);
+	struct tdb_context *t;
+	char msg[sizeof(f->tdb_msg)];
+
 	/* TDB_SEQNUM: every write bumps a counter in the file's header, so a
 	 * reader can tell cheaply that a namespace changed (store_seqnum).
 	 * Mapped, fcntl locks: see the top of this file. */
-	return tdb_open_ex(f->path, f->hash_size, TDB_INCOMPATIBLE_HASH | TDB_SEQNUM,
-	                   f->rdonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0), 0660, &f->logctx,
-	                   NULL);
+	t = tdb_open_ex(f->path, f->hash_size, flags, oflags, 0660, &f->logctx, NULL);
+	/* (a read-only opener needs no flag, but the chains are behind the
+	 * mutex area there too) */
+	f->mutex_off = t != NULL ? mutex_area(tdb_fd(t)) : 0;
+	if (t != NULL || errno != EINVAL || create || f->rdonly ||
+	    !tdb_runtime_check_for_robust_mutexes())
+		return t;
+	/* A file made with robust mutexes (TDB_MUTEX_LOCKING) by another
+	 * program: TDB opens it read-write only with the flag (EINVAL
+	 * without).  Open it with them rather than move it aside as
+	 * damaged; what still does not open is judged as before. */
+	bcopy_str(msg, sizeof(msg), f->tdb_msg);
+	t = tdb_open_ex(f->path, f->hash_size, flags | TDB_MUTEX_LOCKING, oflags, 0660, &f->logctx,
+	                NULL);
+	if (t == NULL) {
+		bcopy_str(f->tdb_msg, sizeof(f->tdb_msg), msg);
+		errno = EINVAL;
+		return NULL;
+	}
+	tdb_note_reset(f);
+	f->mutex_off = mutex_area(tdb_fd(t));
+	if (f->mutex_off > 0)
+		log_msg(LOG_LVL_WARN,
+		        "store: %s was made with robust mutexes (TDB_MUTEX_LOCKING) by another "
+		        "program: opened with them (portcullis makes its files with fcntl locks; "
+		        "portcullisctl dump and load convert it)",
+		        f->path);
+	return t;
 }
 
 /* Create f's file (O_CREAT).  A creation that fails half-way (a full file
@@ -1364,9 +1416,9 @@ static int heads_fn(struct ns_file *f, void *arg)
 	/* TDB's layout: the header, the free list head, then the chains
 	 * (TDB_HASH_TOP); a file of another layout (or an in-memory one) is
 	 * walked chain by chain */
-	if (n > 0 &&
-	    (tdb_fd(f->tdb) < 0 || pread(tdb_fd(f->tdb), w->heads, (size_t)want,
-	                                 TDB_HEADER_SIZE + 4 * ((off_t)chain + 1)) != want))
+	if (n > 0 && (tdb_fd(f->tdb) < 0 ||
+	              pread(tdb_fd(f->tdb), w->heads, (size_t)want,
+	                    f->mutex_off + TDB_HEADER_SIZE + 4 * ((off_t)chain + 1)) != want))
 		memset(w->heads, 0xff, (size_t)want);
 	return (int)n;
 }

@@ -869,6 +869,67 @@ static void test_sigbus_foreign(void **state)
 	}
 }
 
+/* A greylist.tdb made with robust mutexes (TDB_MUTEX_LOCKING) by another
+ * program: TDB refuses it to a read-write opener without the flag
+ * (EINVAL), which is no damage.  The store opens it with the flag (one
+ * warning), reads, writes, counts and expires it (its chains sit behind
+ * the mutex area), a read-only store lists it, nothing is moved aside and
+ * the file keeps its format. */
+static void test_mutex_file(void **state)
+{
+	char path[512], k[32], buf[64], err[256];
+	struct tdb_context *t;
+	struct store *st;
+	size_t len;
+	unsigned cur = 0;
+	int deleted = 0, errors;
+
+	(void)state;
+	if (!tdb_runtime_check_for_robust_mutexes())
+		skip();
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	t = tdb_open(path, NDAMAGE_HASH, TDB_INCOMPATIBLE_HASH | TDB_SEQNUM | TDB_MUTEX_LOCKING,
+	             O_RDWR | O_CREAT, 0600);
+	assert_non_null(t);
+	tdb_close(t);
+	assert_null(tdb_open(path, 0, TDB_INCOMPATIBLE_HASH, O_RDWR, 0600));
+	log_begin();
+	log_pat = "made with robust mutexes";
+	log_pat_n = 0;
+	st = open_store();
+	fake_now = 1000;
+	store_set_clock(st, fake_clock, NULL);
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(k, sizeof(k), "key%d", i);
+		assert_int_equal(store_put(st, "greylist", k, n, k, n, i % 2 ? 1500 : 0, 0), 0);
+	}
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(k, sizeof(k), "key%d", i);
+		assert_int_equal(store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL), 1);
+		assert_memory_equal(buf, k, (size_t)n);
+	}
+	assert_int_equal(store_count(st, "greylist"), 100);
+	fake_now = 2000;
+	do {
+		int n = store_expire_step(st, "greylist", fake_now, 128, &cur);
+		assert_true(n >= 0);
+		deleted += n;
+	} while (cur != 0);
+	assert_int_equal(deleted, 50);
+	assert_int_equal(store_count(st, "greylist"), 50);
+	store_close(st);
+	errors = log_end();
+	log_pat = NULL;
+	assert_int_equal(errors, 0);
+	assert_int_equal(log_pat_n, 1);
+	assert_int_equal(count_aside(), 0);
+	st = store_open_flags(tmpdir, STORE_RDONLY, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(store_traverse(st, "greylist", NULL, NULL), 50);
+	store_close(st);
+	assert_null(tdb_open(path, 0, TDB_INCOMPATIBLE_HASH, O_RDWR, 0600));
+}
+
 /* Copies moved aside are bounded: the newest STORE_KEEP_ASIDE stay. */
 static void test_keep_aside(void **state)
 {
@@ -1358,6 +1419,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_damage_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigbus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigbus_foreign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mutex_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_aside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_legacy, setup, teardown),
