@@ -1052,6 +1052,7 @@ typedef int (*ns_fn)(struct ns_file *f, void *arg);
 static int with_ns(struct tstore *st, const char *ns, ns_fn fn, void *arg)
 {
 	struct ns_file *const f = ns_slot(st, ns);
+	sigjmp_buf *const outer = bus_env; /* none: no store call nests */
 	sigjmp_buf env;
 	volatile int nfault = 0;
 	int rc;
@@ -1063,6 +1064,7 @@ static int with_ns(struct tstore *st, const char *ns, ns_fn fn, void *arg)
 		nfault = nfault + 1;
 		bus_fault(f, nfault, &env);
 		if (nfault > 1) {
+			bus_env = outer;
 			pthread_mutex_unlock(&f->mu);
 			return fail_with(STORE_ERR_CORRUPT);
 		}
@@ -1075,7 +1077,7 @@ static int with_ns(struct tstore *st, const char *ns, ns_fn fn, void *arg)
 		tdb_note_reset(f);
 		rc = fn(f, arg);
 	}
-	bus_env = NULL;
+	bus_env = outer;
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
