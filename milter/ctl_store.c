@@ -898,6 +898,8 @@ int cmd_stats_store(struct conf *conf, int argc, char **argv)
 		}
 		printf("entries.%s %ld\n", known_ns[i], n);
 	}
+	/* the lock mode every opener of these files (the daemon too) uses */
+	printf("store.backend %s\nstore.locking %s\n", store_backend_name(st), store_locking(st));
 	for (size_t i = 0; i < ARRAY_SIZE(counters) && ctl_ns_exists(conf, "stats"); i++) {
 		char buf[64];
 		size_t len;

@@ -461,6 +461,11 @@ static int serve(struct conf *c, int foreground)
 			goto fail;
 		if (sp.backend == STORE_REDIS && store_ping(store, info, sizeof(info)) == 0)
 			log_msg(LOG_LVL_INFO, "store: %s", info);
+		else if (sp.backend != STORE_REDIS)
+			log_msg(LOG_LVL_INFO,
+			        "store: TDB files in %s, locking %s (files mapped; one that "
+			        "shrinks under the daemon is caught and moved aside)",
+			        store_where(store), store_locking(store));
 	}
 	grey_store_setup(store);
 	wlist_prepare(store);

@@ -148,6 +148,11 @@ const char *store_where(const struct store *st)
 	return st->ops->where(st->be);
 }
 
+const char *store_locking(const struct store *st)
+{
+	return st->ops->locking != NULL ? st->ops->locking : "server";
+}
+
 int store_ping(struct store *st, char *info, size_t infosize)
 {
 	return st->ops->ping(st->be, info, infosize);

@@ -135,6 +135,12 @@ struct store *store_open_params(const struct store_params *p, int flags, char *e
 const char *store_backend_name(const struct store *st);
 const char *store_where(const struct store *st);
 
+/* How the backend keeps writers apart, for the start-up log line and
+ * portcullisctl stats: "fcntl" (TDB: fcntl() record locks on files read
+ * through a mapping; every opener of the files locks the same way) or
+ * "server" (Redis: one script per write, run in order by the server). */
+const char *store_locking(const struct store *st);
+
 /* Ask the backend whether it answers: 0 and a short text in info (e.g. the
  * Redis version), or -1 and the reason in info. */
 int store_ping(struct store *st, char *info, size_t infosize);

@@ -14,6 +14,7 @@
 
 struct store_ops {
 	const char *name;
+	const char *locking; /* store_locking(); NULL: "server" */
 	void (*close)(void *be);
 	void (*set_clock)(void *be, time_t (*now)(void *arg), void *arg);
 	int (*ns_hash_size)(void *be, const char *ns, int hash_size);

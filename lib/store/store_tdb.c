@@ -16,9 +16,22 @@
  * file works again, not at every call.  TDB's own messages go to the debug
  * log; the one line quotes the message that explains the failure.
  *
- * Files are opened with TDB_NOMMAP: a file truncated under a mapping would
- * kill the process with SIGBUS at the next access; with pread/pwrite the
- * access fails with a short read instead and the file is recovered.
+ * Files are mapped (TDB's default mmap: 2.9x the operations per CPU-second
+ * of TDB_NOMMAP's pread per record, contrib/bench/README.md) and locked with
+ * fcntl() record locks.  A file truncated under the mapping (by another
+ * process, or by hand) makes the next access to the lost pages raise SIGBUS:
+ * every use of a TDB context happens under with_ns(), whose sigsetjmp()
+ * point the store's SIGBUS handler jumps back to (bus_fault): the context is
+ * abandoned (tdb_close(), whose close of the descriptor drops every fcntl
+ * lock this process held on the file), the file is checked like a file found
+ * shorter (reopened, kept when tdb_check() passes, else moved aside) and the
+ * operation is done again once on what is now there.  A SIGBUS anywhere else
+ * keeps its former disposition.  Robust mutexes (TDB_MUTEX_LOCKING) are not
+ * used: they need the mapping too, a jump out of TDB would leave a mutex
+ * locked in the file for every other process and a dangling entry in the
+ * thread's robust list, and the file format would change (42 MB more per
+ * million chains, EINVAL for every read-write opener without the flag); see
+ * contrib/bench/README.md for the figures.
  *
  * Record count: each file holds one extra record (count_key, with a header
  * whose version byte is 0, so walks skip it) with the number of records.
@@ -30,6 +43,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,6 +100,9 @@ struct ns_file {
 	time_t checked;        /* monotonic second of the last identity check */
 	struct failstate fail; /* failures of this file (f->mu) */
 	int ro_fallback;       /* opened read-only because the file system is */
+	/* the size of the mutex area before TDB's header and chains: a file
+	 * made with TDB_MUTEX_LOCKING by another program (0: fcntl locks) */
+	off_t mutex_off;
 	/* records added minus deleted by this process and not yet added to
 	 * the count record (count_flush) */
 	long count_delta;
@@ -110,6 +128,7 @@ struct tstore {
 };
 
 static int count_flush(struct ns_file *f);
+static int abandon(struct tdb_context *t);
 static int low_space(struct ns_file *f);
 
 static int fail_with(enum store_err e)
@@ -192,6 +211,52 @@ static void tdb_note_reset(struct ns_file *f)
 	errno = 0;
 }
 
+/* --- SIGBUS: a file truncated under the mapping ------------------------------
+ *
+ * bus_env is set (in this thread) while a TDB context is in use; the
+ * handler jumps there.  SA_NODEFER: the jump leaves the handler without
+ * sigreturn, and sigsetjmp(env, 0) does not restore the signal mask, so
+ * SIGBUS must not stay blocked (a blocked SIGBUS at a fault kills). */
+static __thread sigjmp_buf *bus_env;
+static struct sigaction bus_prev;
+static pthread_mutex_t bus_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+	sigjmp_buf *env = bus_env;
+
+	(void)uctx;
+	if (env != NULL && si != NULL && si->si_code > 0) {
+		bus_env = NULL;
+		siglongjmp(*env, 1);
+	}
+	/* not an access to a store file: what SIGBUS did before (the fault
+	 * happens again when this returns; a sent signal is sent again) */
+	sigaction(SIGBUS, &bus_prev, NULL);
+	if (si == NULL || si->si_code <= 0)
+		raise(sig);
+}
+
+/* At each store_open(): install on_sigbus unless it is installed (the
+ * handler found there is kept for the SIGBUS that are not ours; a program
+ * or a test framework may have installed its own since). */
+static void bus_install(void)
+{
+	struct sigaction sa, cur;
+
+	pthread_mutex_lock(&bus_mu);
+	if (sigaction(SIGBUS, NULL, &cur) == 0 &&
+	    (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != on_sigbus)) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = on_sigbus;
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+		sigemptyset(&sa.sa_mask);
+		bus_prev = cur;
+		sigaction(SIGBUS, &sa, NULL);
+	}
+	pthread_mutex_unlock(&bus_mu);
+}
+
 static struct tstore *stdb_open_flags(const char *dir, int flags, char *err, size_t errsize)
 {
 	struct tstore *st;
@@ -225,6 +290,7 @@ static struct tstore *stdb_open_flags(const char *dir, int flags, char *err, siz
 		store_set_error(STORE_ERR_IO);
 		return NULL;
 	}
+	bus_install();
 	st = xcalloc(1, sizeof(*st));
 	st->dir = xstrdup(dir);
 	st->flags = flags;
@@ -232,6 +298,23 @@ static struct tstore *stdb_open_flags(const char *dir, int flags, char *err, siz
 	pthread_mutex_init(&st->fs_mu, NULL);
 	st->now = default_now;
 	return st;
+}
+
+/* Flush f's count and close its file, at store_close(): a SIGBUS (the
+ * file shrank) loses the count and leaves the context (abandon). */
+static void close_file(struct ns_file *f)
+{
+	sigjmp_buf env;
+
+	if (sigsetjmp(env, 0) == 0) {
+		bus_env = &env;
+		(void)count_flush(f);
+		bus_env = NULL;
+		tdb_close(f->tdb);
+	} else {
+		(void)abandon(f->tdb);
+	}
+	f->tdb = NULL;
 }
 
 static void stdb_close(struct tstore *st)
@@ -243,10 +326,8 @@ static void stdb_close(struct tstore *st)
 	n = __atomic_load_n(&st->nns, __ATOMIC_ACQUIRE);
 	for (i = 0; i < n; i++) {
 		struct ns_file *f = &st->ns[i];
-		if (f->tdb != NULL) {
-			(void)count_flush(f);
-			tdb_close(f->tdb);
-		}
+		if (f->tdb != NULL)
+			close_file(f);
 		pthread_mutex_destroy(&f->mu);
 		free(f->path);
 	}
@@ -552,14 +633,63 @@ static int move_aside(struct ns_file *f, const char *why)
 	return rc;
 }
 
+/* TDB's header (tdb_private.h): feature_flags at byte 60, mutex_size at 64;
+ * the feature flag of a file made with TDB_MUTEX_LOCKING */
+#define TDB_FEATURES_OFF    60
+#define TDB_FEATURE_MUTEXES 1u
+
+/* The size of the mutex area at the start of the file open at fd, 0 when
+ * the file has none (fcntl locks). */
+static off_t mutex_area(int fd)
+{
+	unsigned char h[8];
+	uint32_t flags, size;
+
+	if (fd < 0 || pread(fd, h, sizeof(h), TDB_FEATURES_OFF) != (ssize_t)sizeof(h))
+		return 0;
+	memcpy(&flags, h, 4);
+	memcpy(&size, h + 4, 4);
+	return (flags & TDB_FEATURE_MUTEXES) ? (off_t)size : 0;
+}
+
 static struct tdb_context *tdb_open_file(struct ns_file *f, int create)
 {
+	const int flags = TDB_INCOMPATIBLE_HASH | TDB_SEQNUM;
+	const int oflags = f->rdonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0);
+	struct tdb_context *t;
+	char msg[sizeof(f->tdb_msg)];
+
 	/* TDB_SEQNUM: every write bumps a counter in the file's header, so a
 	 * reader can tell cheaply that a namespace changed (store_seqnum).
-	 * TDB_NOMMAP: see the top of this file. */
-	return tdb_open_ex(f->path, f->hash_size, TDB_INCOMPATIBLE_HASH | TDB_SEQNUM | TDB_NOMMAP,
-	                   f->rdonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0), 0660, &f->logctx,
-	                   NULL);
+	 * Mapped, fcntl locks: see the top of this file. */
+	t = tdb_open_ex(f->path, f->hash_size, flags, oflags, 0660, &f->logctx, NULL);
+	/* (a read-only opener needs no flag, but the chains are behind the
+	 * mutex area there too) */
+	f->mutex_off = t != NULL ? mutex_area(tdb_fd(t)) : 0;
+	if (t != NULL || errno != EINVAL || create || f->rdonly ||
+	    !tdb_runtime_check_for_robust_mutexes())
+		return t;
+	/* A file made with robust mutexes (TDB_MUTEX_LOCKING) by another
+	 * program: TDB opens it read-write only with the flag (EINVAL
+	 * without).  Open it with them rather than move it aside as
+	 * damaged; what still does not open is judged as before. */
+	bcopy_str(msg, sizeof(msg), f->tdb_msg);
+	t = tdb_open_ex(f->path, f->hash_size, flags | TDB_MUTEX_LOCKING, oflags, 0660, &f->logctx,
+	                NULL);
+	if (t == NULL) {
+		bcopy_str(f->tdb_msg, sizeof(f->tdb_msg), msg);
+		errno = EINVAL;
+		return NULL;
+	}
+	tdb_note_reset(f);
+	f->mutex_off = mutex_area(tdb_fd(t));
+	if (f->mutex_off > 0)
+		log_msg(LOG_LVL_WARN,
+		        "store: %s was made with robust mutexes (TDB_MUTEX_LOCKING) by another "
+		        "program: opened with them (portcullis makes its files with fcntl locks; "
+		        "portcullisctl dump and load convert it)",
+		        f->path);
+	return t;
 }
 
 /* Create f's file (O_CREAT).  A creation that fails half-way (a full file
@@ -784,6 +914,27 @@ static int header_ok(struct ns_file *f)
 	return memcmp(h, "TDB file\n", 9) == 0 && (hs == want || swapped == want);
 }
 
+/* f's file (closed) was found shorter than before (size now), by the size
+ * check or by a SIGBUS: open it again; what no longer opens, or no longer
+ * passes tdb_check(), is moved aside.  f->mu held. */
+static void shrunk(struct ns_file *f, off_t size)
+{
+	tdb_note_reset(f);
+	if ((f->tdb = tdb_open_file(f, 0)) != NULL && tdb_check(f->tdb, NULL, NULL) == 0) {
+		log_msg(LOG_LVL_WARN, "store: %s shrank from %lld to %lld bytes but is sound",
+		        f->path, (long long)f->size_seen, (long long)size);
+		note_identity(f);
+		return;
+	}
+	ns_drop(f);
+	if (!f->rdonly) {
+		char why[96];
+		snprintf(why, sizeof(why), "truncated from %lld to %lld bytes",
+		         (long long)f->size_seen, (long long)size);
+		(void)move_aside(f, why);
+	}
+}
+
 /* At most once a second: is the open file still the one at f->path, and
  * not shorter than before?  Another process may have moved it aside (and
  * made a new one), someone may have deleted or truncated it.  f->mu held. */
@@ -827,41 +978,108 @@ static void check_identity(struct ns_file *f)
 			(void)move_aside(f, "header overwritten");
 		return;
 	}
-	/* Truncated under us.  Open it again; what no longer opens, or no
-	 * longer passes tdb_check(), is moved aside. */
 	ns_drop(f);
-	tdb_note_reset(f);
-	if ((f->tdb = tdb_open_file(f, 0)) != NULL && tdb_check(f->tdb, NULL, NULL) == 0) {
-		log_msg(LOG_LVL_WARN, "store: %s shrank from %lld to %lld bytes but is sound",
-		        f->path, (long long)f->size_seen, (long long)fb.st_size);
-		note_identity(f);
-		return;
-	}
-	ns_drop(f);
-	if (!f->rdonly) {
-		char why[96];
-		snprintf(why, sizeof(why), "truncated from %lld to %lld bytes",
-		         (long long)f->size_seen, (long long)fb.st_size);
-		(void)move_aside(f, why);
-	}
+	shrunk(f, fb.st_size);
 }
 
-/* Lock the namespace's file and make sure it is open.  NULL with the error
- * set (and nothing locked) on failure. */
-static struct ns_file *ns_lock(struct tstore *st, const char *ns)
+/* Close a context after a SIGBUS.  tdb_close() touches the mapping only
+ * when it cancels a transaction, before it closes the descriptor: a second
+ * SIGBUS there leaves the context (leaked: TDB's list of open files keeps
+ * its inode, which is why the file is then moved aside) and the descriptor
+ * is closed here, which drops this process's fcntl locks on the file.
+ * Returns 1 when the context had to be left. */
+static int abandon(struct tdb_context *t)
 {
-	struct ns_file *f = ns_slot(st, ns);
+	sigjmp_buf env;
+	int fd = tdb_fd(t);
+
+	if (sigsetjmp(env, 0) == 0) {
+		bus_env = &env;
+		tdb_close(t);
+		bus_env = NULL;
+		return 0;
+	}
+	bus_env = NULL;
+	if (fd >= 0)
+		close(fd);
+	return 1;
+}
+
+/* A SIGBUS during the use of f's context (f->mu held): the file shrank
+ * under the mapping.  nfault: how many in this call; env: with_ns()'s jump
+ * point, armed again for the check of the file (a file that keeps
+ * shrinking faults again there). */
+static void bus_fault(struct ns_file *f, int nfault, sigjmp_buf *env)
+{
+	struct tdb_context *t = f->tdb;
+	struct stat sb;
+	int left = 0;
+
+	bus_env = NULL;
+	f->tdb = NULL;
+	f->count_delta = 0;
+	if (t != NULL)
+		left = abandon(t);
+	log_msg(LOG_LVL_DEBUG, "store: %s: SIGBUS at an access (fault %d of this call)", f->path,
+	        nfault);
+	if (stat(f->path, &sb) < 0 || sb.st_dev != f->dev || sb.st_ino != f->ino) {
+		/* no longer the file at f->path: the next open takes the new one */
+		log_msg(LOG_LVL_WARN, "store: %s was replaced or removed: reopening it", f->path);
+		return;
+	}
+	if (left || nfault > 2) {
+		if (!f->rdonly) {
+			char why[96];
+			snprintf(why, sizeof(why), "truncated from %lld to %lld bytes",
+			         (long long)f->size_seen, (long long)sb.st_size);
+			(void)move_aside(f, why);
+		}
+		return;
+	}
+	bus_env = env;
+	shrunk(f, sb.st_size);
+	bus_env = NULL;
+}
+
+/* Lock the namespace's file, make sure it is open and run fn(f, arg) with
+ * f->mu held (fn may use f->tdb: a SIGBUS there is caught); fn's result,
+ * or -1 with the error set.  After a SIGBUS the file is checked (and
+ * replaced when damaged) and fn runs again, once, on what is there now:
+ * the caller gets the answer of the namespace as it now is.  fn must not
+ * have effects outside the file that a second run would repeat. */
+typedef int (*ns_fn)(struct ns_file *f, void *arg);
+
+static int with_ns(struct tstore *st, const char *ns, ns_fn fn, void *arg)
+{
+	struct ns_file *const f = ns_slot(st, ns);
+	sigjmp_buf *const outer = bus_env; /* none: no store call nests */
+	sigjmp_buf env;
+	volatile int nfault = 0;
+	int rc;
 
 	if (f == NULL)
-		return NULL;
+		return -1;
 	pthread_mutex_lock(&f->mu);
+	if (sigsetjmp(env, 0) != 0) {
+		nfault = nfault + 1;
+		bus_fault(f, nfault, &env);
+		if (nfault > 1) {
+			bus_env = outer;
+			pthread_mutex_unlock(&f->mu);
+			return fail_with(STORE_ERR_CORRUPT);
+		}
+	}
+	bus_env = &env;
 	check_identity(f);
 	if (ns_ensure_open(f) < 0) {
-		pthread_mutex_unlock(&f->mu);
-		return NULL;
+		rc = -1;
+	} else {
+		tdb_note_reset(f);
+		rc = fn(f, arg);
 	}
-	tdb_note_reset(f);
-	return f;
+	bus_env = outer;
+	pthread_mutex_unlock(&f->mu);
+	return rc;
 }
 
 /* TDB grows a file with posix_fallocate(), which reports ENOSPC in its
@@ -937,6 +1155,7 @@ struct get_ctx {
 	size_t bufsize;
 	size_t *len;
 	time_t *expires;
+	TDB_DATA k;
 };
 
 /* tdb_parse_record() parser: 1 found, 0 expired, -2 version, -3 space. */
@@ -991,26 +1210,28 @@ static int again(struct ns_file *f, int rc)
 	return rc < 0 && store_last_error() == STORE_ERR_CORRUPT && f->tdb != NULL && !f->rdonly;
 }
 
+static int get_fn(struct ns_file *f, void *arg)
+{
+	struct get_ctx *c = arg;
+	int rc = get_once(f, c->k, c);
+
+	if (again(f, rc)) {
+		tdb_note_reset(f);
+		rc = get_once(f, c->k, c);
+	}
+	return rc;
+}
+
 static int stdb_get(struct tstore *st, const char *ns, const void *key, size_t keylen, void *buf,
                     size_t bufsize, size_t *len, time_t *expires)
 {
-	struct get_ctx c = { 0, buf, buf != NULL ? bufsize : 0, len, expires };
-	struct ns_file *f;
-	TDB_DATA k = { (unsigned char *)(uintptr_t)key, keylen };
-	int rc;
+	struct get_ctx c = { 0,   buf,     buf != NULL ? bufsize : 0,
+		             len, expires, { (unsigned char *)(uintptr_t)key, keylen } };
 
 	if (!key_ok(key, keylen))
 		return fail_with(STORE_ERR_INVAL);
 	c.now = st->now(st->now_arg);
-	if ((f = ns_lock(st, ns)) == NULL)
-		return -1;
-	rc = get_once(f, k, &c);
-	if (again(f, rc)) {
-		tdb_note_reset(f);
-		rc = get_once(f, k, &c);
-	}
-	pthread_mutex_unlock(&f->mu);
-	return rc;
+	return with_ns(st, ns, get_fn, &c);
 }
 
 /* One write (put when d.dptr != NULL, else delete) under the key's chain
@@ -1065,12 +1286,28 @@ static int write_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, int flag
 	return rc;
 }
 
+struct write_args {
+	TDB_DATA k;
+	const TDB_DATA *d; /* NULL: delete */
+	int flags;
+};
+
+static int write_fn(struct ns_file *f, void *arg)
+{
+	struct write_args *a = arg;
+	int rc = write_once(f, a->k, a->d, a->flags);
+
+	if (again(f, rc))
+		rc = write_once(f, a->k, a->d, a->flags);
+	return rc;
+}
+
 static int stdb_put(struct tstore *st, const char *ns, const void *key, size_t keylen,
                     const void *val, size_t vallen, time_t expires, int flags)
 {
 	unsigned char small[512], *rec;
-	struct ns_file *f;
-	TDB_DATA k = { (unsigned char *)(uintptr_t)key, keylen }, d;
+	TDB_DATA d;
+	struct write_args a = { { (unsigned char *)(uintptr_t)key, keylen }, &d, flags };
 	int rc = 0;
 
 	if (!key_ok(key, keylen) || vallen > STORE_MAX_VALUE || (vallen > 0 && val == NULL) ||
@@ -1084,15 +1321,7 @@ static int stdb_put(struct tstore *st, const char *ns, const void *key, size_t k
 		memcpy(rec + STORE_HDR_SIZE, val, vallen);
 	d.dptr = rec;
 	d.dsize = STORE_HDR_SIZE + vallen;
-	if ((f = ns_lock(st, ns)) == NULL) {
-		rc = -1;
-		goto out;
-	}
-	rc = write_once(f, k, &d, flags);
-	if (again(f, rc))
-		rc = write_once(f, k, &d, flags);
-	pthread_mutex_unlock(&f->mu);
-out:
+	rc = with_ns(st, ns, write_fn, &a);
 	if (rec != small)
 		free(rec);
 	return rc;
@@ -1100,32 +1329,24 @@ out:
 
 static int stdb_del(struct tstore *st, const char *ns, const void *key, size_t keylen, int flags)
 {
-	struct ns_file *f;
-	TDB_DATA k = { (unsigned char *)(uintptr_t)key, keylen };
-	int rc;
+	struct write_args a = { { (unsigned char *)(uintptr_t)key, keylen }, NULL, flags };
 
 	if (!key_ok(key, keylen) || (flags & ~STORE_DURABLE) != 0)
 		return fail_with(STORE_ERR_INVAL);
 	if (st->flags & STORE_RDONLY)
 		return fail_with(STORE_ERR_RDONLY);
-	if ((f = ns_lock(st, ns)) == NULL)
-		return -1;
-	rc = write_once(f, k, NULL, flags);
-	if (again(f, rc))
-		rc = write_once(f, k, NULL, flags);
-	pthread_mutex_unlock(&f->mu);
-	return rc;
+	return with_ns(st, ns, write_fn, &a);
+}
+
+static int seqnum_fn(struct ns_file *f, void *arg)
+{
+	*(unsigned long *)arg = (unsigned long)(unsigned)tdb_get_seqnum(f->tdb);
+	return 0;
 }
 
 static int stdb_seqnum(struct tstore *st, const char *ns, unsigned long *seq)
 {
-	struct ns_file *f;
-
-	if ((f = ns_lock(st, ns)) == NULL)
-		return -1;
-	*seq = (unsigned long)(unsigned)tdb_get_seqnum(f->tdb);
-	pthread_mutex_unlock(&f->mu);
-	return 0;
+	return with_ns(st, ns, seqnum_fn, seq);
 }
 
 static int stdb_ns_limit(struct tstore *st, const char *ns, long max_records)
@@ -1172,31 +1393,47 @@ struct walk {
  * each: a chain that becomes non-empty just after it was read is missed,
  * as a walk may miss any record added while it runs.  Also sets *nchains.
  * 1 maybe, 0 empty, -1 error. */
+struct chain_args {
+	struct walk *w;
+	unsigned chain;
+	unsigned *nchains;
+};
+
+/* Read the block of chain heads from a->chain on (f->mu held); the number
+ * read. */
+static int heads_fn(struct ns_file *f, void *arg)
+{
+	struct chain_args *a = arg;
+	struct walk *w = a->w;
+	unsigned n, chain = a->chain;
+	ssize_t want;
+
+	*a->nchains = (unsigned)tdb_hash_size(f->tdb);
+	n = chain < *a->nchains ? *a->nchains - chain : 0;
+	if (n > HEADS_BLOCK)
+		n = HEADS_BLOCK;
+	w->hfirst = chain;
+	w->hn = n;
+	want = (ssize_t)(n * sizeof(uint32_t));
+	/* TDB's layout: the header, the free list head, then the chains
+	 * (TDB_HASH_TOP); a file of another layout (or an in-memory one) is
+	 * walked chain by chain */
+	if (n > 0 && (tdb_fd(f->tdb) < 0 ||
+	              pread(tdb_fd(f->tdb), w->heads, (size_t)want,
+	                    f->mutex_off + TDB_HEADER_SIZE + 4 * ((off_t)chain + 1)) != want))
+		memset(w->heads, 0xff, (size_t)want);
+	return (int)n;
+}
+
 static int chain_used(struct tstore *st, const char *ns, struct walk *w, unsigned chain,
                       unsigned *nchains)
 {
 	if (chain < w->hfirst || chain >= w->hfirst + w->hn) {
-		struct ns_file *f = ns_lock(st, ns);
-		unsigned n;
-		ssize_t want;
+		struct chain_args a = { w, chain, nchains };
+		int n = with_ns(st, ns, heads_fn, &a);
 
-		if (f == NULL)
+		if (n < 0)
 			return -1;
-		*nchains = (unsigned)tdb_hash_size(f->tdb);
-		n = chain < *nchains ? *nchains - chain : 0;
-		if (n > HEADS_BLOCK)
-			n = HEADS_BLOCK;
-		w->hfirst = chain;
-		w->hn = n;
-		want = (ssize_t)(n * sizeof(uint32_t));
-		/* TDB's layout: the header, the free list head, then the
-		 * chains (TDB_HASH_TOP); a file of another layout (or an
-		 * in-memory one) is walked chain by chain */
-		if (n > 0 &&
-		    (tdb_fd(f->tdb) < 0 || pread(tdb_fd(f->tdb), w->heads, (size_t)want,
-		                                 TDB_HEADER_SIZE + 4 * ((off_t)chain + 1)) != want))
-			memset(w->heads, 0xff, (size_t)want);
-		pthread_mutex_unlock(&f->mu);
 		if (n == 0)
 			return 1; /* past the end: walk_chain says so */
 	}
@@ -1239,7 +1476,11 @@ static int walk_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, void *a
 		w->cap = w->cap ? w->cap * 2 : 16;
 		w->recs = xrealloc(w->recs, w->cap * sizeof(*w->recs));
 	}
-	r = &w->recs[w->n++];
+	/* counted once complete: key and data are in the mapping, and a
+	 * SIGBUS while copying them leaves w as it was (walk_reset) */
+	r = &w->recs[w->n];
+	r->key = NULL;
+	r->val = NULL;
 	r->key = xmalloc(key.dsize ? key.dsize : 1);
 	memcpy(r->key, key.dptr, key.dsize);
 	r->keylen = key.dsize;
@@ -1248,6 +1489,7 @@ static int walk_fn(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, void *a
 	r->val = xmalloc(r->vallen ? r->vallen : 1);
 	if (r->vallen)
 		memcpy(r->val, data.dptr + STORE_HDR_SIZE, r->vallen);
+	w->n++;
 	return 0;
 }
 
@@ -1302,17 +1544,20 @@ static int walk_chain(struct ns_file *f, unsigned chain, struct walk *w, unsigne
 	return rc;
 }
 
+static int walk_fn_ns(struct ns_file *f, void *arg)
+{
+	struct chain_args *a = arg;
+
+	walk_reset(a->w); /* run again after a SIGBUS: from the start */
+	return walk_chain(f, a->chain, a->w, a->nchains);
+}
+
 static int walk_chain_ns(struct tstore *st, const char *ns, unsigned chain, struct walk *w,
                          unsigned *nchains)
 {
-	struct ns_file *f;
-	int rc;
+	struct chain_args a = { w, chain, nchains };
 
-	if ((f = ns_lock(st, ns)) == NULL)
-		return -1;
-	rc = walk_chain(f, chain, w, nchains);
-	pthread_mutex_unlock(&f->mu);
-	return rc;
+	return with_ns(st, ns, walk_fn_ns, &a);
 }
 
 static int stdb_traverse(struct tstore *st, const char *ns, store_traverse_fn fn, void *arg)
@@ -1366,17 +1611,22 @@ static long count_of(struct ns_file *f)
 	return n < 0 ? 0 : n;
 }
 
+static int count_fn(struct ns_file *f, void *arg)
+{
+	long n = count_of(f);
+
+	*(long *)arg = n;
+	return n < 0 ? -1 : 0;
+}
+
 static long stdb_count(struct tstore *st, const char *ns)
 {
-	struct ns_file *f;
-	long n;
+	long n = -1;
 
 	if (st == NULL)
 		return fail_with(STORE_ERR_INVAL);
-	if ((f = ns_lock(st, ns)) == NULL)
+	if (with_ns(st, ns, count_fn, &n) < 0)
 		return -1;
-	n = count_of(f);
-	pthread_mutex_unlock(&f->mu);
 	return n;
 }
 
@@ -1411,36 +1661,50 @@ static void pass_start(struct ns_file *f, long count)
 	f->nsample = f->nseen = 0;
 }
 
-static int stdb_expire_step(struct tstore *st, const char *ns, time_t now, unsigned max_chains,
-                            unsigned *cursor)
+struct step_args {
+	struct walk *w;
+	time_t now;
+	unsigned *cursor;
+};
+
+/* The start of an expiry step (f->mu held): 1 walk, 0 nothing to walk,
+ * -1 error. */
+static int step_fn(struct ns_file *f, void *arg)
 {
-	struct walk w = { 0 };
-	struct ns_file *f;
-	unsigned chain, nchains = 1, done, scanned;
-	int deleted = 0, rc = 0;
+	struct step_args *a = arg;
 	long count = 0;
 
-	if (st == NULL || cursor == NULL || max_chains == 0)
-		return fail_with(STORE_ERR_INVAL);
-	if (st->flags & STORE_RDONLY)
-		return fail_with(STORE_ERR_RDONLY);
-	if ((f = ns_lock(st, ns)) == NULL)
-		return -1;
 	/* nothing stored: nothing to walk (the count is one record); a
 	 * read-only file system: nothing can be deleted */
 	if (f->ro_fallback || (count = count_of(f)) <= 0) {
 		if (f->ro_fallback)
 			count = 0;
-		*cursor = 0;
-		pthread_mutex_unlock(&f->mu);
+		*a->cursor = 0;
 		return count < 0 ? -1 : 0;
 	}
-	if (*cursor == 0)
+	if (*a->cursor == 0)
 		pass_start(f, count);
-	w.now = f->evict_before > now ? f->evict_before : now;
-	w.want_expired = 1;
-	w.sample = f->limit > 0 ? f : NULL;
-	pthread_mutex_unlock(&f->mu);
+	a->w->now = f->evict_before > a->now ? f->evict_before : a->now;
+	a->w->want_expired = 1;
+	a->w->sample = f->limit > 0 ? f : NULL;
+	return 1;
+}
+
+static int stdb_expire_step(struct tstore *st, const char *ns, time_t now, unsigned max_chains,
+                            unsigned *cursor)
+{
+	struct walk w = { 0 };
+	struct step_args sa = { &w, now, cursor };
+	unsigned chain, nchains = 1, done, scanned;
+	int deleted = 0, rc = 0;
+
+	if (st == NULL || cursor == NULL || max_chains == 0)
+		return fail_with(STORE_ERR_INVAL);
+	if (st->flags & STORE_RDONLY)
+		return fail_with(STORE_ERR_RDONLY);
+	if ((rc = with_ns(st, ns, step_fn, &sa)) <= 0)
+		return rc;
+	rc = 0;
 	chain = *cursor;
 	/* max_chains chains walked; empty ones are skipped without a lock,
 	 * up to 256 times as many */
@@ -1523,12 +1787,28 @@ static int cas_once(struct ns_file *f, TDB_DATA k, const TDB_DATA *d, const void
 	return 1;
 }
 
+struct cas_args {
+	struct store_op *op;
+	TDB_DATA k, d;
+	time_t now;
+};
+
+static int cas_fn(struct ns_file *f, void *arg)
+{
+	struct cas_args *a = arg;
+	int rc = cas_once(f, a->k, &a->d, a->op->expect, a->op->expectlen, a->now);
+
+	if (again(f, rc))
+		rc = cas_once(f, a->k, &a->d, a->op->expect, a->op->expectlen, a->now);
+	return rc;
+}
+
 static int stdb_cas(struct tstore *st, struct store_op *op)
 {
 	unsigned char small[512], *rec;
-	struct ns_file *f;
-	TDB_DATA k = { (unsigned char *)(uintptr_t)op->key, op->keylen }, d;
-	time_t now = st->now(st->now_arg);
+	struct cas_args a = {
+		op, { (unsigned char *)(uintptr_t)op->key, op->keylen }, { 0 }, st->now(st->now_arg)
+	};
 	int rc;
 
 	rec = STORE_HDR_SIZE + op->vallen <= sizeof(small) ? small
@@ -1536,16 +1816,9 @@ static int stdb_cas(struct tstore *st, struct store_op *op)
 	store_hdr_encode(rec, op->expires);
 	if (op->vallen > 0)
 		memcpy(rec + STORE_HDR_SIZE, op->val, op->vallen);
-	d.dptr = rec;
-	d.dsize = STORE_HDR_SIZE + op->vallen;
-	if ((f = ns_lock(st, op->ns)) == NULL) {
-		rc = -1;
-	} else {
-		rc = cas_once(f, k, &d, op->expect, op->expectlen, now);
-		if (again(f, rc))
-			rc = cas_once(f, k, &d, op->expect, op->expectlen, now);
-		pthread_mutex_unlock(&f->mu);
-	}
+	a.d.dptr = rec;
+	a.d.dsize = STORE_HDR_SIZE + op->vallen;
+	rc = with_ns(st, op->ns, cas_fn, &a);
 	if (rec != small)
 		free(rec);
 	return rc;
@@ -1641,7 +1914,7 @@ static int op_ping(void *be, char *info, size_t infosize)
 {
 	struct tstore *st = be;
 
-	snprintf(info, infosize, "TDB files in %s", st->dir);
+	snprintf(info, infosize, "TDB files in %s, fcntl locks, mapped", st->dir);
 	return 0;
 }
 
@@ -1658,6 +1931,7 @@ static const char *op_where(void *be)
 
 const struct store_ops store_tdb_ops = {
 	.name = "tdb",
+	.locking = "fcntl",
 	.close = op_close,
 	.set_clock = op_set_clock,
 	.ns_hash_size = op_ns_hash_size,

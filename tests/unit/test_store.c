@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <tdb.h>
@@ -549,6 +551,11 @@ static void log_begin(void)
 	log_open("test_store", "stderr", NULL);
 }
 
+/* log_end() also counts the lines containing log_pat (when set) into
+ * log_pat_n */
+static const char *log_pat;
+static int log_pat_n;
+
 static int log_end(void)
 {
 	char line[1024];
@@ -564,6 +571,8 @@ static int log_end(void)
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		if (strstr(line, "error: ") != NULL)
 			n++;
+		if (log_pat != NULL && strstr(line, log_pat) != NULL)
+			log_pat_n++;
 		if (getenv("TEST_LOG") != NULL)
 			fputs(line, stderr);
 	}
@@ -742,6 +751,183 @@ static void test_damage_open(void **state)
 		rm_tmpdir();
 		assert_int_equal(mkdir(tmpdir, 0700), 0);
 	}
+}
+
+static time_t mono_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec;
+}
+
+/* The files are mapped: a file truncated under the mapping, between the
+ * store's size checks (once a second), raises SIGBUS at the next access
+ * to a lost page.  The store catches it (a debug line says so), checks the
+ * file, moves it aside once and answers from the new file: every lookup a
+ * miss or a true hit, never an error, and the process lives.  Each round
+ * starts just after a second began, so the size check (done at the first
+ * call of a second) is behind it and the lookups meet the lost pages
+ * first: cut inside the header page, cut at half the chains, cut off the
+ * records only. */
+static void test_sigbus(void **state)
+{
+	char path[512], k[32], buf[64];
+	size_t len;
+	struct stat sb;
+	const off_t cuts[] = { 100, TDB_HDR + 4 * (NDAMAGE_HASH / 2), 0 };
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	for (size_t c = 0; c < ARRAY_SIZE(cuts); c++) {
+		struct store *st = open_store();
+		time_t t0;
+		int errors;
+
+		fill_damage(st);
+		assert_int_equal(stat(path, &sb), 0);
+		/* just after a second began: the size check is done */
+		t0 = mono_sec();
+		while (mono_sec() == t0)
+			usleep(2000);
+		assert_true(store_get(st, "greylist", "key1", 4, buf, sizeof(buf), &len, NULL) ==
+		            1);
+		assert_int_equal(
+		    truncate(path, cuts[c] ? cuts[c] : TDB_HDR + 4 * (NDAMAGE_HASH + 1) + 4096), 0);
+		log_begin();
+		log_set_debug(1);
+		log_pat = "SIGBUS";
+		log_pat_n = 0;
+		for (int i = 0; i < NDAMAGE_RECS; i++) {
+			int n = snprintf(k, sizeof(k), "key%d", i), r;
+			r = store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL);
+			if (r < 0)
+				fail_msg("cut %lld: get %s: %s", (long long)cuts[c], k,
+				         store_strerror(store_last_error()));
+			if (r == 1)
+				assert_memory_equal(buf, k, (size_t)n);
+		}
+		assert_int_equal(store_put(st, "greylist", "new", 3, "v", 1, 0, 0), 0);
+		assert_int_equal(store_get(st, "greylist", "new", 3, buf, sizeof(buf), &len, NULL),
+		                 1);
+		log_set_debug(0);
+		errors = log_end();
+		log_pat = NULL;
+		if (log_pat_n < 1)
+			fail_msg("cut %lld: no SIGBUS caught (the size check came first?)",
+			         (long long)cuts[c]);
+		assert_int_equal(errors, 1);
+		assert_int_equal(count_aside(), 1);
+		store_close(st);
+		rm_tmpdir();
+		assert_int_equal(mkdir(tmpdir, 0700), 0);
+	}
+}
+
+/* A SIGBUS that is not an access to a store file keeps its former
+ * disposition: a process with a store open that touches a page it mapped
+ * past the end of a file of its own dies of SIGBUS, as without the store;
+ * the same for a SIGBUS sent with kill(). */
+static void test_sigbus_foreign(void **state)
+{
+	char path[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/other", tmpdir);
+	for (int how = 0; how < 2; how++) {
+		int status;
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct store *st;
+			char err[256];
+			int fd;
+			volatile char *p;
+
+			signal(SIGBUS, SIG_DFL);
+			st = store_open(tmpdir, err, sizeof(err));
+			if (st == NULL || store_put(st, "greylist", "a", 1, "v", 1, 0, 0) < 0)
+				_exit(3);
+			if (how == 1) {
+				kill(getpid(), SIGBUS);
+				_exit(4);
+			}
+			fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+			if (fd < 0 || ftruncate(fd, 8192) < 0)
+				_exit(3);
+			p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			if (p == MAP_FAILED || ftruncate(fd, 0) < 0)
+				_exit(3);
+			p[4096] = 1;
+			_exit(5);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGBUS)
+			fail_msg("%s: child status %d, want killed by SIGBUS",
+			         how ? "kill" : "fault", status);
+	}
+}
+
+/* A greylist.tdb made with robust mutexes (TDB_MUTEX_LOCKING) by another
+ * program: TDB refuses it to a read-write opener without the flag
+ * (EINVAL), which is no damage.  The store opens it with the flag (one
+ * warning), reads, writes, counts and expires it (its chains sit behind
+ * the mutex area), a read-only store lists it, nothing is moved aside and
+ * the file keeps its format. */
+static void test_mutex_file(void **state)
+{
+	char path[512], k[32], buf[64], err[256];
+	struct tdb_context *t;
+	struct store *st;
+	size_t len;
+	unsigned cur = 0;
+	int deleted = 0, errors;
+
+	(void)state;
+	if (!tdb_runtime_check_for_robust_mutexes())
+		skip();
+	snprintf(path, sizeof(path), "%s/greylist.tdb", tmpdir);
+	t = tdb_open(path, NDAMAGE_HASH, TDB_INCOMPATIBLE_HASH | TDB_SEQNUM | TDB_MUTEX_LOCKING,
+	             O_RDWR | O_CREAT, 0600);
+	assert_non_null(t);
+	tdb_close(t);
+	assert_null(tdb_open(path, 0, TDB_INCOMPATIBLE_HASH, O_RDWR, 0600));
+	log_begin();
+	log_pat = "made with robust mutexes";
+	log_pat_n = 0;
+	st = open_store();
+	fake_now = 1000;
+	store_set_clock(st, fake_clock, NULL);
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(k, sizeof(k), "key%d", i);
+		assert_int_equal(store_put(st, "greylist", k, n, k, n, i % 2 ? 1500 : 0, 0), 0);
+	}
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(k, sizeof(k), "key%d", i);
+		assert_int_equal(store_get(st, "greylist", k, n, buf, sizeof(buf), &len, NULL), 1);
+		assert_memory_equal(buf, k, (size_t)n);
+	}
+	assert_int_equal(store_count(st, "greylist"), 100);
+	fake_now = 2000;
+	do {
+		int n = store_expire_step(st, "greylist", fake_now, 128, &cur);
+		assert_true(n >= 0);
+		deleted += n;
+	} while (cur != 0);
+	assert_int_equal(deleted, 50);
+	assert_int_equal(store_count(st, "greylist"), 50);
+	store_close(st);
+	errors = log_end();
+	log_pat = NULL;
+	assert_int_equal(errors, 0);
+	assert_int_equal(log_pat_n, 1);
+	assert_int_equal(count_aside(), 0);
+	st = store_open_flags(tmpdir, STORE_RDONLY, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(store_traverse(st, "greylist", NULL, NULL), 50);
+	store_close(st);
+	assert_null(tdb_open(path, 0, TDB_INCOMPATIBLE_HASH, O_RDWR, 0600));
 }
 
 /* Copies moved aside are bounded: the newest STORE_KEEP_ASIDE stay. */
@@ -1231,6 +1417,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damage_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damage_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigbus, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigbus_foreign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mutex_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_aside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_legacy, setup, teardown),
