@@ -160,6 +160,12 @@ t.main(function()
 	local pids = helper_pids()
 	local pid = pids[#pids]
 	t.check(pid ~= nil, "the helper's pid is logged")
+	-- the helper is the small program portcullis-av built next to the
+	-- daemon (lib/av.c: av_use_helper_program), not the daemon again
+	t.eq((sh("readlink /proc/" .. tostring(pid) .. "/exe") or ""):match("([^/\n]*)\n?$"), "portcullis-av",
+		"the helper is the program portcullis-av")
+	t.check(t.log():find("for database [^\n]*: [^\n]*/milter/portcullis%-av\n") ~= nil,
+		"the log names the helper program")
 	os.execute("kill -KILL " .. tostring(pid))
 	-- dead, not dying: only its main thread left, a zombie (a zombie whose
 	-- other threads still exit keeps the control socket open a moment)
