@@ -453,8 +453,12 @@ static void scan_job(const struct job *j, struct av_resp *resp)
 	}
 	pthread_mutex_unlock(&h_lock);
 	if (e) {
+		/* clamd's defaults: every parser, heuristic alerts on
+		 * (HeuristicAlerts yes) and each optional heuristic off
+		 * (Alert* no): the same detections as clamd with its
+		 * defaults, e.g. the PE heuristics of old file infectors. */
 		opt.parse = ~0u;
-		opt.general = 0;
+		opt.general = CL_SCAN_GENERAL_HEURISTICS;
 		if (lseek(j->fd, 0, SEEK_SET) < 0) {
 			snprintf(r.reason, sizeof(r.reason), "lseek: %s", strerror(errno));
 			bcopy_str(r.word, sizeof(r.word), "error");
