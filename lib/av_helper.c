@@ -594,6 +594,27 @@ static void limit_arenas(void)
 #endif
 }
 
+/* Exec the parent's executable as the helper (argv unchanged): only when
+ * the parent is a portcullis client (the control socket on HELPER_FD is
+ * a SOCK_SEQPACKET socket) and its executable is not this one.  Returns
+ * when that cannot be done. */
+static void run_parent_helper(char **argv)
+{
+	char parent[64], self[4096], theirs[4096];
+	int type = 0;
+	socklen_t len = sizeof(type);
+	ssize_t a, b;
+
+	if (getsockopt(HELPER_FD, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+		return;
+	snprintf(parent, sizeof(parent), "/proc/%ld/exe", (long)getppid());
+	a = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	b = readlink(parent, theirs, sizeof(theirs) - 1);
+	if (a < 0 || b < 0 || (a == b && memcmp(self, theirs, (size_t)a) == 0))
+		return;
+	execv(parent, argv);
+}
+
 int av_helper_main(int argc, char **argv)
 {
 	pthread_t rt;
@@ -602,8 +623,14 @@ int av_helper_main(int argc, char **argv)
 	cl_error_t rc;
 
 	/* The milter's side and this one must come from the same build
-	 * (av_wire.h): a helper program left from another version says so
-	 * and ends, and the milter's scans fail (temporarily). */
+	 * (av_wire.h).  A helper program of another version (installed over
+	 * a running daemon) hands over to its parent's own executable, which
+	 * is a helper of the right version too (a portcullis or portcullisctl
+	 * of the same build); else it says so and ends, and the milter's
+	 * scans fail (temporarily). */
+	if (argc == AV_ARGC && strcmp(argv[1], "--av-helper") == 0 &&
+	    strcmp(argv[13], PACKAGE_VERSION) != 0)
+		run_parent_helper(argv);
 	if (argc != AV_ARGC || strcmp(argv[1], "--av-helper") != 0 ||
 	    strcmp(argv[13], PACKAGE_VERSION) != 0) {
 		fprintf(stderr,
