@@ -577,23 +577,6 @@ static int recv_req(int ctl, struct job *j)
 	return 1;
 }
 
-/* glibc gives each thread that allocates while another holds its arena a
- * new arena, up to 8 per CPU; every scan thread of the pool then keeps
- * one, with the freed memory of its largest scan.  One arena per CPU
- * (at least two) is as many as can allocate at the same time: 20
- * concurrent scans of 100 KB messages left the helper with 16.7 MB of
- * anonymous memory, 11.7 MB with two arenas on two CPUs, at the same CPU
- * time.  MALLOC_ARENA_MAX in the environment still decides. */
-static void limit_arenas(void)
-{
-#ifdef M_ARENA_MAX
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	if (getenv("MALLOC_ARENA_MAX") == NULL)
-		mallopt(M_ARENA_MAX, n > 2 ? (int)(n < 1024 ? n : 1024) : 2);
-#endif
-}
-
 /* Exec the parent's executable as the helper (argv unchanged): only when
  * the parent is a portcullis client (the control socket on HELPER_FD is
  * a SOCK_SEQPACKET socket) and its executable is not this one.  Returns
@@ -657,7 +640,8 @@ int av_helper_main(int argc, char **argv)
 		log_open("portcullis-av", "stderr", "mail");
 	log_set_debug(atoi(argv[12]));
 	signal(SIGPIPE, SIG_IGN);
-	limit_arenas();
+	/* every scan thread allocates (libclamav): one arena per CPU */
+	limit_malloc_arenas();
 	if (!hc.tmpdir[0])
 		helper_tmp_make();
 	rc = cl_init(CL_INIT_DEFAULT);

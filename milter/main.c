@@ -543,6 +543,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
 		return av_helper_main(argc, argv); /* lib/av_helper.c */
 	av_use_helper_program();
+	limit_malloc_arenas(); /* one per CPU, not 8: lib/util.h */
 	conf_path = DEFAULT_CONF;
 	while ((opt = getopt(argc, argv, "c:fndDtVh")) != -1) {
 		switch (opt) {
