@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <ftw.h>
 #include <linux/magic.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -72,9 +71,6 @@ static void engine_put(struct engine_ref *r)
 	if (last) {
 		cl_engine_free(r->e);
 		free(r);
-		/* a retired engine's memory back to the system now, not at
-		 * the next growth of the heap */
-		malloc_trim(0);
 	}
 }
 
@@ -349,9 +345,6 @@ static void maybe_reload(unsigned long long *last_sig, int *have_last)
 		log_msg(LOG_LVL_ERR, "av: %s; %s", err,
 		        h_engine ? "keeping the loaded signatures" : "no virus scanning");
 	engine_put(old);
-	/* what loading and compiling freed (the database's text, the
-	 * compiler's tables) back to the system */
-	malloc_trim(0);
 }
 
 static void *reload_thread(void *arg)
