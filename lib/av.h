@@ -3,9 +3,11 @@
  * libclamav parses hostile archives; a crash or a hang in it must cost one
  * message a temporary failure, never the milter.  So libclamav never runs
  * in the milter process.  The milter starts one helper process
- * (posix_spawn of its own executable with the hidden option --av-helper,
- * so the helper is a fresh single-threaded process, never a fork of the
- * threaded milter) and talks to it over a SOCK_SEQPACKET control socket.
+ * (posix_spawn of the small program portcullis-av, which links libclamav
+ * and nothing else of the milter, or of its own executable with the hidden
+ * option --av-helper; so the helper is a fresh single-threaded process,
+ * never a fork of the threaded milter) and talks to it over a
+ * SOCK_SEQPACKET control socket.
  *
  * One scan: the milter thread makes a socketpair for the answer and sends
  * one end plus the message's memfd to the helper in one record
@@ -78,6 +80,14 @@ int clamav_start(const struct conf *c, char *err, size_t errsize);
 /* The signature directory (clamav.database) when clamav is enabled in
  * snapshot c, else NULL (lib/checks/clamav.c). */
 const char *clamav_database(const struct conf *c);
+
+/* Start helpers from the program portcullis-av: the one next to this
+ * executable (a build tree), else the installed $(pkglibexecdir)/portcullis-av.
+ * Where neither is, or when this is never called, the helper is this
+ * executable run again with --av-helper, and its main() must hand that
+ * over to av_helper_main().  Call once, before the first scan.  Returns the
+ * program chosen, "" for this executable. */
+const char *av_use_helper_program(void);
 
 /* The helper process: main() calls this for "--av-helper ARGS...". */
 int av_helper_main(int argc, char **argv);

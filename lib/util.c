@@ -10,6 +10,7 @@
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <malloc.h>
 
 static void oom(size_t n)
 {
@@ -154,4 +155,14 @@ time_t clock_now(void)
 	if (end == buf || v <= 0)
 		return time(NULL);
 	return (time_t)v;
+}
+
+void limit_malloc_arenas(void)
+{
+#ifdef M_ARENA_MAX
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (getenv("MALLOC_ARENA_MAX") == NULL)
+		mallopt(M_ARENA_MAX, n > 2 ? (int)(n < 1024 ? n : 1024) : 2);
+#endif
 }

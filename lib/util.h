@@ -37,6 +37,15 @@ size_t str_lower(char *dst, size_t dstsize, const char *src);
 /* Monotonic milliseconds, for elapsed-time figures in the log. */
 long long now_ms(void);
 
+/* glibc gives each thread that allocates while another holds its arena a
+ * new arena, up to 8 per CPU, and each keeps the freed memory of its
+ * busiest moment.  Call at start, before threads: one arena per CPU (at
+ * least two), as many as can allocate at the same time.  Measured with 20
+ * concurrent 100 KB messages: the scanner helper 16.7 -> 11.7 MB of
+ * anonymous memory, the daemon 20.8 -> 16.3 MB RSS, the same CPU time.
+ * MALLOC_ARENA_MAX in the environment still decides. */
+void limit_malloc_arenas(void);
+
 /* Wall-clock seconds for decisions that last (greylist delays, expiry,
  * records): time(NULL), unless the environment variable
  * PORTCULLIS_CLOCK_FILE names a file, which is then read at every call and

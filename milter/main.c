@@ -543,8 +543,12 @@ int main(int argc, char **argv)
 	char err[1024];
 	struct conf *c;
 
+	/* The scanner helper is the program portcullis-av when installed (or
+	 * next to this one in a build tree), else this program again. */
 	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
-		return av_helper_main(argc, argv); /* lib/av.c: the scanner process */
+		return av_helper_main(argc, argv); /* lib/av_helper.c */
+	av_use_helper_program();
+	limit_malloc_arenas(); /* one per CPU, not 8: lib/util.h */
 	conf_path = DEFAULT_CONF;
 	while ((opt = getopt(argc, argv, "c:fndDtVh")) != -1) {
 		switch (opt) {

@@ -631,10 +631,12 @@ int main(int argc, char **argv)
 	char err[1024];
 	struct conf *conf;
 
-	/* clamav in `check`: lib/av.c starts /proc/self/exe as its scanner
-	 * helper, which is then this program */
+	/* clamav in `check`: lib/av.c starts the program portcullis-av as its
+	 * scanner helper, or where that is not installed /proc/self/exe, which
+	 * is then this program */
 	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
 		return av_helper_main(argc, argv);
+	av_use_helper_program();
 	int i = 1;
 
 	log_open("portcullisctl", "stderr", "mail");

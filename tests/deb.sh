@@ -175,7 +175,7 @@ grep -q '^[EW]: ' "$T/lintian.out" || echo "ok: 2. lintian: no error, no warning
 # --- 3. the package's contents and maintainer scripts ------------------------------------
 M=$T_FAILS
 dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|; s|/$||' >"$T/contents"
-for f in /usr/sbin/portcullis /usr/sbin/portcullisctl \
+for f in /usr/sbin/portcullis /usr/sbin/portcullisctl /usr/libexec/portcullis/portcullis-av \
 	/etc/portcullis/portcullis.conf /etc/portcullis/bogon-networks.cidr \
 	/etc/portcullis/dangerous-extensions /etc/portcullis/greylist-dynamic.pcre \
 	/etc/portcullis/greylist-pools.pcre \

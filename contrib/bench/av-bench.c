@@ -3,6 +3,7 @@
  * helper, the scan, the answer), without an MTA and without libmilter
  *
  *   av-bench DBDIR TMPDIR KIND COUNT
+ *   av-bench --dump DIR KIND FIRST COUNT   (the messages as files, no scan)
  *     KIND: 4k (plain text), 100k (plain text), mime (6 KB, a text part and
  *     a base64 attachment), 1m (1 MB plain text)
  *     TMPDIR: clamav.tmpdir ("" for the default)
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,32 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
 		return av_helper_main(argc, argv);
+	if (argc == 6 && strcmp(argv[1], "--dump") == 0) {
+		/* the messages FIRST.. as files DIR/m.N, for another scanner
+		 * (contrib/bench/avpeer.sh gives them to clamd) */
+		unsigned first = (unsigned)atoi(argv[4]);
+
+		for (unsigned i = first; i < first + (unsigned)atoi(argv[5]); i++) {
+			char path[1024], buf[65536];
+			int fd = make_msg(argv[3], i), out;
+			ssize_t k;
+
+			snprintf(path, sizeof(path), "%s/m.%u", argv[2], i);
+			out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (out < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+				perror(path);
+				return 1;
+			}
+			while ((k = read(fd, buf, sizeof(buf))) > 0)
+				if (write(out, buf, (size_t)k) != k) {
+					perror(path);
+					return 1;
+				}
+			close(out);
+			close(fd);
+		}
+		return 0;
+	}
 	if (argc != 5) {
 		fprintf(stderr, "usage: av-bench DBDIR TMPDIR 4k|100k|mime|1m COUNT\n");
 		return 2;

@@ -18,9 +18,8 @@ KINDS=${AV_KINDS:-4k mime 100k}
 T=$(mktemp -d /tmp/pc-avpath.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/db" "$T/disk"
-libs=$(pkg-config --libs libclamav gmime-3.0 ldns libpcre2-8 tdb libpsl 2>/dev/null)
-# and whatever else the build links libportcullis.a with (its *_LIBS)
-libs="$libs $(sed -n '/^\(CMOCKA\|MILTER\)_LIBS/d; s/^[A-Z0-9_]*_LIBS = //p' "$BUILD/Makefile" | tr '\n' ' ')"
+# every library the build links the daemon with (configure's *_LIBS)
+libs=$(sed -n 's/^[A-Z0-9_]*_LIBS = //p' "$BUILD/Makefile" | grep -v cmocka | tr '\n' ' ')
 cc -O2 -g -I"$top/lib" -I"$BUILD" "$here/av-bench.c" "$BUILD/lib/libportcullis.a" \
 	$libs -lspf2 -lpthread -o "$T/av-bench" || { echo "avpath: build failed"; exit 1; }
 # BUILD_BEFORE: another build tree (e.g. of an older commit) measured in the

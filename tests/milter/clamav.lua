@@ -160,6 +160,17 @@ t.main(function()
 	local pids = helper_pids()
 	local pid = pids[#pids]
 	t.check(pid ~= nil, "the helper's pid is logged")
+	-- the helper is the small program portcullis-av built next to the
+	-- daemon (lib/av.c: av_use_helper_program), not the daemon again
+	t.eq((sh("readlink /proc/" .. tostring(pid) .. "/exe") or ""):match("([^/\n]*)\n?$"), "portcullis-av",
+		"the helper is the program portcullis-av")
+	local prog = t.log():match("for database [^\n]*: ([^\n]*/milter/portcullis%-av)\n")
+	t.check(prog ~= nil, "the log names the helper program")
+	-- a helper program of another version refuses to run (av_wire.h)
+	local out, code = sh("'" .. tostring(prog) .. "' --av-helper db '' 1 1 1 1 1 60 stderr mail 0 0.0.0-other")
+	t.eq(code, 2, "portcullis-av for another version: exit status 2")
+	t.check(out:find("started by portcullis 0.0.0-other", 1, true) ~= nil,
+		"portcullis-av for another version says so: " .. out:gsub("%s+$", ""))
 	os.execute("kill -KILL " .. tostring(pid))
 	-- dead, not dying: only its main thread left, a zombie (a zombie whose
 	-- other threads still exit keeps the control socket open a moment)
