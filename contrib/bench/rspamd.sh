@@ -10,8 +10,8 @@
 # it installs the Debian package (apt-get install --no-install-recommends
 # rspamd; the package's own service is not started by this script).
 #
-# DNS: NSD (tests/dns/server.sh) on a loopback port serves zones this script
-# writes (rsbench.test, 100.51.198.in-addr.arpa): the IP lists
+# DNS: NSD (tests/dns/server.sh) on a loopback port serves the zones
+# contrib/bench/zones.sh writes (rsbench.test, 100.51.198.in-addr.arpa): the IP lists
 # zen.rsbench.test and bl2.rsbench.test (198.51.100.66 and the RFC 5782
 # entry 127.0.0.2 listed), the domain list dbl.rsbench.test
 # (bad.snd.rsbench.test listed), clients m1..m250.relays.rsbench.test with
@@ -104,6 +104,7 @@ PATH=$PATH:/usr/sbin:/sbin
 . "$top/tests/lib.sh"
 . "$top/tests/e2e/postfix-lib.sh"
 . "$here/lib.sh"
+. "$here/zones.sh"
 
 # BENCH_RSPAMD=0: portcullis and the noop milter only (profiling, before/after)
 RS=${BENCH_RSPAMD:-1}
@@ -145,53 +146,8 @@ chmod 755 "$T"
 D=$T
 die() { fail "$*"; }
 
-# --- zones and NSD -------------------------------------------------------------------
-mkdir -p "$T/zones"
-{
-	echo "; written by contrib/bench/rspamd.sh"
-	echo "\$ORIGIN rsbench.test."
-	echo "\$TTL 3600"
-	echo "@	IN SOA	ns.rsbench.test. hostmaster.rsbench.test. 1 3600 600 86400 3600"
-	echo "@	IN NS	ns.rsbench.test."
-	echo "ns	IN A	127.0.0.1"
-	echo "mx	IN A	192.0.2.25"
-	for l in zen bl2; do
-		echo "2.0.0.127.$l	IN A	127.0.0.2"
-		echo "2.0.0.127.$l	IN TXT	\"test entry\""
-		echo "66.100.51.198.$l	IN A	127.0.0.2"
-		echo "66.100.51.198.$l	IN TXT	\"listed for the benchmark\""
-	done
-	echo "test.dbl	IN A	127.0.1.2"
-	echo "bad.snd.rsbench.test.dbl	IN A	127.0.1.2"
-	echo "*.snd	IN MX	10 mx.rsbench.test."
-	echo "*.snd	IN TXT	\"v=spf1 ip4:198.51.100.0/24 -all\""
-	echo "*.fail	IN MX	10 mx.rsbench.test."
-	echo "*.fail	IN TXT	\"v=spf1 ip4:192.0.2.0/24 -all\""
-	i=1
-	while [ $i -le 250 ]; do
-		[ $i -ne 77 ] && echo "m$i.relays	IN A	198.51.100.$i"
-		i=$((i + 1))
-	done
-} >"$T/zones/rsbench.test.zone"
-{
-	echo "\$ORIGIN 100.51.198.in-addr.arpa."
-	echo "\$TTL 3600"
-	echo "@	IN SOA	ns.rsbench.test. hostmaster.rsbench.test. 1 3600 600 86400 3600"
-	echo "@	IN NS	ns.rsbench.test."
-	i=1
-	while [ $i -le 250 ]; do
-		[ $i -ne 77 ] && echo "$i	IN PTR	m$i.relays.rsbench.test."
-		i=$((i + 1))
-	done
-} >"$T/zones/100.51.198.in-addr.arpa.zone"
-DNSDIR=$T/dns
-t_at_exit 'sh "$top/tests/dns/server.sh" stop "$DNSDIR" >/dev/null 2>&1'
-DNS_ZONE_DIRS=$T/zones DNS_SERVER_LIFETIME=$(left) timeout 30 sh "$top/tests/dns/server.sh" \
-	start "$DNSDIR" >"$T/dns-start.out" 2>&1 || fail "DNS server: $(cat "$T/dns-start.out")"
-NSD_PORT=$(sed -n 's/^DNS_NSD_PORT=//p' "$DNSDIR/dns.env")
-[ -n "$NSD_PORT" ] || fail "no NSD port"
-NSD_PID=$(cat "$DNSDIR/nsd.pid" 2>/dev/null)
-[ -n "$NSD_PID" ] || fail "no NSD pid"
+# --- zones and NSD (contrib/bench/zones.sh) -----------------------------------------
+bench_dns "$T" "$(left)"
 
 # --- noop milter ---------------------------------------------------------------------------
 "$CC" -O2 -Wall -Wextra -o "$T/noop-milter" "$here/noop-milter.c" -lmilter -lpthread ||
