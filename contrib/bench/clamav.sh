@@ -61,6 +61,26 @@
 # filter's processes are sampled every 0.2 s.  Printed: idle and peak of
 # each, and a line "mem: ..." for compare.sh.
 #
+# BENCH_DNS=1: portcullis with its DNS checks and greylisting too (default
+# BENCH_CHECKS "access helo envelope dnsbl rhsbl sender_domain client_dns
+# spf greylist attachments clamav"; not with BENCH_PEER=postgrey).  NSD
+# (tests/dns/server.sh) on a loopback port serves the zones of
+# contrib/bench/zones.sh and is portcullis' only resolver (dns.resolver;
+# dnsbl zen + bl2, rhsbl dbl of those zones).  Postfix authorises XCLIENT
+# from 127.0.0.1 and gives the load's own connection no milter; every
+# session (of both filters) comes from one of BENCH_ADDRS (50) clients
+# 198.51.100.N with forward-confirmed names mN.relays.rsbench.test, sender
+# s@cN.snd.rsbench.test: listed nowhere, SPF pass, so every clean message
+# is accepted.  Greylisting: greylist.delay = 0, awl_count = 0 (every
+# message looks up and updates its triplet); the warm-up passes every
+# triplet first, so the rounds measure known, passing triplets and a warm
+# DNS cache.  Checked: before the rounds, probes through portcullis' port
+# (a listed client, a listed sender domain, an SPF fail: 550 and the
+# symbol in the log); after them, that portcullis logged spf.pass on an
+# accepted message and the greylist store counted one more pass for each
+# load message and recipient of the rounds (portcullisctl greylist list).
+# The peer does no DNS work: the point of the comparison.
+#
 # BENCH_PERF=1: perf record -g of portcullis and its helper during the
 # first measured round, the report in $T/perf.txt (kept with T_KEEP=1).
 # Nothing is asserted about speed.  Bounded: every process runs under
@@ -78,6 +98,8 @@ THREADS=${BENCH_THREADS:-4}
 ROUNDS=${BENCH_ROUNDS:-2}
 SESSIONS=${BENCH_SESSIONS:-200}
 LIFETIME=${BENCH_LIFETIME:-1800}
+DNS=${BENCH_DNS:-0}
+NADDR=${BENCH_ADDRS:-50}
 case $PEER in
 clamav) CHECKS=${BENCH_CHECKS:-clamav} KIND=${BENCH_KIND:-mixed} ;;
 postgrey) CHECKS=${BENCH_CHECKS:-greylist} KIND=${BENCH_KIND:-4k} ;;
@@ -87,6 +109,12 @@ noop) CHECKS=${BENCH_CHECKS:-access helo envelope} KIND=${BENCH_KIND:-4k} ;;
 	exit 1
 	;;
 esac
+if [ "$DNS" = 1 ]; then
+	[ "$PEER" != postgrey ] || { echo "bench: BENCH_DNS=1 is not for BENCH_PEER=postgrey"; exit 1; }
+	[ "$NADDR" -ge 1 ] && [ "$NADDR" -le 65 ] || { echo "bench: BENCH_ADDRS must be 1..65"; exit 1; }
+	CHECKS=${BENCH_CHECKS:-access helo envelope dnsbl rhsbl sender_domain client_dns spf greylist attachments clamav}
+	export SMTPLOAD_XCLIENT="$NADDR"
+fi
 # BENCH_PC_TMPDIR: portcullis' clamav.tmpdir; "default" leaves it unset
 # (a private folder on /dev/shm); by default the same disk folder as clamd's
 PC_TMPDIR=${BENCH_PC_TMPDIR:-}
@@ -103,6 +131,11 @@ export POSTFIX
 t_need postfix python3 apt-get dpkg timeout
 t_init
 chmod 755 "$T"
+if [ "$DNS" = 1 ]; then
+	t_need nsd perl
+	. "$here/zones.sh"
+	bench_dns "$T" "$LIFETIME"
+fi
 
 skip()
 {
@@ -312,6 +345,10 @@ default) ;;
 esac
 [ "$PEER" = postgrey ] && printf '%s\n' "greylist.delay = 1s" "greylist.awl_count = 0" \
 	"greylist.pools = no" >>"$T/portcullis.conf"
+[ "$DNS" = 1 ] && printf '%s\n' "dns.resolver = 127.0.0.1:$NSD_PORT" \
+	"dnsbl.reject_sites = zen.rsbench.test" "dnsbl.sites = bl2.rsbench.test" \
+	"rhsbl.reject_sites = dbl.rsbench.test" "spf.pass_score = -0.1" \
+	"greylist.delay = 0" "greylist.awl_count = 0" >>"$T/portcullis.conf"
 daemon portcullis '[ -S "$T/pc/sock" ]' "$PORTCULLIS" -f -c "$T/portcullis.conf"
 PC_PIDS=$DPID
 PC_LABEL="portcullis ($CHECKS)"
@@ -359,6 +396,13 @@ alias_maps =
 alias_database =
 biff = no
 EOF
+if [ "$DNS" = 1 ]; then
+	# XCLIENT from the load; its own connection from 127.0.0.1 gets no
+	# milter (each filter sees one connection per session, the client's)
+	printf '%s\n' "smtpd_authorized_xclient_hosts = 127.0.0.0/8" \
+		"smtpd_milter_maps = cidr:$PF/milter_maps" >>"$PF/main.cf"
+	echo "127.0.0.0/8 DISABLE" >"$PF/milter_maps"
+fi
 cat >"$PF/master.cf" <<EOF
 127.0.0.1:$P1 inet n - n - - smtpd -o smtpd_milters=unix:$T/pc/sock
 127.0.0.1:$P2 inet n - n - - smtpd $PEER_SMTPD
@@ -418,6 +462,13 @@ warm_up()
 		load "$P2"
 		echo "$LOAD" | grep -q ' clean_ok=0 ' || t_err "postgrey did not greylist: $LOAD"
 		sleep 2
+	fi
+	if [ "$DNS" = 1 ] && case " $CHECKS " in *" greylist "*) true ;; *) false ;; esac; then
+		# greylist.delay = 0: the first message of each triplet is
+		# deferred, the next one passes; this pass sees every triplet
+		load "$P1"
+		echo "$LOAD" | grep -q ' clean_ok=0 ' && t_err "portcullis passed no message: $LOAD"
+		echo "$LOAD" | grep -q ' wrong=0 ' && t_err "portcullis did not greylist: $LOAD"
 	fi
 	: >"$T/results"
 	run 0 pc >/dev/null
@@ -542,8 +593,54 @@ if [ "$MODE" = memory ]; then
 	t_done
 fi
 
+# --- BENCH_DNS=1: probes, and what the logs must show ------------------------------------
+PCTL="$(dirname "$PORTCULLIS")/portcullisctl"
+# pc_probe WHAT SYMBOL ADDR NAME SENDER: a 550 from portcullis, SYMBOL logged
+pc_probe()
+{
+	_r=$(timeout 60 python3 "$here/xclientload.py" probe "$P1" "$3" "$4" "$4" "$5" 2>"$T/probe.err") ||
+		_r="error $(tail -1 "$T/probe.err")"
+	[ "$_r" = 550 ] || t_err "portcullis: $1: reply $_r, expected 550"
+	t_wait_for "grep 'from=<$5>' '$T/portcullis.out' | grep -q '$2'" 10 ||
+		t_err "portcullis: $1: no $2 in the log line"
+}
+# passes: the load's accepted messages with spf.pass in portcullis' log,
+# and the sum of the passes of its greylist triplets ("LOGGED PASSES")
+passes()
+{
+	_l=$(grep 'from=<s@c[0-9]*\.snd\.rsbench\.test>' "$T/portcullis.out" | grep 'verdict=accept' |
+		grep -c 'spf\.pass')
+	_g=0
+	case " $CHECKS " in
+	*" greylist "*)
+		_g=$(timeout 60 "$PCTL" -c "$T/portcullis.conf" greylist list 2>>"$T/pctl.err" |
+			sed -n 's/.* passes=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+		;;
+	esac
+	echo "$_l $_g"
+}
+if [ "$DNS" = 1 ]; then
+	pc_probe "listed client" dnsbl.zen.rsbench.test 198.51.100.66 m66.relays.rsbench.test \
+		s@p1.snd.rsbench.test
+	pc_probe "listed sender domain" rhsbl.sender.dbl.rsbench.test 198.51.100.1 \
+		m1.relays.rsbench.test s@bad.snd.rsbench.test
+	pc_probe "SPF fail" spf.fail 198.51.100.1 m1.relays.rsbench.test s@p3.fail.rsbench.test
+	[ "$T_FAILS" = 0 ] || fail "the probes failed: portcullis does not do the DNS checks"
+	echo "bench: probes ok: portcullis refused the listed client, the listed sender domain and the SPF fail"
+fi
+
 echo "bench: $N messages ($KIND, $MSG_BYTES bytes on average, $SMTPLOAD_RCPTS recipient(s)), $THREADS SMTP sessions, Postfix ports $P1 (portcullis) $P2 ($PEER_LABEL)"
 warm_up
+if [ "$DNS" = 1 ]; then
+	# the log lines of the warm-up are all there before counting
+	NCLEAN=$(find "$T/msgs" -name "*.clean" | wc -l)
+	t_wait_for '[ "$(passes | cut -d" " -f1)" -ge "$NCLEAN" ]' 30 ||
+		t_err "portcullis logged fewer than $NCLEAN spf.pass lines in the warm-up"
+	PASSES0=$(passes)
+	NSD_PIDS="$NSD_PID $(pgrep -P "$NSD_PID" | tr '\n' ' ')"
+	# shellcheck disable=SC2086
+	NSD0=$(cpu $NSD_PIDS)
+fi
 perf_start
 r=1
 while [ $r -le "$ROUNDS" ]; do
@@ -557,6 +654,25 @@ while [ $r -le "$ROUNDS" ]; do
 	fi
 	r=$((r + 1))
 done
+if [ "$DNS" = 1 ]; then
+	_want=$((NCLEAN * ROUNDS))
+	# shellcheck disable=SC2086
+	_nsd=$(($(cpu $NSD_PIDS) - NSD0))
+	_l0=${PASSES0%% *}
+	t_wait_for '[ "$(passes | cut -d" " -f1)" -ge $((_l0 + _want)) ]' 30
+	# shellcheck disable=SC2046
+	set -- $PASSES0 $(passes)
+	echo "bench: in the rounds portcullis logged $(($3 - $1)) accepted load messages with spf.pass" \
+		"and counted $(($4 - $2)) greylist passes of known triplets ($((N * ROUNDS)) messages," \
+		"$SMTPLOAD_RCPTS recipient(s) each); NSD's CPU in the rounds: $((_nsd * 1000000 / HZ / (N * ROUNDS))) us/msg"
+	[ $(($3 - $1)) = "$_want" ] || t_err "portcullis: $(($3 - $1)) accepted messages with spf.pass, expected $_want"
+	case " $CHECKS " in
+	*" greylist "*)
+		[ $(($4 - $2)) = $((N * ROUNDS * SMTPLOAD_RCPTS)) ] ||
+			t_err "portcullis: $(($4 - $2)) greylist passes, expected $((N * ROUNDS * SMTPLOAD_RCPTS))"
+		;;
+	esac
+fi
 summary
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 # shellcheck disable=SC2086

@@ -14,6 +14,11 @@
 # (load-NAME@example.net, NAME its file name with letters for digits:
 # greylists replace runs of digits in a sender by one sign), so that a
 # greylist sees one triplet per message; default: load@example.net for all.
+# SMTPLOAD_XCLIENT=NADDR: each session says XCLIENT first (Postfix must
+# authorise 127.0.0.1; see xclientload.py) and comes from client
+# i = session mod NADDR + 1: address 198.51.100.i, name and HELO
+# mi.relays.rsbench.test, sender s@ci.snd.rsbench.test (the zones of
+# contrib/bench/zones.sh: every check passes).
 import os
 import smtplib
 import sys
@@ -30,17 +35,33 @@ nrcpts = int(os.environ.get("SMTPLOAD_RCPTS", "1"))
 rcpts = ["rcpt@example.test"] + ["rcpt%d@example.test" % i for i in range(2, nrcpts + 1)]
 per_message = os.environ.get("SMTPLOAD_SENDERS", "") == "per-message"
 letters = str.maketrans("0123456789", "ghijklmnop")
+naddr = int(os.environ.get("SMTPLOAD_XCLIENT", "0"))
+if naddr:
+    sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from xclientload import session
 
 
 def worker(k):
     mine = msgs[k::nthreads]
     for i in range(0, len(mine), per_conn):
-        s = smtplib.SMTP("127.0.0.1", port, timeout=120)
-        s.ehlo("load.example.net")
+        if naddr:
+            c = ((i // per_conn) * nthreads + k) % naddr + 1
+            cname = "m%d.relays.rsbench.test" % c
+            s = session(port, "198.51.100.%d" % c, cname, cname)
+            s.timeout = 120
+            s.sock.settimeout(120)
+        else:
+            s = smtplib.SMTP("127.0.0.1", port, timeout=120)
+            s.ehlo("load.example.net")
         for name, data in mine[i:i + per_conn]:
             try:
-                sender = ("load-%s@example.net" % name.split(".")[0].translate(letters)
-                          if per_message else "load@example.net")
+                if naddr:
+                    sender = "s@c%d.snd.rsbench.test" % c
+                elif per_message:
+                    sender = "load-%s@example.net" % name.split(".")[0].translate(letters)
+                else:
+                    sender = "load@example.net"
                 s.sendmail(sender, rcpts, data)
                 code = 250
             except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as e:

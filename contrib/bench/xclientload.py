@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # contrib/bench/xclientload.py - SMTP load from many client addresses, for
-# contrib/bench/rspamd.sh
+# contrib/bench/rspamd.sh (and its session() for smtpload.py, SMTPLOAD_XCLIENT)
 #
 #   xclientload.py load PORT MESSAGES THREADS PER_CONN NADDR SIZE
 #   xclientload.py probe PORT ADDR NAME HELO SENDER
