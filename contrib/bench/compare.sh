@@ -22,13 +22,20 @@
 #                                  a base64 attachment of 4 KB, 100 KB, 1 MB,
 #                                  10 MB; memory (VmRSS, Pss) with 200 SMTP
 #                                  sessions held open at once
+#   clamav.sh BENCH_DNS=1          "everything": every check of portcullis
+#                                  (access helo envelope dnsbl rhsbl
+#                                  sender_domain client_dns spf greylist
+#                                  attachments clamav; a private NSD, XCLIENT
+#                                  clients that pass them all, known greylist
+#                                  triplets) against clamav-milter + clamd
+#                                  alone: 4 KB, 6 KB MIME, 100 KB
 #   rspamd.sh                      (when there) the DNS checks against rspamd
 #   run.sh, avpath.sh              no MTA: envelope checks against the no-op
 #                                  milter (mclient), the antivirus path alone
 # A driver whose peer is missing exits 77 and its line says "not measured".
 # COMPARE_QUICK=1: fewer messages and 2 rounds (a few minutes); else 3
-# rounds.  COMPARE_ONLY="noop postgrey clamav sizes rcpts memory rspamd
-# nomta" (the default: all) picks parts.  Prints the details of each driver,
+# rounds.  COMPARE_ONLY="noop postgrey clamav everything sizes rcpts memory
+# rspamd nomta" (the default: all) picks parts.  Prints the details of each driver,
 # then the table, the total run time and the machine's load.  Nothing is
 # asserted about speed; each driver checks every SMTP answer.  Every driver
 # runs under timeout; an interrupt stops the running one (which cleans up
@@ -39,7 +46,7 @@ top=$(cd "$here/../.." && pwd)
 : "${PORTCULLIS:=$top/build-bench-plain/milter/portcullis}"
 export PORTCULLIS
 CHECKS=${COMPARE_CHECKS:-access helo envelope attachments clamav}
-ONLY=${COMPARE_ONLY:-noop postgrey clamav sizes rcpts memory rspamd nomta}
+ONLY=${COMPARE_ONLY:-noop postgrey clamav everything sizes rcpts memory rspamd nomta}
 [ -x "$PORTCULLIS" ] || { echo "compare: no portcullis at $PORTCULLIS (build it, or set PORTCULLIS)"; exit 1; }
 OUT=$(mktemp -d /tmp/pc-compare.XXXXXX) || exit 1
 CHILD=
@@ -112,18 +119,30 @@ through()
 
 if [ "$(id -u)" != 0 ] || ! { command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ]; }; then
 	echo "through Postfix: not measured (needs root and postfix)" >>"$notes"
-	ONLY=$(echo " $ONLY " | sed 's/ noop / /; s/ postgrey / /; s/ clamav / /; s/ sizes / /; s/ rcpts / /; s/ memory / /')
+	ONLY=$(echo " $ONLY " | sed 's/ noop / /; s/ postgrey / /; s/ clamav / /; s/ everything / /; s/ sizes / /; s/ rcpts / /; s/ memory / /')
 fi
 want noop && through "envelope checks, 4 KB text" noop BENCH_PEER=noop BENCH_KIND=4k BENCH_MESSAGES=$N_ENV
 want postgrey && through "greylist, known triplets, 4 KB text" postgrey BENCH_PEER=postgrey \
 	BENCH_KIND=4k BENCH_MESSAGES=$N_ENV
+# kind K: n (messages) and w (words for the table) of the BENCH_KIND K
+kind()
+{
+	n=$N_SMALL w="4 KB text"
+	[ "$1" = mime6k ] && w="6 KB MIME, attachment"
+	[ "$1" = 100k ] && n=$N_BIG w="100 KB text"
+}
 if want clamav; then
 	for k in 4k mime6k 100k; do
-		n=$N_SMALL w="4 KB text"
-		[ "$k" = mime6k ] && w="6 KB MIME, attachment"
-		[ "$k" = 100k ] && n=$N_BIG w="100 KB text"
+		kind $k
 		through "antivirus + checks, $w" "clamav-$k" BENCH_PEER=clamav BENCH_KIND=$k \
 			BENCH_MESSAGES=$n BENCH_CHECKS="$CHECKS"
+	done
+fi
+if want everything; then
+	for k in 4k mime6k 100k; do
+		kind $k
+		through "everything (DNS checks, greylist, attachments, ClamAV), $w" "everything-$k" \
+			BENCH_PEER=clamav BENCH_DNS=1 BENCH_KIND=$k BENCH_MESSAGES=$n
 	done
 fi
 if want rcpts; then
