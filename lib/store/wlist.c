@@ -357,10 +357,66 @@ static int exact_cmp(const void *a, const void *b)
 	return strcmp(((const struct wl_exact *)a)->key, ((const struct wl_exact *)b)->key);
 }
 
-/* Bring the copy up to date with st; called without lk held.  Returns 0
- * when a copy (fresh or, after a store error, the last good one) is
- * loaded, -1 when there is none. */
+/* wlist_scope(): the calling thread's scope, and the scope (with its
+ * store) whose first lookup brought the copy up to date. */
+static _Thread_local struct {
+	int set;
+	char token[32];
+	int done;
+	char done_token[32];
+	const struct store *done_st;
+} scope;
+
+void wlist_scope(const char *token)
+{
+	scope.set = token != NULL && token[0] != '\0';
+	if (scope.set)
+		bcopy_str(scope.token, sizeof(scope.token), token);
+}
+
+/* Has the copy been brought up to date for this scope already?  Then it
+ * is loaded (a scope is marked done only after a refresh that left a
+ * copy), unless the cache was reset since. */
+static int scope_done(const struct store *st)
+{
+	int loaded;
+
+	if (!scope.set || !scope.done || scope.done_st != st ||
+	    strcmp(scope.done_token, scope.token) != 0)
+		return 0;
+	pthread_rwlock_rdlock(&cache.lk);
+	loaded = cache.loaded && cache.st == st;
+	pthread_rwlock_unlock(&cache.lk);
+	return loaded;
+}
+
+static void scope_mark(const struct store *st)
+{
+	scope.done = scope.set;
+	if (scope.set) {
+		bcopy_str(scope.done_token, sizeof(scope.done_token), scope.token);
+		scope.done_st = st;
+	}
+}
+
+static int refresh_now(struct store *st);
+
+/* Bring the copy up to date with st, once per scope; called without lk
+ * held.  Returns 0 when a copy (fresh or, after a store error, the last
+ * good one) is loaded, -1 when there is none. */
 static int refresh(struct store *st)
+{
+	int rc;
+
+	if (scope_done(st))
+		return 0;
+	rc = refresh_now(st);
+	if (rc == 0)
+		scope_mark(st);
+	return rc;
+}
+
+static int refresh_now(struct store *st)
 {
 	unsigned long seq;
 	int rc = 0, fresh;
@@ -424,6 +480,18 @@ void wlist_cache_reset(void)
 	pthread_mutex_unlock(&cache.refresh_mu);
 }
 
+/* Is the copy empty (no whitelist entry at all)?  Then a lookup has
+ * nothing to build keys for. */
+static int copy_empty(void)
+{
+	int empty;
+
+	pthread_rwlock_rdlock(&cache.lk);
+	empty = cache.copy.nexact == 0 && cache.copy.nnets == 0;
+	pthread_rwlock_unlock(&cache.lk);
+	return empty;
+}
+
 /* Is key in the copy and not expired?  lk held for reading. */
 static int has_key(const char *key, time_t now, char *match, size_t matchsize)
 {
@@ -467,6 +535,8 @@ int wlist_match_client(struct store *st, const struct ipaddr *ip, const char *cl
 
 	if (refresh(st) < 0)
 		return -1;
+	if (copy_empty())
+		return 0;
 	name[0] = '\0';
 	if (client_name && client_name[0] && strcmp(client_name, "unknown") != 0 &&
 	    name_canon(client_name, name, sizeof(name)) < 0)
@@ -512,7 +582,7 @@ int wlist_match_sender(struct store *st, const struct mailaddr *sender, char *ma
 
 	if (refresh(st) < 0)
 		return -1;
-	if (sender->flags & ADDR_NULL || sender->full[0] == '\0')
+	if (sender->flags & ADDR_NULL || sender->full[0] == '\0' || copy_empty())
 		return 0;
 	str_lower(lower, sizeof(lower), sender->full);
 	pthread_rwlock_rdlock(&cache.lk);
@@ -531,7 +601,7 @@ int wlist_match_rcpt(struct store *st, const struct mailaddr *rcpt, char *match,
 
 	if (refresh(st) < 0)
 		return -1;
-	if (rcpt->full[0] == '\0')
+	if (rcpt->full[0] == '\0' || copy_empty())
 		return 0;
 	str_lower(lower, sizeof(lower), rcpt->full);
 	snprintf(key, sizeof(key), "recipient:%s", lower);
