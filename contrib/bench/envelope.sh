@@ -17,7 +17,8 @@
 # once per round, the order reversed every other round (ABC, CBA, ...).
 # Measured: the CPU time (utime + stime) of each filter process per message
 # from /proc/PID/stat, and msg/s; printed per load, then the means, the
-# ratios and the median of the per-round ratios.  Nothing is asserted
+# ratios and the median of the per-round ratios; BENCH_STRACE=1 adds one
+# load per filter under strace -f (system calls per message).  Nothing is asserted
 # about speed.  Bounded: everything runs under timeout and is stopped by
 # the EXIT trap.
 set -u
@@ -184,6 +185,39 @@ awk -v hz="$HZ" -v n="$N" '
 				a, b, s[a] / s[b], m, lo_, hi_
 		}
 	}' "$T/results"
+if [ "${BENCH_STRACE:-0}" = 1 ] && command -v strace >/dev/null; then
+	# one more load per filter under strace -f: system calls per message
+	# of the threads serving Postfix (the store's expiry thread and
+	# libmilter's listener left out, shown apart)
+	echo
+	echo "strace -f, one more load each: system calls per message"
+	for f in $FILTERS; do
+		eval "_port=\$PORT_$f _pid=\$PID_$f"
+		timeout 600 strace -f -qq -p "$_pid" -o "$T/$f.strace" 2>/dev/null &
+		_s=$!
+		sleep 1
+		timeout 600 python3 "$here/smtpload.py" "$_port" "$T/msgs" "$THREADS" 10 >/dev/null ||
+			fail "$f: wrong answers under strace"
+		sleep 0.5
+		kill -INT "$_s" 2>/dev/null
+		wait "$_s" 2>/dev/null
+		grep -v 'resumed>' "$T/$f.strace" | sed -E 's/^([0-9]+) +([a-z0-9_]+)\(.*/\1 \2/' |
+			awk -v m="$N" -v name="$f" '
+			NF == 2 { c[$1, $2]++; t[$1] = 1; s[$2] = 1 }
+			END {
+				for (x in t) if (c[x, "accept"] || c[x, "rt_sigtimedwait"] ||
+				    (c[x, "poll"] == 0 && c[x, "fcntl"] > 0)) skip[x] = 1
+				for (x in t) for (y in s) if (x in skip) { o[y] += c[x, y]; oall += c[x, y] }
+				else { n[y] += c[x, y]; all += c[x, y] }
+				printf "  %-7s %5.1f per message:", name, all / m
+				for (y in n) if (n[y] / m >= 0.05) printf " %s %.2f", y, n[y] / m
+				printf "\n  %-7s %5.1f per message in the other threads:", "", oall / m
+				for (y in o) if (o[y] / m >= 0.05) printf " %s %.2f", y, o[y] / m
+				printf "\n"
+			}'
+	done
+	ROUNDS=$((ROUNDS + 1)) # one more accepted load each, for the log check
+fi
 for f in pc before; do
 	[ -f "$T/$f.log" ] || continue
 	_n=$(grep -c ' verdict=accept ' "$T/$f.log")

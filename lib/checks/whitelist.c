@@ -5,11 +5,10 @@
  *   MAIL     sender address, or sender domain and the domains below it
  *            -> the transaction   (whitelist.sender / whitelist.domain)
  *   RCPT     that recipient only, the opt-out (whitelist.recipient)
- * Entries are added with `portcullisctl whitelist add` and obeyed from the
- * next transaction on, without a reload (lib/store/wlist.h: an in-memory
- * copy refreshed when the file changed, at most once per transaction).
- * It should be first in `checks`: an OK verdict skips the checks after it
- * in its scope.
+ * Entries are added with `portcullisctl whitelist add` and obeyed at the
+ * next lookup, without a reload (lib/store/wlist.h: an in-memory copy refreshed
+ * when the file changed).  It should be first in `checks`: an OK verdict
+ * skips the checks after it in its scope.
  *
  * Errors: a store failure uses the last copy read; with none the hook
  * returns CHECK_RETRY, and the default on_error = skip then lets the other
@@ -60,11 +59,7 @@ static int wl_mail(const struct check_ctx *cx, struct verdicts *out)
 
 	if (cx->store == NULL)
 		return CHECK_DONE;
-	/* MAIL and the RCPTs of one transaction read the file's change
-	 * counter once (wlist_scope) */
-	wlist_scope(cx->txn->ref);
 	rc = wlist_match_sender(cx->store, &cx->txn->sender, match, sizeof(match));
-	wlist_scope(NULL);
 	if (rc < 0)
 		return check_retry(out, "whitelist store unreadable");
 	if (rc > 0)
@@ -79,9 +74,7 @@ static int wl_rcpt(const struct check_ctx *cx, struct verdicts *out)
 
 	if (cx->store == NULL)
 		return CHECK_DONE;
-	wlist_scope(cx->txn->ref);
 	rc = wlist_match_rcpt(cx->store, &cx->rcpt->addr, match, sizeof(match));
-	wlist_scope(NULL);
 	if (rc < 0)
 		return check_retry(out, "whitelist store unreadable");
 	if (rc > 0)

@@ -357,66 +357,10 @@ static int exact_cmp(const void *a, const void *b)
 	return strcmp(((const struct wl_exact *)a)->key, ((const struct wl_exact *)b)->key);
 }
 
-/* wlist_scope(): the calling thread's scope, and the scope (with its
- * store) whose first lookup brought the copy up to date. */
-static _Thread_local struct {
-	int set;
-	char token[32];
-	int done;
-	char done_token[32];
-	const struct store *done_st;
-} scope;
-
-void wlist_scope(const char *token)
-{
-	scope.set = token != NULL && token[0] != '\0';
-	if (scope.set)
-		bcopy_str(scope.token, sizeof(scope.token), token);
-}
-
-/* Has the copy been brought up to date for this scope already?  Then it
- * is loaded (a scope is marked done only after a refresh that left a
- * copy), unless the cache was reset since. */
-static int scope_done(const struct store *st)
-{
-	int loaded;
-
-	if (!scope.set || !scope.done || scope.done_st != st ||
-	    strcmp(scope.done_token, scope.token) != 0)
-		return 0;
-	pthread_rwlock_rdlock(&cache.lk);
-	loaded = cache.loaded && cache.st == st;
-	pthread_rwlock_unlock(&cache.lk);
-	return loaded;
-}
-
-static void scope_mark(const struct store *st)
-{
-	scope.done = scope.set;
-	if (scope.set) {
-		bcopy_str(scope.done_token, sizeof(scope.done_token), scope.token);
-		scope.done_st = st;
-	}
-}
-
-static int refresh_now(struct store *st);
-
-/* Bring the copy up to date with st, once per scope; called without lk
- * held.  Returns 0 when a copy (fresh or, after a store error, the last
- * good one) is loaded, -1 when there is none. */
+/* Bring the copy up to date with st; called without lk held.  Returns 0
+ * when a copy (fresh or, after a store error, the last good one) is
+ * loaded, -1 when there is none. */
 static int refresh(struct store *st)
-{
-	int rc;
-
-	if (scope_done(st))
-		return 0;
-	rc = refresh_now(st);
-	if (rc == 0)
-		scope_mark(st);
-	return rc;
-}
-
-static int refresh_now(struct store *st)
 {
 	unsigned long seq;
 	int rc = 0, fresh;

@@ -33,7 +33,6 @@
  * Lookups do not walk the file: each process keeps an in-memory copy of
  * the namespace, reloaded when the file's change counter (store_seqnum)
  * moved, so a lookup costs one counter read plus a few binary searches
- * (one counter read per transaction: wlist_scope)
  * (networks: a scan of the network entries only).  Thread-safe.  When the
  * store fails, the last good copy is used (logged); without one, the
  * lookup returns -1 (the check then retries: on_error skip by default).
@@ -108,16 +107,6 @@ int wlist_match_client(struct store *st, const struct ipaddr *ip, const char *cl
 int wlist_match_sender(struct store *st, const struct mailaddr *sender, char *match,
                        size_t matchsize);
 int wlist_match_rcpt(struct store *st, const struct mailaddr *rcpt, char *match, size_t matchsize);
-
-/* The lookups of one transaction read the change counter once.  With a
- * scope set (the transaction's ref, at most 31 bytes), the first lookup of
- * the calling thread in that scope brings the copy up to date as above,
- * and its later lookups in the same scope (the RCPTs after MAIL) use the
- * copy as it is: an entry added meanwhile counts from the next
- * transaction.  NULL (the default, and what the check sets back after its
- * lookup): every lookup reads the counter.  Per thread; a scope seen
- * first on another thread just reads the counter once more. */
-void wlist_scope(const char *token);
 
 /* Hash chains of a new whitelist file: few entries, and every reload of
  * the copy walks all chains (lib/store's default is for a million). */

@@ -210,41 +210,6 @@ static int rcpt(const char *addr, char *match)
 	return wlist_match_rcpt(st, &m, match, WLIST_KEY_MAX + 1);
 }
 
-/* wlist_scope(): the lookups of one transaction read the change counter
- * once, so an entry added meanwhile counts from the next transaction;
- * without a scope every lookup sees it at once. */
-static void test_scope(void **state)
-{
-	char m[WLIST_KEY_MAX + 1];
-
-	(void)state;
-	add(WL_SENDER, "friend@example.org", 0);
-	wlist_scope("Txn0000001");
-	assert_int_equal(sender("<friend@example.org>", m), 1);
-	add(WL_RECIPIENT, "vip@example.test", 0);
-	/* the same transaction: the copy of its MAIL */
-	assert_int_equal(rcpt("<vip@example.test>", m), 0);
-	assert_int_equal(rcpt("<vip@example.test>", m), 0);
-	/* the next one reads the counter and sees the entry */
-	wlist_scope("Txn0000002");
-	assert_int_equal(rcpt("<vip@example.test>", m), 1);
-	assert_string_equal(m, "recipient:vip@example.test");
-	assert_int_equal(wlist_del(st, WL_RECIPIENT, "vip@example.test"), 1);
-	assert_int_equal(rcpt("<vip@example.test>", m), 1);
-	/* no scope (the default): every lookup reads the counter */
-	wlist_scope(NULL);
-	assert_int_equal(rcpt("<vip@example.test>", m), 0);
-	add(WL_RECIPIENT, "vip@example.test", 0);
-	assert_int_equal(rcpt("<vip@example.test>", m), 1);
-	/* a reset copy is read again even within a scope */
-	wlist_scope("Txn0000003");
-	assert_int_equal(rcpt("<vip@example.test>", m), 1);
-	wlist_cache_reset();
-	assert_int_equal(wlist_del(st, WL_RECIPIENT, "vip@example.test"), 1);
-	assert_int_equal(rcpt("<vip@example.test>", m), 0);
-	wlist_scope(NULL);
-}
-
 static void test_match(void **state)
 {
 	char m[WLIST_KEY_MAX + 1];
@@ -587,7 +552,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_normalise),
 		cmocka_unit_test(test_encode_decode),
 		cmocka_unit_test_setup_teardown(test_match, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_error, setup, teardown),
