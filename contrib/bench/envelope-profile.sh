@@ -123,7 +123,9 @@ access+helo+envelope_hooks (access_(connect|helo|mail|rcpt)|helo_hook|helo_mail|
 address_parsing_(addr_parse) addr_parse
 metrics_(metrics_*) metrics_[a-z_]+
 clock_reads_(clock_gettime) clock_gettime
-malloc+calloc+realloc+free (malloc|calloc|realloc|free)
+log_text_encoding_(enc_log) enc_log
+calloc calloc
+malloc+realloc+free (malloc|realloc|free)
 store_expiry_thread_(maint_thread) maint_thread'
 
 profile()
