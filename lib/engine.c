@@ -455,7 +455,8 @@ static void run_stage(struct conn *c, enum stage st, struct check_ctx *cx, struc
 		return;
 	t0 = metrics_now_us();
 	scope_of(c, st, rc, rheld, nrheld, &s);
-	cx->dns_deadline_ms = now_ms() + conf->core.dns_timeout_ms;
+	/* both CLOCK_MONOTONIC: t0 / 1000 is now_ms(), one clock read less */
+	cx->dns_deadline_ms = t0 / 1000 + conf->core.dns_timeout_ms;
 	cx->conf = conf;
 	cx->conn = c;
 	cx->txn = c->txn;

@@ -18,7 +18,8 @@
 # Measured: the CPU time (utime + stime) of each filter process per message
 # from /proc/PID/stat, and msg/s; printed per load, then the means, the
 # ratios and the median of the per-round ratios; BENCH_STRACE=1 adds one
-# load per filter under strace -f (system calls per message).  Nothing is asserted
+# load per filter under strace -f (system calls per message), BENCH_PERF=1
+# one under perf record (where the CPU goes).  Nothing is asserted
 # about speed.  Bounded: everything runs under timeout and is stopped by
 # the EXIT trap.
 set -u
@@ -217,6 +218,30 @@ if [ "${BENCH_STRACE:-0}" = 1 ] && command -v strace >/dev/null; then
 			}'
 	done
 	ROUNDS=$((ROUNDS + 1)) # one more accepted load each, for the log check
+fi
+if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+	# one more load per filter under perf record: where the filter's CPU
+	# goes, by shared object and by symbol (samples per message)
+	echo
+	echo "perf record, one more load each: the filter's samples (0.2 ms of CPU each)"
+	for f in $FILTERS; do
+		eval "_port=\$PORT_$f _pid=\$PID_$f"
+		timeout 600 perf record -q -F 4999 -g -p "$_pid" -o "$T/$f.perf" >/dev/null 2>&1 &
+		_s=$!
+		sleep 1
+		timeout 600 python3 "$here/smtpload.py" "$_port" "$T/msgs" "$THREADS" 10 >/dev/null ||
+			fail "$f: wrong answers under perf"
+		sleep 0.5
+		kill -INT "$_s" 2>/dev/null
+		wait "$_s" 2>/dev/null
+		echo "  $f, by object:"
+		perf report -i "$T/$f.perf" --no-children --sort dso -g none 2>/dev/null |
+			grep -v '^#' | grep '%' | head -8 | sed 's/^/    /'
+		echo "  $f, top symbols (with what they call):"
+		perf report -i "$T/$f.perf" --children --sort sym -g none 2>/dev/null |
+			grep -v '^#' | grep '%' | head -25 | sed 's/^/    /'
+	done
+	ROUNDS=$((ROUNDS + 1))
 fi
 for f in pc before; do
 	[ -f "$T/$f.log" ] || continue
