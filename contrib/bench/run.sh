@@ -5,7 +5,8 @@
 #   PORTCULLIS=/path/to/portcullis BENCH_MESSAGES=50000 contrib/bench/run.sh
 #
 # Builds noop-milter.c (the baseline: a libmilter filter that answers
-# continue to everything and negotiates the same steps as portcullis) and
+# continue to everything and negotiates the same steps as portcullis, but
+# no reply-less steps: portcullis answers fewer of them, see noop-milter.c) and
 # mclient.c (the MTA side of the milter protocol) with cc into a private
 # temp dir, starts three filters on unix sockets in that dir:
 #   noop               noop-milter
