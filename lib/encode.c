@@ -172,6 +172,12 @@ char *enc_log(char *dst, size_t dstsize, const char *src, size_t maxlen)
 			ob_cut(&o);
 			break;
 		}
+		/* the common byte, with room to spare: what ob_put() would do */
+		if (c != '\\' && is_print(c) && o.len + 1 + CUT_LEN <= o.cap) {
+			o.dst[o.len++] = (char)c;
+			o.mark = o.len;
+			continue;
+		}
 		if (c == '\\') {
 			piece[0] = '\\';
 			piece[1] = '\\';

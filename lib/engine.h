@@ -164,6 +164,8 @@ struct conn {
 	struct txn *txn;
 	unsigned long ntxn;
 	unsigned long milter_nr; /* milter/ only: the SMFIP_NR_* flags negotiated */
+	int milter_stop_txn;     /* milter/ only: this MAIL came while stopping, with
+	                          * no reply to MAIL: each RCPT gets the 4.3.2 */
 };
 
 /* Create a connection bound to snapshot conf (takes a new reference). */

@@ -128,8 +128,21 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	 * refuses there (header-stage verdicts are held until end of
 	 * message), so the MTA need not wait for us after every header. */
 	want |= SMFIP_NR_HDR | SMFIP_NR_EOH;
+	/* Nor to connect, HELO and MAIL: the engine holds what it finds
+	 * there until RCPT (like smtpd_delay_reject), so its answer at those
+	 * stages is always "continue"; the only refusals made there are the
+	 * milter's own (stopping, no connection state), and they move to RCPT
+	 * (cb_envfrom, cb_envrcpt).  Only from an MTA that speaks protocol 6
+	 * (it offers SMFIP_SKIP, as Postfix >= 2.6 and Sendmail >= 8.14 do):
+	 * libmilter hands xxfi_negotiate every SMFIP_NR_* flag whether the
+	 * MTA offered it or not and answers "continue" itself to an MTA that
+	 * did not, which would move those refusals for no gain; an older MTA
+	 * gets them where it always did. */
+	if (f1 & SMFIP_SKIP)
+		want |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL;
 	*pf1 = f1 & want;
-	c->milter_nr = *pf1 & (SMFIP_NR_HDR | SMFIP_NR_EOH);
+	c->milter_nr =
+	    *pf1 & (SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_HDR | SMFIP_NR_EOH);
 	*pf2 = 0;
 	*pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST) {
@@ -144,6 +157,19 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 
 static atomic_int stopping; /* SIGTERM seen: no new connection or transaction */
 
+#define STOP_CODE  "451"
+#define STOP_XCODE "4.3.2"
+#define STOP_TEXT  "Filter shutting down, try again later"
+
+static sfsistat stop_reply(SMFICTX *ctx)
+{
+	smfi_setreply(ctx, STOP_CODE, STOP_XCODE, STOP_TEXT);
+	return SMFIS_TEMPFAIL;
+}
+
+/* While stopping, a new connection is turned away: at connect, or (no
+ * reply to connect negotiated) at each RCPT of its transactions, which
+ * all begin while stopping (cb_envfrom).  Its checks do not run. */
 static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
 	struct conn *c = conn_of(ctx, 1);
@@ -151,8 +177,10 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	const char *res;
 	struct reply r;
 
-	if (c == NULL || atomic_load(&stopping))
+	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (atomic_load(&stopping))
+		return c->milter_nr & SMFIP_NR_CONN ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
 	if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, addr,
 		          sizeof(addr));
@@ -167,6 +195,8 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	if (res && strcmp(res, "OK") != 0)
 		hostname = NULL;
 	engine_connect(c, hostname, addr, &r);
+	if (c->milter_nr & SMFIP_NR_CONN)
+		return no_reply(&r, "connect");
 	return answer(ctx, &r);
 }
 
@@ -175,9 +205,13 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 	struct conn *c = conn_of(ctx, 0);
 	struct reply r;
 
-	if (c == NULL || atomic_load(&stopping))
-		return SMFIS_TEMPFAIL;
+	if (c == NULL)
+		return SMFIS_TEMPFAIL; /* libmilter sends no reply if NR_HELO */
+	if (atomic_load(&stopping))
+		return c->milter_nr & SMFIP_NR_HELO ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
 	engine_helo(c, helo, &r);
+	if (c->milter_nr & SMFIP_NR_HELO)
+		return no_reply(&r, "HELO");
 	return answer(ctx, &r);
 }
 
@@ -186,13 +220,23 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	struct conn *c = conn_of(ctx, 0);
 	struct reply r;
 
+	/* No connection state: its RCPTs are refused (cb_envrcpt).  Not a
+	 * refusal here: under SMFIP_NR_MAIL libmilter would send none, and
+	 * would then skip the RCPTs of a transaction it thinks refused,
+	 * leaving the MTA waiting for their replies. */
 	if (c == NULL)
-		return SMFIS_TEMPFAIL;
+		return SMFIS_CONTINUE;
+	c->milter_stop_txn = 0;
 	if (atomic_load(&stopping)) {
 		/* The transactions in flight finish; a new one is told to
-		 * come back (the MTA answers the client with a 4xx). */
-		smfi_setreply(ctx, "451", "4.3.2", "Filter shutting down, try again later");
-		return SMFIS_TEMPFAIL;
+		 * come back (the MTA answers the client with a 4xx), and
+		 * opens no engine transaction: the stop does not wait for
+		 * it (engine_open_txns()). */
+		if (!(c->milter_nr & SMFIP_NR_MAIL))
+			return stop_reply(ctx);
+		engine_abort(c); /* a transaction the MTA did not end */
+		c->milter_stop_txn = 1;
+		return SMFIS_NOREPLY;
 	}
 	/* The SASL login must be known before the MAIL checks run. */
 	engine_set_auth(c, macro(ctx, "{auth_authen}"));
@@ -201,6 +245,8 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 		if (strcasecmp(argv[i], "SMTPUTF8") == 0)
 			engine_set_smtputf8(c);
 	engine_set_queue_id(c, macro(ctx, "i")); /* Sendmail sends it here */
+	if (c->milter_nr & SMFIP_NR_MAIL)
+		return no_reply(&r, "MAIL");
 	return answer(ctx, &r);
 }
 
@@ -211,6 +257,8 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (c->milter_stop_txn)
+		return stop_reply(ctx);
 	/* Postfix: once a recipient was accepted (its queue file exists) */
 	engine_set_queue_id(c, macro(ctx, "i"));
 	engine_rcpt(c, argv[0], &r);
@@ -286,6 +334,10 @@ static sfsistat cb_eom(SMFICTX *ctx)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (c->milter_stop_txn) { /* every RCPT was refused: not expected */
+		c->milter_stop_txn = 0;
+		return stop_reply(ctx);
+	}
 	engine_set_queue_id(c, macro(ctx, "i")); /* Postfix sends it only here */
 	engine_eom(c, &r);
 	if (c->txn && (r.action == REPLY_CONTINUE || r.action == REPLY_ACCEPT)) {
@@ -320,8 +372,10 @@ static sfsistat cb_abort(SMFICTX *ctx)
 {
 	struct conn *c = conn_of(ctx, 0);
 
-	if (c)
+	if (c) {
+		c->milter_stop_txn = 0;
 		engine_abort(c);
+	}
 	return SMFIS_CONTINUE;
 }
 
@@ -648,7 +702,8 @@ static void *run_smfi_stop(void *arg)
  * blocked in every thread; libmilter's own signal thread waits for them
  * too, but a signal sent to the process goes to its main thread when that
  * thread waits for it, so the stop is ours: new connections and
- * transactions are answered 4xx (cb_connect, cb_envfrom) while the
+ * transactions are answered 4xx (cb_connect, cb_envfrom; at each RCPT
+ * when the MTA asked no reply to connect and MAIL) while the
  * transactions in flight finish (libmilter would cut them: its workers
  * stop serving sessions once its stop flag is set); then libmilter is
  * told to stop and its accept loop is woken, which takes ~50 ms instead

@@ -3,14 +3,18 @@
  *   noop-milter -p SOCKET
  *
  * Listens on a unix socket (a path, or unix:PATH) and answers every step
- * SMFIS_CONTINUE.  It negotiates exactly what portcullis negotiates with its
+ * SMFIS_CONTINUE.  It negotiates the steps portcullis negotiates with its
  * default checks (milter/milter.c cb_negotiate): the actions ADDHDRS,
  * CHGHDRS and SETSYMLIST, the same symbol lists, and no headers, no end of
  * headers, no body, no DATA and no unknown commands - so an MTA or the
  * benchmark client sends it the very same packets (connect, HELO, MAIL,
- * RCPT, end of message, abort, quit).  What portcullis costs above this is
- * its own work.  Like portcullis it keeps a small per-connection struct
- * (allocated at negotiate, freed at close), so that is not counted either.
+ * RCPT, end of message, abort, quit).  Like a simple libmilter filter it
+ * asks for no SMFIP_NR_* flag, so it answers every one of them; portcullis
+ * asks for no reply to connect, HELO and MAIL (its checks refuse at RCPT),
+ * so it sends fewer replies: that is part of what is measured.  What
+ * portcullis costs above this is its own work.  Like portcullis it keeps a
+ * small per-connection struct (allocated at negotiate, freed at close), so
+ * that is not counted either.
  * Stops on SIGTERM or SIGINT (libmilter's signal thread).
  */
 #include <stdio.h>

@@ -5,7 +5,8 @@
 #   PORTCULLIS=/path/to/portcullis BENCH_MESSAGES=50000 contrib/bench/run.sh
 #
 # Builds noop-milter.c (the baseline: a libmilter filter that answers
-# continue to everything and negotiates the same steps as portcullis) and
+# continue to everything and negotiates the same steps as portcullis, but
+# no reply-less steps: portcullis answers fewer of them, see noop-milter.c) and
 # mclient.c (the MTA side of the milter protocol) with cc into a private
 # temp dir, starts three filters on unix sockets in that dir:
 #   noop               noop-milter
@@ -47,7 +48,10 @@
 # BENCH_PER_CONN (10), BENCH_THREADS (4), BENCH_BAD (0.2), BENCH_ROUNDS (6),
 # BENCH_WARMUP (2000 messages), BENCH_LIMIT (170), BENCH_PC_CONF (more
 # "key = value" lines, newline-separated, for the "portcullis" filter only,
-# e.g. "metrics.listen = 127.0.0.1:9187").
+# e.g. "metrics.listen = 127.0.0.1:9187"), BENCH_BEFORE (the path of an
+# older portcullis binary: the third filter is then that build with the
+# "portcullis" configuration, "before", instead of portcullis+tables, so a
+# change is measured against the old code in the same interleaved rounds).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -140,16 +144,28 @@ conf()
 		die "portcullis rejects $D/$_n.conf: $(cat "$D/$_n.check")"
 }
 conf pc ${BENCH_PC_CONF:+"$BENCH_PC_CONF"}
-conf tables \
-	"access.client = cidr:$D/clients.cidr" \
-	"access.client_name = pcre:$D/names.pcre" \
-	"access.helo = pcre:$D/names.pcre" \
-	"access.sender = texthash:$D/senders.txt"
+if [ -n "${BENCH_BEFORE:-}" ]; then
+	[ -x "$BENCH_BEFORE" ] || die "no portcullis binary at BENCH_BEFORE=$BENCH_BEFORE"
+	# the same settings as "portcullis", its own socket and state
+	mkdir -p "$D/before.state"
+	sed -e "s|^socket = .*|socket = unix:$D/tables.sock|" \
+		-e "s|^state_dir = .*|state_dir = $D/before.state|" "$D/pc.conf" >"$D/tables.conf"
+	"$BENCH_BEFORE" -t -c "$D/tables.conf" >"$D/tables.check" 2>&1 ||
+		die "$BENCH_BEFORE rejects $D/tables.conf: $(cat "$D/tables.check")"
+	THIRD=$BENCH_BEFORE THIRD_LABEL=before
+else
+	conf tables \
+		"access.client = cidr:$D/clients.cidr" \
+		"access.client_name = pcre:$D/names.pcre" \
+		"access.helo = pcre:$D/names.pcre" \
+		"access.sender = texthash:$D/senders.txt"
+	THIRD=$PORTCULLIS THIRD_LABEL=portcullis+tables
+fi
 
 # ---- start the filters ---------------------------------------------------
 start noop "$D/noop-milter" -p "$D/noop.sock"
 start pc "$PORTCULLIS" -f -c "$D/pc.conf"
-start tables "$PORTCULLIS" -f -c "$D/tables.conf"
+start tables "$THIRD" -f -c "$D/tables.conf"
 
 HZ=$(getconf CLK_TCK)
 NCPU=$(getconf _NPROCESSORS_ONLN)
@@ -208,6 +224,7 @@ load()
 echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs," \
 	"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 echo "bench: $("$PORTCULLIS" -V 2>&1 | head -n 1) ($PORTCULLIS)"
+[ -z "${BENCH_BEFORE:-}" ] || echo "bench: before: $("$BENCH_BEFORE" -V 2>&1 | head -n 1) ($BENCH_BEFORE)"
 echo "bench: $BENCH_ROUNDS rounds of $BENCH_MESSAGES messages," \
 	"$BENCH_PER_CONN per connection, $BENCH_THREADS client threads," \
 	"bad-HELO fraction $BENCH_BAD; CLK_TCK=$HZ"
@@ -266,6 +283,6 @@ echo "bench: logs ok: one line per transaction ($total each), verdicts as expect
 
 # ---- the table ------------------------------------------------------------
 echo
-cpu_table "$D/results" tables portcullis+tables "pc noop tables noop tables pc"
+cpu_table "$D/results" tables "$THIRD_LABEL" "pc noop tables noop tables pc"
 echo
 echo "bench: done in $(($(date +%s) - START)) s"

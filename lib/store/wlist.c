@@ -424,6 +424,18 @@ void wlist_cache_reset(void)
 	pthread_mutex_unlock(&cache.refresh_mu);
 }
 
+/* Is the copy empty (no whitelist entry at all)?  Then a lookup has
+ * nothing to build keys for. */
+static int copy_empty(void)
+{
+	int empty;
+
+	pthread_rwlock_rdlock(&cache.lk);
+	empty = cache.copy.nexact == 0 && cache.copy.nnets == 0;
+	pthread_rwlock_unlock(&cache.lk);
+	return empty;
+}
+
 /* Is key in the copy and not expired?  lk held for reading. */
 static int has_key(const char *key, time_t now, char *match, size_t matchsize)
 {
@@ -467,6 +479,8 @@ int wlist_match_client(struct store *st, const struct ipaddr *ip, const char *cl
 
 	if (refresh(st) < 0)
 		return -1;
+	if (copy_empty())
+		return 0;
 	name[0] = '\0';
 	if (client_name && client_name[0] && strcmp(client_name, "unknown") != 0 &&
 	    name_canon(client_name, name, sizeof(name)) < 0)
@@ -512,7 +526,7 @@ int wlist_match_sender(struct store *st, const struct mailaddr *sender, char *ma
 
 	if (refresh(st) < 0)
 		return -1;
-	if (sender->flags & ADDR_NULL || sender->full[0] == '\0')
+	if (sender->flags & ADDR_NULL || sender->full[0] == '\0' || copy_empty())
 		return 0;
 	str_lower(lower, sizeof(lower), sender->full);
 	pthread_rwlock_rdlock(&cache.lk);
@@ -531,7 +545,7 @@ int wlist_match_rcpt(struct store *st, const struct mailaddr *rcpt, char *match,
 
 	if (refresh(st) < 0)
 		return -1;
-	if (rcpt->full[0] == '\0')
+	if (rcpt->full[0] == '\0' || copy_empty())
 		return 0;
 	str_lower(lower, sizeof(lower), rcpt->full);
 	snprintf(key, sizeof(key), "recipient:%s", lower);

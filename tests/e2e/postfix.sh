@@ -20,6 +20,12 @@
 #     from the second RCPT on) in its log line;
 #  3. postmaster@example.test is reachable from the refused client (250 at
 #     RCPT, delivered);
+#  3b. portcullis stopping (SIGTERM) with a transaction in flight (MAIL and
+#     RCPT accepted): a new SMTP session gets 250 at MAIL (Postfix takes no
+#     reply to connect, HELO and MAIL from portcullis) and "451 4.3.2 Filter
+#     shutting down, try again later" at each of its two RCPTs (also in the
+#     maillog); the transaction in flight is then queued and logged, and
+#     portcullis exits with status 0;
 #  4. with portcullis stopped (milter_default_action = tempfail) Postfix
 #     says 4xx at MAIL FROM and accepts nothing.
 # Skips (77) without postfix or swaks.  The system's own Postfix (port 25)
@@ -162,12 +168,39 @@ else
 		t_err "postmaster: no log line qid=$QID3 ... to=<postmaster@example.test> verdict=accept"
 fi
 
-# --- 4. portcullis down: Postfix defers at MAIL FROM, accepts nothing ---------
+# --- 3b. portcullis stopping: the 451 4.3.2 at RCPT, the message in flight kept --
+HOLD=$top_srcdir/tests/e2e/smtp-hold.py
+python3 "$HOLD" "$PORT" hold "$T/held.ready" "$T/held.go" >"$T/held.txt" 2>&1 &
+HELD=$!
+t_wait_for '[ -e "$T/held.ready" ]' 15 || t_err "held: no RCPT reached: $(cat "$T/held.txt")"
+grep -q "^RCPT 250" "$T/held.txt" || t_err "held: RCPT not accepted: $(cat "$T/held.txt")"
 t0=$(t_now_ms)
 kill -TERM "$PC_PID"
+t_wait_for 'grep -q "stopping: waiting for 1 transaction" "$T/portcullis.log"' 5 ||
+	t_err "stopping: no 'stopping: waiting for 1 transaction' after SIGTERM"
+python3 "$HOLD" "$PORT" plain >"$T/stopping.txt" 2>&1
+if grep -q "^MAIL 250" "$T/stopping.txt" &&
+	[ "$(grep -c -E "^RCPT2? 451 4\.3\.2 Filter shutting down, try again later$" "$T/stopping.txt")" = 2 ]; then
+	echo "ok: 3b. portcullis stopping: MAIL 250, each RCPT: $(grep "^RCPT " "$T/stopping.txt" | cut -d' ' -f2-)"
+else
+	t_err "stopping: want MAIL 250 and 451 4.3.2 Filter shutting down at both RCPTs: $(cat "$T/stopping.txt")"
+fi
+t_grep "milter-reject: RCPT from unknown\[127\.0\.0\.1\]: 451 4\.3\.2 Filter shutting down" "$T/maillog" \
+	"stopping: Postfix logs the 451 4.3.2 at RCPT" >/dev/null
+touch "$T/held.go"
+wait "$HELD"
+QIDH=$(sed -n 's/^DOT 250 .*queued as \([0-9A-F]*\).*/\1/p' "$T/held.txt")
+if [ -z "$QIDH" ]; then
+	t_err "held: the transaction in flight was not queued: $(cat "$T/held.txt")"
+else
+	echo "ok: 3b. the transaction in flight when the stop began was queued as $QIDH"
+	t_grep "qid=$QIDH .*verdict=accept" "$T/portcullis.log" "held: its log line" >/dev/null
+fi
 t_reap "$PC_PID" 10 "$PC_WRAP" && { [ "$T_RC" = 0 ] || t_err "portcullis: exit status $T_RC after SIGTERM"; }
-echo "portcullis stopped in $(($(t_now_ms) - t0)) ms"
+echo "portcullis stopped $(($(t_now_ms) - t0)) ms after SIGTERM"
 [ -e "$SOCK" ] && t_err "portcullis left its socket $SOCK behind"
+
+# --- 4. portcullis down: Postfix defers at MAIL FROM, accepts nothing ---------
 before=$(ls "$MAILDIR/new" | wc -l)
 smtp down 192.0.2.8 mail.example.net user@example.test
 mail_reply=$(grep -A 1 -E '^ *-> MAIL FROM:<sender@example.net>' "$T/down.txt" | tail -n 1)

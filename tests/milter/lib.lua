@@ -14,12 +14,17 @@
 --                         wait until its socket answers
 --   t.reconfig(text)      rewrite the config as base + text and reload the
 --                         daemon with SIGUSR1; waits for the log to say so
---   t.connect{host=, ip=, helo=, j=}   a new milter connection, checked
+--   t.connect{host=, ip=, helo=, j=, offer=}   a new milter connection,
+--                         checked; offer = { version, protocol flags,
+--                         actions } negotiates as an MTA offering those
 --   t.helo/mail/rcpt/eom(conn, ...)    one step, returns the reply name
 --   t.wait_txn(marker)    the transaction log line containing marker
 --                         (polls: ABORT and close have no milter reply)
 --   t.raw(steps)          a raw milter client (perl) for what miltertest
---                         cannot do: reply texts, NUL bytes, long strings
+--                         cannot do: reply texts, NUL bytes, long strings;
+--                         steps.offer as in t.connect; a step negotiated
+--                         without reply (SMFIP_NR_CONN/HELO/MAIL) reads
+--                         as continue, as the MTA takes it
 --   t.ctl(args)           portcullisctl -c CONF ARGS, returns output, status
 -- Everything is bounded in time; nothing here calls os.exit().
 
@@ -293,6 +298,9 @@ function t.connect(opts)
 	if conn == nil then
 		error("mt.connect(" .. t.sock .. ") failed")
 	end
+	if opts.offer then -- { version, protocol flags, actions } the MTA offers
+		mt.negotiate(conn, opts.offer[1], opts.offer[2], opts.offer[3])
+	end
 	if opts.j then
 		mt.macro(conn, SMFIC_CONNECT, "j", opts.j)
 	end
@@ -507,6 +515,12 @@ while (my $line = <$fh>) {
     # like an MTA: no reply awaited where the filter asked for none
     next if $c eq "L" && ($pflags & 0x80);     # SMFIP_NR_HDR
     next if $c eq "N" && ($pflags & 0x40000);  # SMFIP_NR_EOH
+    # SMFIP_NR_CONN, NR_HELO, NR_MAIL: the MTA goes on as after a continue
+    if (($c eq "C" && ($pflags & 0x1000)) || ($c eq "H" && ($pflags & 0x2000)) ||
+        ($c eq "M" && ($pflags & 0x4000))) {
+        print "$c c \n";
+        next;
+    }
     if ($c eq "O") {
         my ($rc, $rd) = readpkt();
         $pflags = unpack("N", substr($rd, 8, 4)) if length($rd) >= 12;
@@ -550,8 +564,10 @@ function t.raw(steps)
 	if not have_perl then
 		return nil, "perl with IO::Socket::UNIX not found"
 	end
-	-- version 6, all actions, all protocol steps (as miltertest offers)
-	local plan = { "O " .. hex(be32(6) .. be32(0x1FF) .. be32(0x1FFFFF)) }
+	-- version 6, all actions, all protocol steps (as miltertest offers),
+	-- or steps.offer = { version, protocol flags, actions }
+	local o = steps.offer or { 6, 0x1FFFFF, 0x1FF }
+	local plan = { "O " .. hex(be32(o[1]) .. be32(o[3]) .. be32(o[2])) }
 	for _, s in ipairs(steps) do
 		local k = s[1]
 		if k == "conn" then

@@ -33,12 +33,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "conf.h"
 #include "engine.h"
 #include "hostile.h"
+#include "log.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -1543,6 +1545,105 @@ static void test_make_ref(void **state)
 		            (a[i] >= 'a' && a[i] <= 'z'));
 }
 
+static int ref_cmp(const void *x, const void *y)
+{
+	return strcmp(x, y);
+}
+
+/* The random bytes come from a per-thread block refilled now and then:
+ * ids across many refills are all different and well formed, and a child
+ * process after fork() does not hand out its parent's next ids. */
+static void test_make_ref_many(void **state)
+{
+	enum { N = 2000 };
+	static char refs[N][REF_LEN + 1];
+	char parent[4][REF_LEN + 1], child[4][REF_LEN + 1];
+	int pfd[2], st;
+	pid_t pid;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		engine_make_ref(refs[i]);
+		assert_int_equal(strlen(refs[i]), REF_LEN);
+		for (int k = 0; k < REF_LEN; k++)
+			assert_non_null(strchr("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			                       "abcdefghijklmnopqrstuvwxyz",
+			                       refs[i][k]));
+	}
+	qsort(refs, N, sizeof(refs[0]), ref_cmp);
+	for (int i = 1; i < N; i++)
+		assert_string_not_equal(refs[i - 1], refs[i]);
+
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 4; i++)
+			engine_make_ref(child[i]);
+		_exit(write(pfd[1], child, sizeof(child)) == (ssize_t)sizeof(child) ? 0 : 1);
+	}
+	close(pfd[1]);
+	for (int i = 0; i < 4; i++)
+		engine_make_ref(parent[i]);
+	assert_int_equal(read(pfd[0], child, sizeof(child)), (ssize_t)sizeof(child));
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < 4; k++)
+			assert_string_not_equal(parent[i], child[k]);
+}
+
+/* A line on stderr: "YYYY-MM-DDTHH:MM:SS.mmm IDENT: TAG TEXT\n", one per
+ * message, the text cut at 4095 bytes (log_msg and log_str alike). */
+static void test_log_line_format(void **state)
+{
+	char *log, *big = xmalloc(5000);
+	const char *p;
+	int lines = 0;
+
+	(void)state;
+	memset(big, 'x', 4999);
+	big[4999] = '\0';
+	log_start();
+	log_msg(LOG_LVL_WARN, "w %d", 42);
+	log_str(LOG_LVL_INFO, "ref=ABC plain text");
+	log_str(LOG_LVL_ERR, big);
+	log_msg(LOG_LVL_INFO, "%s", big);
+	log = log_stop();
+	for (p = log; *p; p = strchr(p, '\n') + 1) {
+		const char *nl = strchr(p, '\n');
+
+		assert_non_null(nl);
+		lines++;
+		/* 2026-12-07T03:41:22.123 */
+		for (int i = 0; i < 23; i++)
+			if (i == 4 || i == 7)
+				assert_int_equal(p[i], '-');
+			else if (i == 10)
+				assert_int_equal(p[i], 'T');
+			else if (i == 13 || i == 16)
+				assert_int_equal(p[i], ':');
+			else if (i == 19)
+				assert_int_equal(p[i], '.');
+			else
+				assert_true(p[i] >= '0' && p[i] <= '9');
+		assert_int_equal(p[23], ' ');
+		if (lines == 1)
+			assert_int_equal(strncmp(p + 24, "portcullis: warning: w 42\n", 26), 0);
+		else if (lines == 2)
+			assert_int_equal(strncmp(p + 24, "portcullis: ref=ABC plain text\n", 31),
+			                 0);
+		else if (lines == 3)
+			assert_int_equal(nl - p, 24 + (long)strlen("portcullis: error: ") + 4095);
+		else
+			assert_int_equal(nl - p, 24 + (long)strlen("portcullis: ") + 4095);
+	}
+	assert_int_equal(lines, 4);
+	free(log);
+	free(big);
+}
+
 /* --- reply texts with '%' ------------------------------------------------- */
 
 static void test_percent_in_text(void **state)
@@ -1856,6 +1957,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_delayed_reject),
+		T(test_make_ref_many),
+		T(test_log_line_format),
 		T(test_postmaster),
 		T(test_recipient_whitelist),
 		T(test_client_whitelist),
