@@ -368,34 +368,11 @@ chown postfix "$T/data"
 P1=$(t_free_port)
 P2=$(t_free_port)
 [ "$P1" = "$P2" ] && P2=$(t_free_port)
-cat >"$PF/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $Q
-data_directory = $T/data
-maillog_file = $T/maillog
-maillog_file_prefixes = $T
-myhostname = mx.example.test
-mydestination =
-relay_domains = example.test
-relay_transport = discard:bench
-default_transport = discard:bench
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-non_smtpd_milters =
-milter_default_action = tempfail
-milter_protocol = 6
-milter_content_timeout = 300s
-in_flow_delay = 0
-message_size_limit = 52428800
-default_process_limit = $((SESSIONS + 50))
-smtpd_client_connection_count_limit = 0
-alias_maps =
-alias_database =
-biff = no
-EOF
+pf_bench_main_cf \
+	"milter_content_timeout = 300s" \
+	"message_size_limit = 52428800" \
+	"default_process_limit = $((SESSIONS + 50))" \
+	"smtpd_client_connection_count_limit = 0" >"$PF/main.cf"
 if [ "$DNS" = 1 ]; then
 	# XCLIENT from the load; its own connection from 127.0.0.1 gets no
 	# milter (each filter sees one connection per session, the client's)

@@ -109,30 +109,7 @@ for f in $FILTERS; do
 	echo "127.0.0.1:$_p inet n - n - - smtpd -o smtpd_milters=unix:$T/$f/sock" >>"$PF/master.cf"
 done
 pf_services >>"$PF/master.cf"
-cat >"$PF/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $Q
-data_directory = $T/data
-maillog_file = $T/maillog
-maillog_file_prefixes = $T
-myhostname = mx.example.test
-mydestination =
-relay_domains = example.test
-relay_transport = discard:bench
-default_transport = discard:bench
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-non_smtpd_milters =
-milter_default_action = tempfail
-milter_protocol = 6
-in_flow_delay = 0
-alias_maps =
-alias_database =
-biff = no
-EOF
+pf_bench_main_cf >"$PF/main.cf"
 timeout 30 postfix -c "$PF" check >"$T/pf.out" 2>&1 || fail "postfix check: $(cat "$T/pf.out")"
 timeout 30 postfix -c "$PF" start >>"$T/pf.out" 2>&1 || fail "postfix start: $(cat "$T/pf.out")"
 t_at_exit "timeout 20 postfix -c '$PF' stop >/dev/null 2>&1; sleep 2"

@@ -353,34 +353,11 @@ for f in $FILTERS; do
 	esac
 	echo "127.0.0.1:$_p inet n - n - - smtpd -o smtpd_milters=unix:$sock" >>"$T/master.head"
 done
-cat >"$PF/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $Q
-data_directory = $T/data
-maillog_file = $T/maillog
-maillog_file_prefixes = $T
-myhostname = mx.example.test
-mydestination =
-relay_domains = example.test
-relay_transport = discard:bench
-default_transport = discard:bench
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_milter_maps = cidr:$PF/milter_maps
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-non_smtpd_milters =
-milter_default_action = tempfail
-milter_protocol = 6
-in_flow_delay = 0
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-alias_maps =
-alias_database =
-biff = no
-EOF
+pf_bench_main_cf \
+	"smtpd_authorized_xclient_hosts = 127.0.0.0/8" \
+	"smtpd_milter_maps = cidr:$PF/milter_maps" \
+	"smtpd_client_connection_count_limit = 0" \
+	"smtpd_client_connection_rate_limit = 0" >"$PF/main.cf"
 cat >"$PF/master.cf" <<EOF
 $(cat "$T/master.head")
 $(pf_services)

@@ -114,6 +114,38 @@ pf_stop()
 	rm -f "$Q/pid/master.pid"
 }
 
+# pf_bench_main_cf [LINE...]: the main.cf of a benchmark's private Postfix
+# (contrib/bench: queue in $Q, data and log in $T, every message discarded
+# after the milter, protocol 6 milters that fail to tempfail), then LINEs.
+pf_bench_main_cf()
+{
+	cat <<EOF
+compatibility_level = 3.6
+queue_directory = $Q
+data_directory = $T/data
+maillog_file = $T/maillog
+maillog_file_prefixes = $T
+myhostname = mx.example.test
+mydestination =
+relay_domains = example.test
+relay_transport = discard:bench
+default_transport = discard:bench
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+non_smtpd_milters =
+milter_default_action = tempfail
+milter_protocol = 6
+in_flow_delay = 0
+alias_maps =
+alias_database =
+biff = no
+EOF
+	for _l in "$@"; do printf '%s\n' "$_l"; done
+}
+
 pf_start()
 {
 	cat >"$PF/main.cf" <<EOF
