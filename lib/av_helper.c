@@ -487,6 +487,16 @@ static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER; /* a job queued, or sto
 static int h_idle;                                       /* pool threads waiting for a job */
 static int h_queued;                                     /* jobs in the queue */
 
+/* Send a job's answer, close its descriptors, free it. */
+static void finish_job(struct jobq *q, const struct av_resp *r)
+{
+	answer(q->j->ans, r);
+	close(q->j->ans);
+	close(q->j->fd);
+	free(q->j);
+	free(q);
+}
+
 static void *pool_thread(void *arg)
 {
 	(void)arg;
@@ -514,11 +524,7 @@ static void *pool_thread(void *arg)
 		pthread_mutex_lock(&h_lock);
 		h_idle++;
 		pthread_mutex_unlock(&h_lock);
-		answer(q->j->ans, &r);
-		close(q->j->ans);
-		close(q->j->fd);
-		free(q->j);
-		free(q);
+		finish_job(q, &r);
 		pthread_mutex_lock(&h_lock);
 		if (--h_active == 0 && h_stop)
 			pthread_cond_broadcast(&h_cond);
@@ -689,11 +695,7 @@ int av_helper_main(int argc, char **argv)
 				             .reason = "cannot start a scan thread",
 				             .word = "error" };
 
-			answer(q->j->ans, &r);
-			close(q->j->ans);
-			close(q->j->fd);
-			free(q->j);
-			free(q);
+			finish_job(q, &r);
 		}
 	}
 	/* The milter closed the control socket: finish the scans, stop. */
