@@ -193,7 +193,8 @@ const char *av_use_helper_program(void)
 static int spawn_helper(const struct av_settings *s, pid_t *pidp, int *ctlp, char *err,
                         size_t errsize)
 {
-	char a_size[32], a_file[32], a_rec[32], a_files[32], a_time[32], a_reload[32], a_debug[8];
+	char a_size[32], a_file[32], a_rec[32], a_files[32], a_time[32], a_reload[32], a_debug[8],
+	    a_scans[32];
 	char *argv[AV_ARGC + 1];
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -221,6 +222,7 @@ static int spawn_helper(const struct av_settings *s, pid_t *pidp, int *ctlp, cha
 	snprintf(a_time, sizeof(a_time), "%ld", s->max_scantime);
 	snprintf(a_reload, sizeof(a_reload), "%ld", s->reload_interval);
 	snprintf(a_debug, sizeof(a_debug), "%d", s->debug);
+	snprintf(a_scans, sizeof(a_scans), "%ld", s->max_scans);
 	argv[0] = (char *)"portcullis";
 	argv[1] = (char *)"--av-helper";
 	argv[2] = (char *)s->database;
@@ -235,7 +237,8 @@ static int spawn_helper(const struct av_settings *s, pid_t *pidp, int *ctlp, cha
 	argv[11] = (char *)s->log_facility;
 	argv[12] = a_debug;
 	argv[13] = (char *)PACKAGE_VERSION;
-	argv[14] = NULL;
+	argv[14] = a_scans;
+	argv[15] = NULL;
 
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, child, HELPER_FD);

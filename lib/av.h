@@ -44,6 +44,7 @@ struct av_settings {
 	long max_scantime;    /* ms, libclamav's own bound */
 	long reload_interval; /* s */
 	long timeout_ms;      /* the milter's bound on one whole scan */
+	long max_scans;       /* scans at the same time in the helper, 0: no bound */
 	char log_target[32];
 	char log_facility[32];
 	int debug;

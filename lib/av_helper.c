@@ -57,6 +57,7 @@ static struct helper_conf {
 	const char *database, *tmpdir;
 	long long max_scansize, max_filesize;
 	long max_recursion, max_files, max_scantime, reload_interval;
+	long max_scans; /* scan threads at the most, 0: no bound */
 } hc;
 
 static void engine_put(struct engine_ref *r)
@@ -610,7 +611,7 @@ int av_helper_main(int argc, char **argv)
 	 * is a helper of the right version too (a portcullis or portcullisctl
 	 * of the same build); else it says so and ends, and the milter's
 	 * scans fail (temporarily). */
-	if (argc == AV_ARGC && strcmp(argv[1], "--av-helper") == 0 &&
+	if (argc >= 14 && strcmp(argv[1], "--av-helper") == 0 &&
 	    strcmp(argv[13], PACKAGE_VERSION) != 0)
 		run_parent_helper(argv);
 	if (argc != AV_ARGC || strcmp(argv[1], "--av-helper") != 0 ||
@@ -619,8 +620,7 @@ int av_helper_main(int argc, char **argv)
 		        "portcullis-av %s: the scanner helper of portcullis %s, for its "
 		        "internal use%s%s\n",
 		        PACKAGE_VERSION, PACKAGE_VERSION,
-		        argc == AV_ARGC ? "; started by portcullis " : "",
-		        argc == AV_ARGC ? argv[13] : "");
+		        argc >= 14 ? "; started by portcullis " : "", argc >= 14 ? argv[13] : "");
 		return 2;
 	}
 	/* Only stdin/out/err and the control socket: nothing else of the
@@ -635,6 +635,7 @@ int av_helper_main(int argc, char **argv)
 	hc.max_files = atol(argv[7]);
 	hc.max_scantime = atol(argv[8]);
 	hc.reload_interval = atol(argv[9]) > 0 ? atol(argv[9]) : 60;
+	hc.max_scans = atol(argv[14]);
 	if (log_open("portcullis-av", argv[10], argv[11]) < 0)
 		log_open("portcullis-av", "stderr", "mail");
 	log_set_debug(atoi(argv[12]));
@@ -667,8 +668,9 @@ int av_helper_main(int argc, char **argv)
 			continue;
 		}
 		pthread_mutex_lock(&h_lock);
-		if (h_idle <= h_queued) {
-			/* no idle thread left for this job: one more */
+		if (h_idle <= h_queued && (hc.max_scans <= 0 || h_threads < hc.max_scans)) {
+			/* no idle thread left for this job: one more (else it
+			 * waits in line, as in clamd past MaxThreads) */
 			pthread_t st;
 
 			if (pthread_create(&st, NULL, pool_thread, NULL) == 0) {

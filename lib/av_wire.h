@@ -10,7 +10,7 @@
 
 #define AV_MAGIC  0x50634156u /* "PcAV" */
 #define HELPER_FD 3           /* the control socket in the helper */
-#define AV_ARGC   14          /* the helper's argument count, see spawn_helper() */
+#define AV_ARGC   15          /* the helper's argument count, see spawn_helper() */
 
 struct av_req {
 	uint32_t magic;

@@ -43,6 +43,7 @@ struct clamav_conf {
 	long max_scantime;
 	long reload_interval;
 	long timeout;
+	long max_scans;
 	enum mode virus;
 };
 
@@ -67,6 +68,9 @@ static const struct conf_param clamav_params[] = {
 	  "libclamav's own time limit for one message, in ms (0: no limit)" },
 	{ "clamav.timeout", "150s", CONF_TIME, F(timeout), 1, 3600,
 	  "longest wait for one scan; past it the scanner helper is killed and restarted" },
+	{ "clamav.max_scans", "10", CONF_INT, F(max_scans), 1, 1000,
+	  "messages scanned at the same time; more wait in line for a free scan thread "
+	  "(clamd's MaxThreads)" },
 	{ "clamav.reload_interval", "60s", CONF_TIME, F(reload_interval), 1, 86400,
 	  "how often the database directory is checked for changes" },
 	{ "clamav.virus", "reject", CONF_MODE, F(virus), 0, 0,
@@ -87,6 +91,7 @@ static void settings(const struct conf *c, const struct clamav_conf *cc, struct 
 	s->max_scantime = cc->max_scantime;
 	s->reload_interval = cc->reload_interval;
 	s->timeout_ms = cc->timeout * 1000;
+	s->max_scans = cc->max_scans;
 	bcopy_str(s->log_target, sizeof(s->log_target), c->core.log_target);
 	bcopy_str(s->log_facility, sizeof(s->log_facility), c->core.log_facility);
 	s->debug = c->core.debug;

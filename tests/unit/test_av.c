@@ -497,6 +497,82 @@ static void test_throughput(void **state)
 	close(fdv);
 }
 
+/* Threads of process pid (its /proc/PID/task entries), -1 if gone. */
+static int task_count(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* The most threads the helper had while 8 threads made 40 scans each with
+ * settings s; asserts every answer was right. */
+static int max_helper_threads(const struct av_settings *s)
+{
+	struct worker w[8];
+	int fdc = make_msg(0), fdv = make_msg(1), most = 0, running = 8, done[8] = { 0 };
+	struct av_result r;
+	int fd = dup(fdc);
+
+	/* the helper for these settings, started and its database loaded */
+	assert_int_equal(av_scan(s, fd, &r), AV_CLEAN);
+	close(fd);
+	for (int i = 0; i < 8; i++) {
+		w[i] = (struct worker){ .s = s, .n = 40, .fd_clean = fdc, .fd_virus = fdv };
+		assert_int_equal(pthread_create(&w[i].tid, NULL, work, &w[i]), 0);
+	}
+	while (running > 0) {
+		int n = task_count(av_helper_pid());
+
+		if (n > most)
+			most = n;
+		running = 0;
+		for (int i = 0; i < 8; i++)
+			if (!done[i] && pthread_tryjoin_np(w[i].tid, NULL) == 0)
+				done[i] = 1;
+			else if (!done[i])
+				running++;
+		usleep(200);
+	}
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(w[i].errors + w[i].wrong, 0);
+	close(fdc);
+	close(fdv);
+	return most;
+}
+
+/* clamav.max_scans: the helper runs at most that many scans at a time; the
+ * others wait in line and are answered all the same. */
+static void test_max_scans(void **state)
+{
+	struct av_settings s;
+	int bounded, unbounded;
+
+	(void)state;
+	write_db("test.ndb", "Test.Eicar");
+	settings(&s, dbdir);
+	s.max_scans = 2;
+	bounded = max_helper_threads(&s);
+	s.max_scans = 0; /* no bound (other settings: a new helper) */
+	unbounded = max_helper_threads(&s);
+	printf("max_scans: 8 clients, helper threads at most %d with max_scans = 2, %d without "
+	       "a bound\n",
+	       bounded, unbounded);
+	/* the main thread, the reload thread and two scan threads */
+	assert_true(bounded <= 4);
+	assert_true(bounded >= 3);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +585,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_no_database),
 		cmocka_unit_test(test_tmpdir),
 		cmocka_unit_test(test_malformed_database),
+		cmocka_unit_test(test_max_scans),
 	};
 
 	if (argc > 1 && strcmp(argv[1], "--av-helper") == 0)
