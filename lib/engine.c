@@ -433,7 +433,10 @@ static void take_envelope(struct conn *c, enum stage st, int module, const struc
 			x = &t->envs[t->nenvs++];
 		}
 		x->rcpt = e->rcpt;
-		snprintf(x->old, sizeof(x->old), e->rcpt ? "<%s>" : "", e->old);
+		if (e->rcpt)
+			snprintf(x->old, sizeof(x->old), "<%s>", e->old);
+		else
+			x->old[0] = '\0';
 		snprintf(x->addr, sizeof(x->addr), "<%s>", e->addr);
 	}
 }
