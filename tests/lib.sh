@@ -212,13 +212,16 @@ t_port_busy()
 	ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
 }
 
-# A free TCP port on the loopback, random in 20000..59999.
+# A free TCP port in 20000-31999: below Linux's ephemeral range (32768 on),
+# where any client socket of a test running alongside may take it between
+# this check and the bind (seen: Postfix "bind 127.0.0.1 port 48270:
+# Address already in use").
 t_free_port()
 {
 	_i=0
 	while [ $_i -lt 50 ]; do
 		_r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		_port=$((20000 + _r % 40000))
+		_port=$((20000 + _r % 12000))
 		if ! t_port_busy "$_port"; then
 			echo "$_port"
 			return 0

@@ -165,12 +165,20 @@ done
 traffic 10 - "$work/traffic.out"
 wlstream 40 k "$work/wl.out"
 sleep 0.5
-for i in 1 2 3; do
+# three kills, looked for every 0.1 s for up to 10 s while the adds run
+# (on a loaded machine the first add may start late)
+kills=0
+for i in $(seq 1 100); do
 	# portcullisctl itself (its command line starts with its path), not
 	# the timeout around it
 	ctl=$(pgrep -f "^$PORTCULLISCTL -c $CONF whitelist add" | head -n 1)
-	[ -n "$ctl" ] && kill -KILL "$ctl" 2>/dev/null
-	sleep 0.2
+	if [ -n "$ctl" ] && kill -KILL "$ctl" 2>/dev/null; then
+		kills=$((kills + 1))
+		[ "$kills" -ge 3 ] && break
+		sleep 0.2
+	fi
+	kill -0 "$WLSTREAM" 2>/dev/null || break
+	sleep 0.1
 done
 t_wait_exit "$WLSTREAM" 120 || t_err "whitelist adds still running after 120 s (a hang?)"
 wait "$WLSTREAM" 2>/dev/null

@@ -83,7 +83,7 @@ port_free()
 random_port()
 {
 	_r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-	echo $((20000 + _r % 40000))
+	echo $((20000 + _r % 12000))
 }
 
 free_port()
