@@ -74,37 +74,14 @@ PF=$T/postfix Q=$T/queue
 mkdir -p "$PF" "$Q" "$T/data"
 chown postfix "$T/data"
 P1=$(t_free_port)
-{
-	echo "compatibility_level = 3.6"
-	echo "queue_directory = $Q"
-	echo "data_directory = $T/data"
-	echo "maillog_file = $T/maillog"
-	echo "maillog_file_prefixes = $T"
-	echo "myhostname = mx.example.test"
-	echo "mydestination ="
-	echo "relay_domains = example.test"
-	echo "relay_transport = discard:bench"
-	echo "default_transport = discard:bench"
-	echo "inet_interfaces = 127.0.0.1"
-	echo "inet_protocols = ipv4"
-	echo "mynetworks = 127.0.0.0/8"
-	echo "smtp_dns_support_level = disabled"
-	echo "smtpd_peername_lookup = no"
-	echo "smtpd_milters = unix:$T/pc/sock"
-	echo "non_smtpd_milters ="
-	echo "milter_default_action = tempfail"
-	echo "in_flow_delay = 0"
-	# Postfix tarpits a session after smtpd_soft_error_limit (10) errors
-	# (smtpd_error_sleep_time, 1 s per reply): a flood of refusals on
-	# few sessions would measure that, not the filter.  A real joe-job
-	# comes from many MTAs, one or a few messages per session.
-	echo "smtpd_error_sleep_time = 0"
-	echo "smtpd_soft_error_limit = 100000"
-	echo "smtpd_hard_error_limit = 100000"
-	echo "alias_maps ="
-	echo "alias_database ="
-	echo "biff = no"
-} >"$PF/main.cf"
+# Postfix tarpits a session after smtpd_soft_error_limit (10) errors
+# (smtpd_error_sleep_time, 1 s per reply): a flood of refusals on few
+# sessions would measure that, not the filter.  A real joe-job comes from
+# many MTAs, one or a few messages per session.
+pf_bench_main_cf "smtpd_milters = unix:$T/pc/sock" \
+	"smtpd_error_sleep_time = 0" \
+	"smtpd_soft_error_limit = 100000" \
+	"smtpd_hard_error_limit = 100000" >"$PF/main.cf"
 {
 	echo "127.0.0.1:$P1 inet n - n - - smtpd"
 	pf_services

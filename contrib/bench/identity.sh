@@ -180,30 +180,7 @@ P2=$P1
 while [ "$P2" = "$P1" ]; do P2=$(t_free_port); done
 P3=$P1
 while [ "$P3" = "$P1" ] || [ "$P3" = "$P2" ]; do P3=$(t_free_port); done
-{
-	echo "compatibility_level = 3.6"
-	echo "queue_directory = $Q"
-	echo "data_directory = $T/data"
-	echo "maillog_file = $T/maillog"
-	echo "maillog_file_prefixes = $T"
-	echo "myhostname = mx.example.test"
-	echo "mydestination ="
-	echo "relay_domains = example.test"
-	echo "relay_transport = discard:bench"
-	echo "default_transport = discard:bench"
-	echo "inet_interfaces = 127.0.0.1"
-	echo "inet_protocols = ipv4"
-	echo "mynetworks = 127.0.0.0/8"
-	echo "smtp_dns_support_level = disabled"
-	echo "smtpd_peername_lookup = no"
-	echo "non_smtpd_milters ="
-	echo "milter_default_action = tempfail"
-	echo "milter_protocol = 6"
-	echo "in_flow_delay = 0"
-	echo "alias_maps ="
-	echo "alias_database ="
-	echo "biff = no"
-} >"$PF/main.cf"
+pf_bench_main_cf >"$PF/main.cf"
 {
 	echo "127.0.0.1:$P1 inet n - n - - smtpd -o smtpd_milters=unix:$T/spf/sock"
 	echo "127.0.0.1:$P2 inet n - n - - smtpd -o smtpd_milters=unix:$T/ident/sock"
