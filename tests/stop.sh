@@ -80,19 +80,26 @@ t_grep "portcullis stopped" "$T/1.log" "idle stop"
 echo "idle daemon: stopped $ms ms after SIGTERM"
 [ "$ms" -lt 2000 ] || t_err "idle stop took $ms ms (libmilter alone: up to 5000 ms)"
 
-# --- 2. a transaction in flight; an MTA with no reply to connect, HELO, MAIL ---------
-t_start "$CONF" "$T/2.log"
-PID=$T_PID WRAP=$T_WRAP
-cat >"$T/a.script" <<EOF
-$OPTNEG6
+# inflight_script NEGOTIATION NAME: $T/NAME.script, a transaction that
+# waits for $T/NAME.go before its end of message (touches $T/NAME.ready)
+inflight_script()
+{
+	cat >"$T/$2.script" <<EOF
+$1
 $CONN
 $HELO
 send M $(hex "<a@example.net>")00
 send R $(hex "<b@example.test>")00
-touch $T/a.ready
-wait $T/a.go
+touch $T/$2.ready
+wait $T/$2.go
 send E
 EOF
+}
+
+# --- 2. a transaction in flight; an MTA with no reply to connect, HELO, MAIL ---------
+t_start "$CONF" "$T/2.log"
+PID=$T_PID WRAP=$T_WRAP
+inflight_script "$OPTNEG6" a
 cat >"$T/b.script" <<EOF
 $OPTNEG6
 $CONN
@@ -161,16 +168,7 @@ grep -q -e "from=<c@example.net>" -e "from=<f@example.net>" "$T/2.log" &&
 # --- 3. the same with an older MTA (protocol 4, no reply steps) ----------------------
 t_start "$CONF" "$T/3.log"
 PID=$T_PID WRAP=$T_WRAP
-cat >"$T/a3.script" <<EOF
-$OPTNEG4
-$CONN
-$HELO
-send M $(hex "<a@example.net>")00
-send R $(hex "<b@example.test>")00
-touch $T/a3.ready
-wait $T/a3.go
-send E
-EOF
+inflight_script "$OPTNEG4" a3
 cat >"$T/b3.script" <<EOF
 $OPTNEG4
 $CONN
